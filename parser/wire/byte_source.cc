@@ -1,0 +1,160 @@
+#include "parser/wire/byte_source.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "parser/wire/limits.h"
+
+namespace qmig {
+
+absl::StatusOr<absl::Span<const uint8_t>> MemorySource::View(uint64_t offset, size_t) {
+  if (offset < base_) {
+    return absl::InternalError(absl::StrCat("view at ", offset, " before source start ", base_));
+  }
+  uint64_t relative = offset - base_;
+  if (relative >= data_.size()) return absl::Span<const uint8_t>();
+  return data_.subspan(relative);
+}
+
+absl::StatusOr<bool> MemorySource::BufferToEnd(uint64_t offset, uint64_t max_bytes) {
+  uint64_t end = base_ + data_.size();
+  return offset >= end || end - offset <= max_bytes;
+}
+
+FdSource::FdSource(int fd, std::optional<uint64_t> known_size)
+    : fd_(fd), known_size_(known_size) {}
+
+absl::Status FdSource::Fill(uint64_t offset, size_t want, size_t capacity) {
+  if (offset < window_start_) {
+    return absl::InternalError(
+        absl::StrCat("read at ", offset, " behind the retained window at ", window_start_));
+  }
+  uint64_t window_end = window_start_ + window_len_;
+  if (offset + want <= window_end || eof_) {
+    if (offset > window_end) {
+      // Only reachable past end of input; nothing more to read.
+      return absl::OkStatus();
+    }
+    return absl::OkStatus();
+  }
+  // Drop what lies before `offset`, then read more.
+  if (offset > window_start_) {
+    size_t drop = static_cast<size_t>(std::min<uint64_t>(offset - window_start_, window_len_));
+    std::memmove(buffer_.data(), buffer_.data() + drop, window_len_ - drop);
+    window_len_ -= drop;
+    window_start_ += drop;
+  }
+  // Bytes between the window end and `offset` (a forward skip) are read and
+  // discarded in place.
+  size_t needed_capacity = std::max(capacity, want);
+  if (buffer_.size() < needed_capacity) buffer_.resize(needed_capacity);
+  peak_ = std::max(peak_, buffer_.size());
+  while (!eof_) {
+    if (window_start_ < offset && window_len_ == 0) {
+      // Skipping forward: read into the buffer and throw the bytes away.
+      ssize_t n = ::read(fd_, buffer_.data(),
+                         static_cast<size_t>(std::min<uint64_t>(offset - window_start_, buffer_.size())));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return absl::ErrnoToStatus(errno, "read");
+      }
+      if (n == 0) {
+        eof_ = true;
+        break;
+      }
+      window_start_ += static_cast<uint64_t>(n);
+      continue;
+    }
+    if (window_start_ + window_len_ >= offset + want) break;
+    if (window_len_ == buffer_.size()) break;
+    ssize_t n = ::read(fd_, buffer_.data() + window_len_, buffer_.size() - window_len_);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return absl::ErrnoToStatus(errno, "read");
+    }
+    if (n == 0) {
+      eof_ = true;
+      break;
+    }
+    window_len_ += static_cast<size_t>(n);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<absl::Span<const uint8_t>> FdSource::View(uint64_t offset, size_t want) {
+  absl::Status status = Fill(offset, want, std::max(kStreamWindowBytes, buffer_.size()));
+  if (!status.ok()) return status;
+  uint64_t window_end = window_start_ + window_len_;
+  if (offset >= window_end || offset < window_start_) return absl::Span<const uint8_t>();
+  return absl::Span<const uint8_t>(buffer_.data() + (offset - window_start_),
+                                   static_cast<size_t>(window_end - offset));
+}
+
+absl::StatusOr<bool> FdSource::BufferToEnd(uint64_t offset, uint64_t max_bytes) {
+  if (known_size_.has_value() && *known_size_ >= offset && *known_size_ - offset > max_bytes) {
+    return false;
+  }
+  // Grow the window one step at a time so that memory follows the input.
+  size_t capacity = std::max(kStreamWindowBytes, buffer_.size());
+  while (true) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(capacity, max_bytes + 1));
+    absl::Status status = Fill(offset, want, capacity);
+    if (!status.ok()) return status;
+    uint64_t have = window_start_ + window_len_ > offset ? window_start_ + window_len_ - offset : 0;
+    if (eof_) return have <= max_bytes;
+    if (have > max_bytes) return false;
+    if (capacity >= max_bytes + 1) return false;
+    capacity = static_cast<size_t>(std::min<uint64_t>(capacity * 2, max_bytes + 1));
+  }
+}
+
+absl::StatusOr<std::unique_ptr<OpenedInput>> OpenedInput::Open(const std::string& path) {
+  std::unique_ptr<OpenedInput> input(new OpenedInput());
+  input->path_ = path;
+  if (path == "-") {
+    input->fd_ = STDIN_FILENO;
+  } else {
+    input->fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (input->fd_ < 0) return absl::ErrnoToStatus(errno, absl::StrCat("open ", path));
+    input->owns_fd_ = true;
+  }
+  struct stat st;
+  if (::fstat(input->fd_, &st) != 0) return absl::ErrnoToStatus(errno, "fstat");
+  if (S_ISREG(st.st_mode)) {
+    uint64_t size = static_cast<uint64_t>(st.st_size);
+    if (size == 0) {
+      input->empty_file_ = true;
+      input->source_ = std::make_unique<MemorySource>(absl::Span<const uint8_t>());
+      return input;
+    }
+    void* mapped = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, input->fd_, 0);
+    if (mapped != MAP_FAILED) {
+      ::madvise(mapped, size, MADV_SEQUENTIAL);
+      input->mapped_ = mapped;
+      input->mapped_len_ = size;
+      input->source_ = std::make_unique<MemorySource>(
+          absl::Span<const uint8_t>(static_cast<const uint8_t*>(mapped), size));
+      return input;
+    }
+    input->source_ = std::make_unique<FdSource>(input->fd_, size);
+    return input;
+  }
+  input->source_ = std::make_unique<FdSource>(input->fd_);
+  return input;
+}
+
+OpenedInput::~OpenedInput() {
+  source_.reset();
+  if (mapped_ != nullptr) ::munmap(mapped_, mapped_len_);
+  if (owns_fd_ && fd_ >= 0) ::close(fd_);
+}
+
+}  // namespace qmig

@@ -1,0 +1,112 @@
+// Where stream bytes come from. A ByteSource hands out read-only views by
+// absolute offset; offsets only move forward, so a source over a pipe or a
+// socket keeps a bounded window and never holds the whole stream.
+//
+// Implementations: MemorySource (a caller-owned span, e.g. an mmap'd file),
+// FdSource (read(2) from any descriptor: regular file, pipe, socket, stdin).
+#ifndef QMIG_PARSER_WIRE_BYTE_SOURCE_H_
+#define QMIG_PARSER_WIRE_BYTE_SOURCE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+
+namespace qmig {
+
+class ByteSource {
+ public:
+  virtual ~ByteSource() = default;
+
+  // A view of the bytes starting at absolute `offset`. It holds at least
+  // `want` bytes, or every byte up to the end of input when fewer remain (an
+  // empty view means end of input). It may hold more. It stays valid until the
+  // next call. `offset` must not be below the offset of any earlier call's
+  // view start minus what the source still retains; readers only move forward.
+  virtual absl::StatusOr<absl::Span<const uint8_t>> View(uint64_t offset, size_t want) = 0;
+
+  // Makes every byte from `offset` to the end of input available to View() at
+  // once, if there are at most `max_bytes` of them. Returns true when the end
+  // of input was reached within `max_bytes`.
+  virtual absl::StatusOr<bool> BufferToEnd(uint64_t offset, uint64_t max_bytes) = 0;
+
+  // The total input size, when known in advance (regular files).
+  virtual std::optional<uint64_t> Size() const = 0;
+
+  // Peak bytes this source held in memory (not counting caller-owned memory).
+  virtual size_t PeakBufferBytes() const { return 0; }
+};
+
+// Borrowed bytes. `base_offset` is the absolute offset of data[0], so that a
+// slice re-read later still reports offsets of the original stream.
+class MemorySource final : public ByteSource {
+ public:
+  explicit MemorySource(absl::Span<const uint8_t> data, uint64_t base_offset = 0)
+      : data_(data), base_(base_offset) {}
+
+  absl::StatusOr<absl::Span<const uint8_t>> View(uint64_t offset, size_t want) override;
+  absl::StatusOr<bool> BufferToEnd(uint64_t offset, uint64_t max_bytes) override;
+  std::optional<uint64_t> Size() const override { return base_ + data_.size(); }
+
+ private:
+  absl::Span<const uint8_t> data_;
+  uint64_t base_;
+};
+
+// read(2) from a descriptor the caller owns, through a window of
+// kStreamWindowBytes (grown only by BufferToEnd, up to its bound).
+class FdSource final : public ByteSource {
+ public:
+  explicit FdSource(int fd, std::optional<uint64_t> known_size = std::nullopt);
+
+  absl::StatusOr<absl::Span<const uint8_t>> View(uint64_t offset, size_t want) override;
+  absl::StatusOr<bool> BufferToEnd(uint64_t offset, uint64_t max_bytes) override;
+  std::optional<uint64_t> Size() const override { return known_size_; }
+  size_t PeakBufferBytes() const override { return peak_; }
+
+ private:
+  // Reads until the window holds `[offset, offset + want)` or input ends.
+  absl::Status Fill(uint64_t offset, size_t want, size_t capacity);
+
+  int fd_;
+  std::optional<uint64_t> known_size_;
+  std::vector<uint8_t> buffer_;
+  uint64_t window_start_ = 0;  // absolute offset of buffer_[0]
+  size_t window_len_ = 0;      // valid bytes in buffer_
+  bool eof_ = false;
+  size_t peak_ = 0;
+};
+
+// An input opened by path ("-" is stdin): regular files are mapped, anything
+// else is read through an FdSource.
+class OpenedInput {
+ public:
+  static absl::StatusOr<std::unique_ptr<OpenedInput>> Open(const std::string& path);
+  ~OpenedInput();
+  OpenedInput(const OpenedInput&) = delete;
+  OpenedInput& operator=(const OpenedInput&) = delete;
+
+  ByteSource& source() { return *source_; }
+  bool seekable() const { return mapped_ != nullptr || empty_file_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  OpenedInput() = default;
+
+  std::string path_;
+  int fd_ = -1;
+  bool owns_fd_ = false;
+  void* mapped_ = nullptr;
+  size_t mapped_len_ = 0;
+  bool empty_file_ = false;
+  std::unique_ptr<ByteSource> source_;
+};
+
+}  // namespace qmig
+
+#endif  // QMIG_PARSER_WIRE_BYTE_SOURCE_H_

@@ -1,0 +1,115 @@
+#include "parser/wire/byte_source.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "parser/wire/limits.h"
+#include "parser/wire/reader.h"
+
+namespace qmig {
+namespace {
+
+// Writes `data` into a pipe from another thread, in odd-sized chunks.
+class PipeWriter {
+ public:
+  explicit PipeWriter(std::vector<uint8_t> data) : data_(std::move(data)) {
+    signal(SIGPIPE, SIG_IGN);  // the reader may stop early
+    int fds[2];
+    EXPECT_EQ(pipe(fds), 0);
+    read_fd_ = fds[0];
+    int write_fd = fds[1];
+    thread_ = std::thread([this, write_fd] {
+      size_t pos = 0;
+      while (pos < data_.size()) {
+        size_t chunk = std::min<size_t>(data_.size() - pos, 7777);
+        ssize_t n = write(write_fd, data_.data() + pos, chunk);
+        if (n <= 0) break;
+        pos += static_cast<size_t>(n);
+      }
+      close(write_fd);
+    });
+  }
+  ~PipeWriter() {
+    close(read_fd_);
+    thread_.join();
+  }
+  int fd() const { return read_fd_; }
+
+ private:
+  std::vector<uint8_t> data_;
+  int read_fd_;
+  std::thread thread_;
+};
+
+std::vector<uint8_t> Pattern(size_t n) {
+  std::vector<uint8_t> data(n);
+  for (size_t i = 0; i < n; ++i) data[i] = static_cast<uint8_t>(i * 131 + (i >> 8));
+  return data;
+}
+
+TEST(FdSourceTest, ReadsAPipeThroughABoundedWindow) {
+  std::vector<uint8_t> data = Pattern(5 * kStreamWindowBytes + 123);
+  PipeWriter writer(data);
+  FdSource source(writer.fd());
+  Reader reader(&source, nullptr);
+  uint64_t checksum = 0, expected = 0;
+  for (uint8_t b : data) expected = expected * 31 + b;
+  while (!*reader.AtEnd()) {
+    absl::StatusOr<absl::Span<const uint8_t>> bytes = reader.Bytes(4099 < *reader.KnownRemaining() ? 4099 : 1);
+    ASSERT_TRUE(bytes.ok());
+    for (uint8_t b : *bytes) checksum = checksum * 31 + b;
+  }
+  EXPECT_EQ(checksum, expected);
+  EXPECT_LE(source.PeakBufferBytes(), kStreamWindowBytes);
+}
+
+TEST(FdSourceTest, SkipsForwardWithoutHoldingTheSkippedBytes) {
+  std::vector<uint8_t> data = Pattern(4 * kStreamWindowBytes);
+  PipeWriter writer(data);
+  FdSource source(writer.fd());
+  Reader reader(&source, nullptr);
+  ASSERT_TRUE(reader.Skip(3 * kStreamWindowBytes + 5).ok());
+  EXPECT_EQ(*reader.U8(), data[3 * kStreamWindowBytes + 5]);
+  EXPECT_LE(source.PeakBufferBytes(), kStreamWindowBytes);
+}
+
+TEST(FdSourceTest, BufferToEndHoldsTheTailOrSaysItIsTooLong) {
+  std::vector<uint8_t> data = Pattern(3 * kStreamWindowBytes);
+  {
+    PipeWriter writer(data);
+    FdSource source(writer.fd());
+    absl::StatusOr<bool> fits = source.BufferToEnd(100, data.size());
+    ASSERT_TRUE(fits.ok());
+    EXPECT_TRUE(*fits);
+    absl::StatusOr<absl::Span<const uint8_t>> view = source.View(100, 1);
+    ASSERT_TRUE(view.ok());
+    EXPECT_EQ(view->size(), data.size() - 100);
+    EXPECT_EQ((*view)[view->size() - 1], data.back());
+  }
+  {
+    PipeWriter writer(data);
+    FdSource source(writer.fd());
+    absl::StatusOr<bool> fits = source.BufferToEnd(0, kStreamWindowBytes);
+    ASSERT_TRUE(fits.ok());
+    EXPECT_FALSE(*fits);
+    Reader reader(&source, nullptr);
+    EXPECT_EQ(*reader.U8(), data[0]);
+  }
+}
+
+TEST(FdSourceTest, TruncationOnAPipeIsReportedAsTruncated) {
+  std::vector<uint8_t> data = Pattern(10);
+  PipeWriter writer(data);
+  FdSource source(writer.fd());
+  Reader reader(&source, nullptr);
+  ASSERT_TRUE(reader.Skip(8).ok());
+  EXPECT_TRUE(absl::IsOutOfRange(reader.Be32().status()));
+}
+
+}  // namespace
+}  // namespace qmig

@@ -1,0 +1,145 @@
+// Findings: what qmig reports about a stream. Each has a stable code (part of
+// the --json schema, see docs/FINDINGS.md), a severity, the absolute byte
+// offset, the offset inside the innermost PACKAGED blob when there is one, a
+// path ("PACKAGED@0x1f3a20 > FULL 'cpu' #0 > env.regs") and a message.
+#ifndef QMIG_PARSER_WIRE_FINDING_H_
+#define QMIG_PARSER_WIRE_FINDING_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "absl/types/span.h"
+
+namespace qmig {
+
+enum class Severity : uint8_t { kNote, kWarning, kError };
+absl::string_view SeverityName(Severity severity);
+
+// X(enumerator, "stable.code", default severity, "what it means")
+#define QMIG_FINDING_CODES(X)                                                                     \
+  X(kIoError, "input.io_error", kError, "reading the input failed")                              \
+  X(kTruncated, "stream.truncated", kError, "the input ended inside a record")                   \
+  X(kEmpty, "stream.empty", kError, "the input holds no bytes")                                  \
+  X(kBadMagic, "header.bad_magic", kError, "the stream does not start with QEVM")                \
+  X(kObsoleteVersion, "header.obsolete_version", kError, "file version 2 is obsolete")           \
+  X(kBadVersion, "header.bad_version", kError, "unknown file version")                           \
+  X(kConfigBadName, "config.bad_machine_name", kError, "machine name empty, too long or not text") \
+  X(kConfigBadSubsection, "config.bad_subsection", kError, "unknown or malformed configuration subsection") \
+  X(kConfigBadPageBits, "config.bad_target_page_bits", kError, "target page bits out of range")  \
+  X(kConfigBadCapability, "config.bad_capability", kError, "unknown or malformed capability")    \
+  X(kConfigMisplaced, "config.misplaced", kError, "CONFIGURATION anywhere but after the header") \
+  X(kUnknownSectionType, "section.unknown_type", kError, "a record starts with an unknown byte")  \
+  X(kBadIdstr, "section.bad_idstr", kError, "section name empty or holding a NUL")               \
+  X(kDuplicateSectionId, "section.duplicate_id", kError, "a section id opened twice")            \
+  X(kUnknownSectionId, "section.unknown_id", kError, "PART/END for a section id never started")  \
+  X(kSectionAfterEnd, "section.after_end", kError, "PART/END after the section's END")           \
+  X(kSectionNotEnded, "section.not_ended", kWarning, "a START section never got its END")        \
+  X(kBadSectionVersion, "section.bad_version", kError, "section version not accepted")           \
+  X(kFooterMissing, "section.footer_missing", kError, "no footer where footers are in use")      \
+  X(kFooterMismatch, "section.footer_mismatch", kError, "footer names another section id")       \
+  X(kFooterUnexpected, "section.footer_unexpected", kError, "a footer where footers are not in use") \
+  X(kUnknownCommand, "cmd.unknown", kError, "command number unknown to the profile")             \
+  X(kCommandLength, "cmd.bad_length", kError, "command length breaks its rule")                  \
+  X(kCommandPayload, "cmd.bad_payload", kError, "command payload invalid")                       \
+  X(kCommandState, "cmd.wrong_state", kError, "command not allowed in the current state")        \
+  X(kPingNoReturnPath, "cmd.ping_without_return_path", kError, "PING before OPEN_RETURN_PATH")   \
+  X(kDuplicateReturnPath, "cmd.return_path_reopened", kWarning, "OPEN_RETURN_PATH sent twice")   \
+  X(kDiscardRange, "cmd.discard_range", kError, "RAM_DISCARD range misaligned or outside its block") \
+  X(kDiscardBlock, "cmd.discard_unknown_block", kError, "RAM_DISCARD names an unknown block")    \
+  X(kForbiddenInPackage, "package.forbidden_command", kError, "command that reads the outer stream inside a package") \
+  X(kPackageTooLarge, "package.too_large", kError, "package length over the limit")              \
+  X(kPackageOverrunsStream, "package.overruns_stream", kError, "package length runs past the stream") \
+  X(kPackageEndsMidRecord, "package.ends_mid_record", kError, "a record crosses the package end") \
+  X(kPackageNoRun, "package.listen_without_run", kError, "package with LISTEN does not end with RUN") \
+  X(kPackageBytesAfterRun, "package.bytes_after_run", kError, "bytes after RUN inside a package") \
+  X(kPackageTooDeep, "package.too_deep", kError, "packages nested deeper than the limit")        \
+  X(kPackageNoEnd, "package.unterminated", kError, "package ends without EOF or RUN")            \
+  X(kRamBadFlags, "ram.bad_flags", kError, "unknown combination of RAM flags")                    \
+  X(kRamBadContinue, "ram.bad_continue", kError, "CONTINUE without a previous block")            \
+  X(kRamUnknownBlock, "ram.unknown_block", kError, "page for a block not in MEM_SIZE")           \
+  X(kRamOffset, "ram.bad_offset", kError, "page offset outside its block")                       \
+  X(kRamNonzeroOffset, "ram.nonzero_offset", kError, "offset bits set on a record without a page") \
+  X(kRamZeroFill, "ram.nonzero_fill", kError, "zero page with a non-zero fill byte")             \
+  X(kRamXbzrle, "ram.bad_xbzrle", kError, "XBZRLE page does not decode")                         \
+  X(kRamCompress, "ram.bad_compressed_page", kError, "compressed page does not inflate to a page") \
+  X(kRamMemSize, "ram.bad_mem_size", kError, "MEM_SIZE block list invalid")                      \
+  X(kRamPostcopyRecord, "ram.postcopy_record", kError, "record not allowed in postcopy")         \
+  X(kRamVersion, "ram.bad_version", kError, "RAM section version is not 4")                      \
+  X(kRamNoEos, "ram.missing_eos", kError, "RAM section payload does not end with EOS")           \
+  X(kIterableUnverified, "section.iterable_unverified", kWarning, "iterable section framed by scanning") \
+  X(kEofMisplaced, "stream.eof_misplaced", kError, "records or sections left open at EOF")       \
+  X(kTrailingBytes, "stream.trailing_bytes", kError, "bytes after the end of the stream")        \
+  X(kNoEof, "stream.no_eof", kError, "the stream ends without EOF")                              \
+  X(kVmdescTruncated, "vmdesc.truncated", kError, "VMDESCRIPTION shorter than its length")       \
+  X(kVmdescTooLarge, "vmdesc.too_large", kError, "VMDESCRIPTION over the limit")                 \
+  X(kVmdescBadJson, "vmdesc.bad_json", kError, "VMDESCRIPTION is not a valid description")       \
+  X(kVmdescAbsent, "vmdesc.absent", kNote, "no VMDESCRIPTION trailer")                           \
+  X(kDeviceUnverified, "device.unverified", kWarning, "device section delimited by scanning, not decoded") \
+  X(kDeviceNoDescription, "device.no_description", kWarning, "the description has no such device") \
+  X(kDeviceLength, "device.bad_length", kError, "device state does not match its description")   \
+  X(kDeviceVersion, "device.version_mismatch", kError, "section version differs from its description") \
+  X(kDeviceValue, "device.bad_value", kError, "device field value invalid for its type")         \
+  X(kDeviceSubsection, "device.bad_subsection", kError, "subsection missing or not the described one") \
+  X(kSchemaInvalid, "schema.invalid", kError, "the vmstate description cannot be used")          \
+  X(kProfileMismatch, "profile.mismatch", kWarning, "stream does not fit the chosen profile")    \
+  X(kRpBadType, "rp.bad_type", kError, "unknown return-path message")                            \
+  X(kRpBadLength, "rp.bad_length", kError, "return-path message length breaks its rule")         \
+  X(kRpBadPayload, "rp.bad_payload", kError, "return-path message payload invalid")              \
+  X(kRpBitmap, "rp.bad_bitmap", kError, "received-bitmap blob invalid")                          \
+  X(kMultifdBadInit, "multifd.bad_init", kError, "MultiFDInit invalid")                          \
+  X(kMultifdBadPacket, "multifd.bad_packet", kError, "multifd packet header invalid")            \
+  X(kTooManyFindings, "findings.limit", kNote, "further findings were counted, not kept")
+
+enum class FindingCode : uint16_t {
+#define QMIG_FINDING_ENUM(name, code, severity, summary) name,
+  QMIG_FINDING_CODES(QMIG_FINDING_ENUM)
+#undef QMIG_FINDING_ENUM
+};
+
+struct FindingInfo {
+  FindingCode code;
+  absl::string_view name;
+  Severity severity;
+  absl::string_view summary;
+};
+
+const FindingInfo& DescribeFinding(FindingCode code);
+absl::Span<const FindingInfo> AllFindingInfos();
+
+struct Finding {
+  FindingCode code;
+  Severity severity;
+  uint64_t offset = 0;
+  std::optional<uint64_t> package_offset;
+  std::string path;
+  std::string message;
+  // QEMU 7.2's destination would have loaded this stream regardless.
+  bool qemu_accepts = false;
+};
+
+// Collects findings, bounded by a limit; counts everything.
+class FindingList {
+ public:
+  explicit FindingList(uint32_t max_kept = 1000) : max_kept_(max_kept) {}
+
+  void Add(Finding finding);
+  const std::vector<Finding>& findings() const { return findings_; }
+  uint64_t error_count() const { return errors_; }
+  uint64_t warning_count() const { return warnings_; }
+  uint64_t dropped() const { return dropped_; }
+  bool HasCode(FindingCode code) const;
+
+ private:
+  uint32_t max_kept_;
+  std::vector<Finding> findings_;
+  uint64_t errors_ = 0;
+  uint64_t warnings_ = 0;
+  uint64_t dropped_ = 0;
+};
+
+}  // namespace qmig
+
+#endif  // QMIG_PARSER_WIRE_FINDING_H_

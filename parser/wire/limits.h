@@ -1,0 +1,70 @@
+// Every limit qmig applies to a migration stream, in one place.
+//
+// A migration stream is hostile input: no length read off the wire is used to
+// allocate or to skip before it is checked against one of these limits and
+// against the bytes that can still arrive. The values that a user may raise
+// live in `ParseLimits`; the rest are fixed by the protocol.
+#ifndef QMIG_PARSER_WIRE_LIMITS_H_
+#define QMIG_PARSER_WIRE_LIMITS_H_
+
+#include <cstddef>
+#include <cstdint>
+
+namespace qmig {
+
+// Fixed by the protocol.
+inline constexpr size_t kMaxCountedString = 255;      // u8 length prefix.
+inline constexpr size_t kTargetPageSize = 4096;       // x86 and the profiles qmig knows.
+inline constexpr uint32_t kRamFlagBitsMask = 0xfff;   // flags live below the page offset.
+inline constexpr size_t kMaxXbzrleEncoded = kTargetPageSize;
+inline constexpr size_t kMaxCompressedPage = 4096 + 4096 / 1000 + 64;  // > compressBound(4096).
+inline constexpr size_t kReturnPathMaxPayload = 512;
+inline constexpr size_t kMultifdInitSize = 64;
+inline constexpr size_t kMultifdRamblockNameSize = 256;
+inline constexpr uint64_t kOriginalPackageLimit = uint64_t{1} << 24;  // 16 MiB, the 2015 design.
+inline constexpr uint64_t kMaxPackageLimit = 0xffffffffu;           // QEMU >= 3.0 accepts this.
+
+// Sanity caps where QEMU has none (it allocates before reading).
+inline constexpr uint32_t kMaxMachineNameLength = 255;
+inline constexpr uint32_t kMaxConfigCapabilities = 64;
+inline constexpr uint32_t kMaxRamBlocks = 4096;
+inline constexpr uint64_t kMaxRamBlockLength = uint64_t{1} << 46;  // 64 TiB.
+inline constexpr uint32_t kMaxSectionVersion = 0xffff;
+inline constexpr uint32_t kMaxTargetPageBits = 16;
+inline constexpr uint32_t kMinTargetPageBits = 10;
+inline constexpr size_t kMaxMultifdPagesPerPacket = 1024;
+inline constexpr uint64_t kMaxRecvBitmapBytes = uint64_t{1} << 32;
+inline constexpr size_t kMaxVmstateDepth = 32;        // nesting of structs/subsections.
+inline constexpr size_t kMaxSchemaJsonDepth = 64;
+
+// Input buffering for non-seekable input: the window the reader keeps, and the
+// longest contiguous view a decoder may ask for (bigger things are consumed in
+// chunks).
+inline constexpr size_t kStreamWindowBytes = size_t{1} << 20;
+inline constexpr size_t kMaxContiguousView = size_t{256} << 10;
+
+// Limits a user may change. Defaults are strict; `Validate` keeps each inside
+// what the protocol allows.
+struct ParseLimits {
+  // Largest PACKAGED blob. Default: the original 16 MiB; QEMU >= 3.0 accepts
+  // up to 4 GiB - 1.
+  uint64_t max_package_bytes = kOriginalPackageLimit;
+  // PACKAGED inside PACKAGED is forbidden by the rules; the depth limit bounds
+  // recursion even when a profile or a future rule would allow it.
+  uint32_t max_package_depth = 2;
+  // The VMDESCRIPTION JSON trailer.
+  uint64_t max_vmdesc_bytes = uint64_t{16} << 20;
+  // Device state kept in memory on non-seekable input until the trailer that
+  // describes it arrives.
+  uint64_t max_buffered_device_state = uint64_t{32} << 20;
+  // A --schema file.
+  uint64_t max_schema_file_bytes = uint64_t{64} << 20;
+  // How far the unverified fallback scans for the end of a device section.
+  uint64_t max_device_scan_bytes = uint64_t{16} << 20;
+  // Findings kept; further ones are counted, not stored.
+  uint32_t max_findings = 1000;
+};
+
+}  // namespace qmig
+
+#endif  // QMIG_PARSER_WIRE_LIMITS_H_

@@ -1,0 +1,85 @@
+// Protocol profiles: the QEMU versions whose command numbering and RAM flags
+// qmig knows. A profile answers "what does command number N mean here, and
+// which RAM flags exist"; the parser never hard-codes a command number.
+#ifndef QMIG_PARSER_WIRE_PROFILE_H_
+#define QMIG_PARSER_WIRE_PROFILE_H_
+
+#include <cstdint>
+#include <optional>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "absl/types/span.h"
+#include "parser/wire/constants.h"
+
+namespace qmig {
+
+enum class ProfileId : uint8_t {
+  kQemu72,     // Debian 12's QEMU 7.2 (the reference the corpus is made with).
+  kUpstream,   // Current upstream: SWITCHOVER_START = 11, no COMPRESS_PAGE.
+  kQemu30,     // QEMU 3.0: POSTCOPY_RESUME = 8, RECV_BITMAP = 9.
+  kV5Draft,    // The 2015 postcopy v5 posting: PACKAGED = 3, ADVISE = 20..23.
+};
+
+// Expected payload length of a command: a fixed number, or a rule checked by
+// the command decoder.
+struct CommandSpec {
+  uint16_t number;
+  CommandKind kind;
+  int32_t fixed_length;  // -1 when the length is variable.
+};
+
+struct Profile {
+  ProfileId id;
+  absl::string_view name;         // stable, used by --profile
+  absl::string_view description;
+  std::vector<CommandSpec> commands;
+  uint32_t ram_flags_known;      // union of the RAM flags this version defines
+  uint64_t package_limit_cap;    // largest package this version accepts
+  bool advise_has_length_zero;   // ADVISE may be 0 bytes (dirty-bitmap postcopy)
+
+  // The command with this wire number, or nullptr when the profile has none.
+  const CommandSpec* FindCommand(uint16_t number) const;
+  // The wire number of a command kind, if the profile has it.
+  std::optional<uint16_t> NumberOf(CommandKind kind) const;
+};
+
+// All profiles, in auto-detection preference order (QEMU 7.2 first).
+absl::Span<const Profile> AllProfiles();
+const Profile& GetProfile(ProfileId id);
+// Looks a profile up by its `name`; nullptr when unknown.
+const Profile* FindProfileByName(absl::string_view name);
+
+// Narrows the set of profiles a stream is consistent with, observation by
+// observation. The active profile is the first consistent one in preference
+// order; when nothing is consistent any more, the last active profile stays
+// active so that its error messages explain the stream.
+class ProfileDetector {
+ public:
+  // Auto-detection across all profiles.
+  ProfileDetector();
+  // A fixed profile: observations never change it.
+  explicit ProfileDetector(ProfileId fixed);
+
+  const Profile& active() const { return *active_; }
+  bool is_fixed() const { return fixed_; }
+  // Whether the active profile was chosen by evidence rather than default.
+  bool decided() const { return decided_; }
+
+  // A command with this number and payload length was seen.
+  void ObserveCommand(uint16_t number, uint16_t length);
+  // A RAM record with these flags was seen.
+  void ObserveRamFlags(uint32_t flags);
+
+ private:
+  void Narrow(bool (*keep)(const Profile&, uint32_t, uint32_t), uint32_t a, uint32_t b);
+
+  bool fixed_ = false;
+  bool decided_ = false;
+  uint32_t candidates_ = 0;  // bit i: AllProfiles()[i] still consistent
+  const Profile* active_;
+};
+
+}  // namespace qmig
+
+#endif  // QMIG_PARSER_WIRE_PROFILE_H_

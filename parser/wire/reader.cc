@@ -1,0 +1,151 @@
+#include "parser/wire/reader.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "parser/wire/checked_math.h"
+#include "parser/wire/limits.h"
+
+namespace qmig {
+
+absl::Status Reader::Fail(ReadFailure failure, uint64_t needed) {
+  if (observer_ != nullptr) return observer_->OnReadFailure(failure, offset_, needed, limit_name_);
+  if (failure == ReadFailure::kTruncated) {
+    return absl::OutOfRangeError(absl::StrCat("truncated at offset ", offset_));
+  }
+  return absl::DataLossError(absl::StrCat("record at offset ", offset_, " runs past the ",
+                                          limit_name_));
+}
+
+std::optional<uint64_t> Reader::KnownRemaining() const {
+  std::optional<uint64_t> remaining;
+  if (limit_.has_value()) remaining = *limit_ - offset_;
+  std::optional<uint64_t> size = source_->Size();
+  if (size.has_value()) {
+    uint64_t in_input = *size > offset_ ? *size - offset_ : 0;
+    remaining = remaining.has_value() ? std::min(*remaining, in_input) : in_input;
+  }
+  return remaining;
+}
+
+absl::Status Reader::CheckCanArrive(uint64_t length) {
+  std::optional<uint64_t> size = source_->Size();
+  uint64_t in_input = size.has_value() && *size > offset_ ? *size - offset_ : 0;
+  bool input_short = size.has_value() && in_input < length;
+  bool limit_short = limit_.has_value() && *limit_ - offset_ < length;
+  // Truncated wins when the input ends before the limit does.
+  if (input_short && (!limit_short || in_input < *limit_ - offset_)) {
+    return Fail(ReadFailure::kTruncated, length);
+  }
+  if (limit_short) return Fail(ReadFailure::kPastLimit, length);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Reader> Reader::Sub(uint64_t length, absl::string_view limit_name) const {
+  Reader copy = *this;
+  absl::Status status = copy.CheckCanArrive(length);
+  if (!status.ok()) return status;
+  Reader sub = *this;
+  sub.limit_ = offset_ + length;  // cannot overflow: CheckCanArrive passed
+  sub.limit_name_ = limit_name;
+  return sub;
+}
+
+void Reader::MoveTo(uint64_t offset) { offset_ = std::max(offset_, offset); }
+
+absl::StatusOr<bool> Reader::AtEnd() {
+  if (limit_.has_value() && offset_ >= *limit_) return true;
+  absl::StatusOr<absl::Span<const uint8_t>> view = source_->View(offset_, 1);
+  if (!view.ok()) return view.status();
+  return view->empty();
+}
+
+absl::StatusOr<absl::Span<const uint8_t>> Reader::Fetch(size_t n) {
+  if (n > kMaxContiguousView) {
+    return absl::InternalError(absl::StrCat("contiguous read of ", n, " bytes exceeds the view limit"));
+  }
+  uint64_t room = limit_.has_value() ? *limit_ - offset_ : n;
+  size_t from_input = static_cast<size_t>(std::min<uint64_t>(n, room));
+  absl::StatusOr<absl::Span<const uint8_t>> view = source_->View(offset_, from_input);
+  if (!view.ok()) return view.status();
+  if (view->size() < from_input) return Fail(ReadFailure::kTruncated, n);
+  if (from_input < n) return Fail(ReadFailure::kPastLimit, n);
+  return view->subspan(0, n);
+}
+
+absl::StatusOr<uint8_t> Reader::U8() {
+  absl::StatusOr<absl::Span<const uint8_t>> bytes = Fetch(1);
+  if (!bytes.ok()) return bytes.status();
+  ++offset_;
+  return (*bytes)[0];
+}
+
+absl::StatusOr<uint8_t> Reader::PeekU8() {
+  absl::StatusOr<absl::Span<const uint8_t>> bytes = Fetch(1);
+  if (!bytes.ok()) return bytes.status();
+  return (*bytes)[0];
+}
+
+absl::StatusOr<uint16_t> Reader::Be16() {
+  absl::StatusOr<absl::Span<const uint8_t>> b = Fetch(2);
+  if (!b.ok()) return b.status();
+  offset_ += 2;
+  return static_cast<uint16_t>((*b)[0] << 8 | (*b)[1]);
+}
+
+absl::StatusOr<uint32_t> Reader::Be32() {
+  absl::StatusOr<absl::Span<const uint8_t>> b = Fetch(4);
+  if (!b.ok()) return b.status();
+  offset_ += 4;
+  return uint32_t{(*b)[0]} << 24 | uint32_t{(*b)[1]} << 16 | uint32_t{(*b)[2]} << 8 |
+         uint32_t{(*b)[3]};
+}
+
+absl::StatusOr<uint64_t> Reader::Be64() {
+  absl::StatusOr<absl::Span<const uint8_t>> b = Fetch(8);
+  if (!b.ok()) return b.status();
+  offset_ += 8;
+  uint64_t value = 0;
+  for (int i = 0; i < 8; ++i) value = value << 8 | (*b)[i];
+  return value;
+}
+
+absl::StatusOr<absl::Span<const uint8_t>> Reader::Bytes(size_t n) {
+  absl::StatusOr<absl::Span<const uint8_t>> bytes = Fetch(n);
+  if (!bytes.ok()) return bytes.status();
+  offset_ += n;
+  return bytes;
+}
+
+absl::StatusOr<absl::Span<const uint8_t>> Reader::Peek(size_t n) { return Fetch(n); }
+
+absl::StatusOr<absl::Span<const uint8_t>> Reader::PeekUpTo(size_t n) {
+  n = std::min(n, kMaxContiguousView);
+  uint64_t room = limit_.has_value() ? *limit_ - offset_ : n;
+  size_t want = static_cast<size_t>(std::min<uint64_t>(n, room));
+  absl::StatusOr<absl::Span<const uint8_t>> view = source_->View(offset_, want);
+  if (!view.ok()) return view.status();
+  return view->subspan(0, std::min(view->size(), want));
+}
+
+absl::Status Reader::Skip(uint64_t n) {
+  absl::Status status = CheckCanArrive(n);
+  if (!status.ok()) return status;
+  while (n > 0) {
+    size_t chunk = static_cast<size_t>(std::min<uint64_t>(n, kMaxContiguousView));
+    absl::StatusOr<absl::Span<const uint8_t>> bytes = Bytes(chunk);
+    if (!bytes.ok()) return bytes.status();
+    n -= chunk;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> Reader::CountedString() {
+  absl::StatusOr<uint8_t> length = U8();
+  if (!length.ok()) return length.status();
+  absl::StatusOr<absl::Span<const uint8_t>> bytes = Bytes(*length);
+  if (!bytes.ok()) return bytes.status();
+  return std::string(bytes->begin(), bytes->end());
+}
+
+}  // namespace qmig

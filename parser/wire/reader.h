@@ -1,0 +1,101 @@
+// Reader: the one bounds-checked, big-endian cursor every decoder reads
+// through.
+//
+// A Reader walks a ByteSource forward from an absolute offset up to an
+// optional limit. `Sub(n)` makes a reader bounded to the next n bytes (a
+// PACKAGED blob, a command payload); when the caller is done with it,
+// `parent.MoveTo(sub.offset())` resumes the parent after what the child read.
+//
+// Two kinds of failure are kept apart, as in Wireshark's tvbuff:
+//  * truncated: the input itself ended before the bytes a record needs;
+//  * bounds:    the bytes exist, but a record runs past the limit of the
+//               enclosing blob (malformed: the blob's length is wrong).
+// Each failure is reported once to the ReadErrorObserver (which knows the
+// decoder's path) and returned as a non-OK status.
+#ifndef QMIG_PARSER_WIRE_READER_H_
+#define QMIG_PARSER_WIRE_READER_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include "absl/strings/string_view.h"
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "parser/wire/byte_source.h"
+
+namespace qmig {
+
+enum class ReadFailure {
+  kTruncated,      // end of input
+  kPastLimit,      // past the end of the enclosing bounded blob
+};
+
+class ReadErrorObserver {
+ public:
+  virtual ~ReadErrorObserver() = default;
+  // `offset` is where the failed read started, `needed` how many bytes it
+  // wanted, `limit_name` what bounds the reader ("PACKAGED blob", ...).
+  virtual absl::Status OnReadFailure(ReadFailure failure, uint64_t offset, uint64_t needed,
+                                     absl::string_view limit_name) = 0;
+};
+
+class Reader {
+ public:
+  Reader(ByteSource* source, ReadErrorObserver* observer, uint64_t offset = 0)
+      : source_(source), observer_(observer), offset_(offset) {}
+
+  uint64_t offset() const { return offset_; }
+  std::optional<uint64_t> limit() const { return limit_; }
+  absl::string_view limit_name() const { return limit_name_; }
+
+  // A reader over the next `length` bytes. Fails as truncated when the input
+  // is known to be shorter, and as past-limit when this reader's own limit is
+  // shorter. Nothing is read or allocated.
+  absl::StatusOr<Reader> Sub(uint64_t length, absl::string_view limit_name) const;
+  // Resumes after a sub-reader finished; `offset` must not move backwards.
+  void MoveTo(uint64_t offset);
+
+  // True when no byte remains before the limit or the end of input.
+  absl::StatusOr<bool> AtEnd();
+  // Bytes that certainly remain before the limit or the known input size;
+  // nullopt when the input size is unknown and there is no limit.
+  std::optional<uint64_t> KnownRemaining() const;
+  // Fails (truncated or past-limit) unless `length` more bytes can still
+  // arrive. Use before allocating or skipping by a length read off the wire.
+  absl::Status CheckCanArrive(uint64_t length);
+
+  absl::StatusOr<uint8_t> U8();
+  absl::StatusOr<uint16_t> Be16();
+  absl::StatusOr<uint32_t> Be32();
+  absl::StatusOr<uint64_t> Be64();
+  // `n` bytes as one view, valid until the next read; n <= kMaxContiguousView.
+  absl::StatusOr<absl::Span<const uint8_t>> Bytes(size_t n);
+  // Like Bytes, without moving.
+  absl::StatusOr<absl::Span<const uint8_t>> Peek(size_t n);
+  // Up to `n` bytes without moving and without failing: fewer at the end.
+  absl::StatusOr<absl::Span<const uint8_t>> PeekUpTo(size_t n);
+  absl::StatusOr<uint8_t> PeekU8();
+  // Consumes `n` bytes in bounded chunks.
+  absl::Status Skip(uint64_t n);
+  // u8 length + bytes (no terminator).
+  absl::StatusOr<std::string> CountedString();
+
+  ByteSource* source() const { return source_; }
+  ReadErrorObserver* observer() const { return observer_; }
+
+ private:
+  absl::StatusOr<absl::Span<const uint8_t>> Fetch(size_t n);
+  absl::Status Fail(ReadFailure failure, uint64_t needed);
+
+  ByteSource* source_;
+  ReadErrorObserver* observer_;
+  uint64_t offset_;
+  std::optional<uint64_t> limit_;
+  absl::string_view limit_name_;
+};
+
+}  // namespace qmig
+
+#endif  // QMIG_PARSER_WIRE_READER_H_
