@@ -31,8 +31,8 @@ class ByteSource {
   virtual absl::StatusOr<absl::Span<const uint8_t>> View(uint64_t offset, size_t want) = 0;
 
   // Makes every byte from `offset` to the end of input available to View() at
-  // once, if there are at most `max_bytes` of them. Returns true when the end
-  // of input was reached within `max_bytes`.
+  // once, if that costs at most `max_bytes` of buffer. Returns true when the
+  // whole rest of the input is now available.
   virtual absl::StatusOr<bool> BufferToEnd(uint64_t offset, uint64_t max_bytes) = 0;
 
   // The total input size, when known in advance (regular files).

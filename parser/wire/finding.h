@@ -68,8 +68,8 @@ absl::string_view SeverityName(Severity severity);
   X(kRamMemSize, "ram.bad_mem_size", kError, "MEM_SIZE block list invalid")                      \
   X(kRamPostcopyRecord, "ram.postcopy_record", kError, "record not allowed in postcopy")         \
   X(kRamVersion, "ram.bad_version", kError, "RAM section version is not 4")                      \
-  X(kRamNoEos, "ram.missing_eos", kError, "RAM section payload does not end with EOS")           \
-  X(kIterableUnverified, "section.iterable_unverified", kWarning, "iterable section framed by scanning") \
+  X(kIterableUnverified, "section.unknown_iterable", kError, "iterable section whose payload format is unknown") \
+  X(kIterablePayload, "section.bad_iterable_payload", kError, "dirty-bitmap or block payload invalid") \
   X(kEofMisplaced, "stream.eof_misplaced", kError, "records or sections left open at EOF")       \
   X(kTrailingBytes, "stream.trailing_bytes", kError, "bytes after the end of the stream")        \
   X(kNoEof, "stream.no_eof", kError, "the stream ends without EOF")                              \

@@ -15,6 +15,7 @@ namespace qmig {
 // Fixed by the protocol.
 inline constexpr size_t kMaxCountedString = 255;      // u8 length prefix.
 inline constexpr size_t kTargetPageSize = 4096;       // x86 and the profiles qmig knows.
+inline constexpr uint64_t kMaxHostPageSize = uint64_t{1} << 30;  // 1 GiB huge pages.
 inline constexpr uint32_t kRamFlagBitsMask = 0xfff;   // flags live below the page offset.
 inline constexpr size_t kMaxXbzrleEncoded = kTargetPageSize;
 inline constexpr size_t kMaxCompressedPage = 4096 + 4096 / 1000 + 64;  // > compressBound(4096).

@@ -43,7 +43,7 @@ std::vector<Profile> MakeProfiles() {
   q30.push_back({9, K::kRecvBitmap, -1});
   profiles.push_back({ProfileId::kQemu30, "qemu-3.0",
                       "QEMU 3.0: POSTCOPY_RESUME = 8, RECV_BITMAP = 9, no ENABLE_COLO", q30,
-                      kRamFlagsBase | ram_flag::kCompressPage, kMaxPackageLimit, false});
+                      kRamFlagsBase | ram_flag::kCompressPage, kMaxPackageLimit, true});
 
   std::vector<CommandSpec> v5 = {
       {1, K::kOpenReturnPath, 0},   {2, K::kPing, 4},

@@ -1,0 +1,157 @@
+// Device sections: decoded strictly with a vmstate description when there is
+// one, otherwise delimited by scanning and reported as unverified.
+#include <algorithm>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "parser/stream_parser_internal.h"
+#include "parser/trailer.h"
+#include "parser/vmstate/interpreter.h"
+
+namespace qmig {
+namespace internal {
+namespace {
+
+bool PlausibleRecordStart(uint8_t byte) {
+  switch (static_cast<SectionType>(byte)) {
+    case SectionType::kEof:
+    case SectionType::kStart:
+    case SectionType::kPart:
+    case SectionType::kEnd:
+    case SectionType::kFull:
+    case SectionType::kCommand:
+      return true;
+    default:
+      return false;
+  }
+}
+
+uint32_t LoadBe32(const uint8_t* p) {
+  return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | uint32_t{p[3]};
+}
+
+// Whether `bytes` (which may be cut short by the end of the view) begin with
+// a plausible START/FULL header: small id, printable name, small instance
+// and version.
+bool PlausibleSectionHeader(absl::Span<const uint8_t> bytes) {
+  constexpr uint32_t kPlausibleNumber = 1u << 20;
+  if (bytes.size() < 6) return false;
+  if (bytes[0] != static_cast<uint8_t>(SectionType::kFull) &&
+      bytes[0] != static_cast<uint8_t>(SectionType::kStart)) {
+    return false;
+  }
+  if (LoadBe32(&bytes[1]) >= kPlausibleNumber) return false;
+  size_t length = bytes[5];
+  if (length == 0 || bytes.size() < 6 + length + 8) return false;
+  for (size_t i = 0; i < length; ++i) {
+    if (bytes[6 + i] < 0x20 || bytes[6 + i] > 0x7e) return false;
+  }
+  return LoadBe32(&bytes[6 + length]) < kPlausibleNumber &&
+         LoadBe32(&bytes[10 + length]) < kPlausibleNumber;
+}
+
+// EOF followed by the start of a VMDESCRIPTION trailer: 00 06 be32 '{'.
+bool PlausibleTrailerStart(absl::Span<const uint8_t> bytes) {
+  return bytes.size() >= 7 && bytes[1] == static_cast<uint8_t>(SectionType::kVmDescription) &&
+         bytes[6] == '{';
+}
+
+}  // namespace
+
+const VmDescription* StreamParser::DeviceDescriptions(Reader& reader) {
+  if (options_.schema != nullptr) {
+    summary_.device_description_source = "schema";
+    return options_.schema;
+  }
+  // Inside a package the stream goes on with postcopy RAM and has no
+  // trailer; probe only from the top level.
+  if (!trailer_probed_ && context_.package_depth() == 0) {
+    trailer_probed_ = true;
+    absl::StatusOr<bool> whole =
+        source_.BufferToEnd(reader.offset(), options_.limits.max_buffered_device_state);
+    if (whole.ok() && *whole) {
+      absl::StatusOr<absl::Span<const uint8_t>> tail = source_.View(reader.offset(), 1);
+      if (tail.ok()) {
+        std::optional<TrailerLocation> location =
+            LocateTrailer(*tail, reader.offset(), options_.limits.max_vmdesc_bytes);
+        if (location.has_value()) {
+          absl::StatusOr<VmDescription> description = ParseVmDescription(location->json);
+          if (description.ok()) {
+            trailer_description_ = std::move(*description);
+            trailer_offset_ = location->offset;
+            summary_.device_description_source = "trailer";
+          }
+        }
+      }
+    }
+  }
+  return trailer_description_.has_value() ? &*trailer_description_ : nullptr;
+}
+
+absl::Status StreamParser::ParseDeviceBody(Reader& reader, const SectionState& section,
+                                           uint64_t offset) {
+  const VmDescription* descriptions = DeviceDescriptions(reader);
+  const DeviceDescription* device =
+      descriptions != nullptr ? descriptions->Find(section.idstr, section.instance_id) : nullptr;
+  if (device != nullptr) {
+    if (!device->legacy && device->vmsd.version != section.version) {
+      context_.Report(FindingCode::kDeviceVersion, offset,
+                      absl::StrCat("section version ", section.version, ", the description says ",
+                                   device->vmsd.version));
+    }
+    VmstateDecodeStats stats;
+    QMIG_RETURN_IF_ERROR(DecodeVmstate(reader, device->vmsd, context_, nullptr, &stats));
+    ++summary_.devices_decoded;
+    summary_.device_fields += stats.fields;
+    return absl::OkStatus();
+  }
+  uint64_t start = reader.offset();
+  QMIG_ASSIGN_OR_RETURN(uint64_t end, ScanForDeviceEnd(reader, section.id));
+  ++summary_.devices_unverified;
+  context_.Report(
+      FindingCode::kDeviceUnverified, start,
+      absl::StrCat(end - start, " bytes delimited by scanning, not decoded: ",
+                   descriptions != nullptr
+                       ? "the vmstate description has no such device instance"
+                       : "no vmstate description (the stream has no trailer; pass --schema)"));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> StreamParser::ScanForDeviceEnd(Reader& reader, uint32_t section_id) {
+  const bool by_footer = footers_.value_or(has_configuration_);
+  const uint64_t start = reader.offset();
+  while (reader.offset() - start <= options_.limits.max_device_scan_bytes) {
+    QMIG_ASSIGN_OR_RETURN(absl::Span<const uint8_t> window, reader.PeekUpTo(kMaxContiguousView));
+    const bool last_window = window.size() < kMaxContiguousView;
+    // Room to look at a candidate's following bytes before sliding on.
+    const size_t lookahead = by_footer ? 6 : 6 + kMaxCountedString + 8;
+    size_t searchable = last_window ? window.size()
+                                    : (window.size() > lookahead ? window.size() - lookahead : 0);
+    for (size_t i = 0; i < searchable; ++i) {
+      absl::Span<const uint8_t> here = window.subspan(i);
+      bool match;
+      if (by_footer) {
+        match = here.size() >= 5 && here[0] == static_cast<uint8_t>(SectionType::kFooter) &&
+                LoadBe32(&here[1]) == section_id &&
+                (here.size() == 5 || PlausibleRecordStart(here[5]));
+      } else {
+        match = (PlausibleSectionHeader(here) && sections_.count(LoadBe32(&here[1])) == 0) ||
+                (here[0] == static_cast<uint8_t>(SectionType::kEof) &&
+                 ((last_window && here.size() == 1) || PlausibleTrailerStart(here)));
+      }
+      if (match) {
+        QMIG_RETURN_IF_ERROR(reader.Skip(i));
+        return reader.offset();
+      }
+    }
+    if (last_window) break;
+    QMIG_RETURN_IF_ERROR(reader.Skip(searchable));
+  }
+  return context_.Fail(FindingCode::kDeviceUnverified, start,
+                       absl::StrCat("no end found for the device section by scanning for its ",
+                                    by_footer ? "footer" : "successor",
+                                    " within the scan limit"));
+}
+
+}  // namespace internal
+}  // namespace qmig

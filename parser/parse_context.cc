@@ -1,0 +1,63 @@
+#include "parser/parse_context.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+
+namespace qmig {
+
+std::string HexOffset(uint64_t offset) { return absl::StrFormat("0x%x", offset); }
+
+std::string ParseContext::PathString(absl::string_view leaf) const {
+  std::string path = absl::StrJoin(path_, " > ");
+  if (!leaf.empty()) absl::StrAppend(&path, path.empty() ? "" : " > ", leaf);
+  return path;
+}
+
+void ParseContext::ReportAs(Severity severity, FindingCode code, uint64_t offset,
+                            std::string message, absl::string_view leaf, bool qemu_accepts) {
+  Finding finding;
+  finding.code = code;
+  finding.severity = severity;
+  finding.offset = offset;
+  if (const Package* package = innermost_package()) {
+    if (offset >= package->blob_start) finding.package_offset = offset - package->blob_start;
+  }
+  finding.path = PathString(leaf);
+  finding.message = std::move(message);
+  finding.qemu_accepts = qemu_accepts;
+  findings_->Add(std::move(finding));
+}
+
+void ParseContext::Report(FindingCode code, uint64_t offset, std::string message,
+                          absl::string_view leaf, bool qemu_accepts) {
+  ReportAs(DescribeFinding(code).severity, code, offset, std::move(message), leaf, qemu_accepts);
+}
+
+absl::Status ParseContext::Fail(FindingCode code, uint64_t offset, std::string message,
+                                absl::string_view leaf, bool qemu_accepts) {
+  std::string status_message = absl::StrCat("offset ", offset, ": ", message);
+  Report(code, offset, std::move(message), leaf, qemu_accepts);
+  return absl::InvalidArgumentError(status_message);
+}
+
+absl::Status ParseContext::OnReadFailure(ReadFailure failure, uint64_t offset, uint64_t needed,
+                                         absl::string_view limit_name) {
+  if (failure == ReadFailure::kTruncated) {
+    std::string message = absl::StrCat("truncated at offset ", offset, ": the input ends before ",
+                                       needed, " more byte", needed == 1 ? "" : "s");
+    if (const Package* package = innermost_package()) {
+      absl::StrAppend(&message, " (inside PACKAGED@", HexOffset(package->blob_start),
+                      " that declares ", package->length, " bytes)");
+    }
+    return Fail(FindingCode::kTruncated, offset, std::move(message));
+  }
+  FindingCode code = package_depth() > 0 && limit_name == "PACKAGED blob"
+                         ? FindingCode::kPackageEndsMidRecord
+                         : FindingCode::kCommandLength;
+  return Fail(code, offset,
+              absl::StrCat("a ", needed, "-byte read at offset ", offset, " runs past the end of the ",
+                           limit_name));
+}
+
+}  // namespace qmig

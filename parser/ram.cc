@@ -1,0 +1,325 @@
+// The RAM section ("ram", version 4): MEM_SIZE block list, page records,
+// XBZRLE and compressed pages, EOS. Pages are validated and handed to the
+// observer as views; nothing is kept.
+#include <zlib.h>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "parser/stream_parser_internal.h"
+#include "parser/wire/checked_math.h"
+
+namespace qmig {
+namespace internal {
+namespace {
+
+constexpr uint32_t kPageRecordFlags = ram_flag::kZero | ram_flag::kPage | ram_flag::kXbzrle |
+                                      ram_flag::kCompressPage;
+
+bool IsSingleBit(uint32_t value) { return value != 0 && (value & (value - 1)) == 0; }
+
+std::string FlagsText(uint32_t flags) { return absl::StrFormat("0x%03x", flags); }
+
+}  // namespace
+
+RamBlockState* StreamParser::FindBlock(absl::string_view name) {
+  auto it = ram_blocks_.find(name);
+  return it == ram_blocks_.end() ? nullptr : &it->second;
+}
+
+absl::Status StreamParser::ParseRamPayload(Reader& reader, const SectionState& section) {
+  const bool postcopy = InPostcopyRamMode();
+  while (true) {
+    uint64_t offset = reader.offset();
+    QMIG_ASSIGN_OR_RETURN(uint64_t word, reader.Be64());
+    uint32_t flags = static_cast<uint32_t>(word & kRamFlagBitsMask);
+    uint64_t address = word & ~uint64_t{kRamFlagBitsMask};
+    uint32_t primary = flags & ~ram_flag::kContinue;
+    profile_.ObserveRamFlags(primary);
+    ++summary_.ram_records;
+    const Profile& profile = profile_.active();
+
+    if ((flags & ~profile.ram_flags_known) != 0 || !IsSingleBit(primary)) {
+      return context_.Fail(FindingCode::kRamBadFlags, offset,
+                           absl::StrCat("RAM flags ", FlagsText(flags),
+                                        " are not one known record type (profile ", profile.name,
+                                        ")"));
+    }
+    if ((primary & kPageRecordFlags) == 0) {
+      if (flags & ram_flag::kContinue) {
+        context_.Report(FindingCode::kRamBadFlags, offset,
+                        absl::StrCat("CONTINUE on a record without a page (flags ",
+                                     FlagsText(flags), ")"));
+      }
+      if (primary != ram_flag::kMemSize && address != 0) {
+        context_.Report(FindingCode::kRamNonzeroOffset, offset,
+                        absl::StrFormat("offset bits 0x%x set on a record without a page", address));
+      }
+      if (postcopy && primary != ram_flag::kEos) {
+        return context_.Fail(FindingCode::kRamPostcopyRecord, offset,
+                             absl::StrCat("RAM record ", FlagsText(flags),
+                                          " is not accepted once postcopy listens"));
+      }
+      switch (primary) {
+        case ram_flag::kEos:
+          return absl::OkStatus();
+        case ram_flag::kMemSize:
+          QMIG_RETURN_IF_ERROR(ParseMemSize(reader, address, offset));
+          continue;
+        case ram_flag::kMultifdFlush:
+          continue;
+        case ram_flag::kHook:
+          context_.Report(FindingCode::kRamBadFlags, offset,
+                          "RDMA HOOK record in a non-RDMA stream; QEMU ignores it", {},
+                          /*qemu_accepts=*/true);
+          continue;
+        default:
+          return context_.Fail(FindingCode::kRamBadFlags, offset,
+                               absl::StrCat("RAM flags ", FlagsText(flags), " are obsolete"));
+      }
+    }
+
+    // A page record: find its block.
+    if (postcopy && primary != ram_flag::kZero && primary != ram_flag::kPage) {
+      return context_.Fail(FindingCode::kRamPostcopyRecord, offset,
+                           absl::StrCat("RAM record ", FlagsText(flags),
+                                        " is not accepted once postcopy listens"));
+    }
+    std::string block_name;
+    if (flags & ram_flag::kContinue) {
+      if (!last_ram_block_.has_value()) {
+        return context_.Fail(FindingCode::kRamBadContinue, offset,
+                             "CONTINUE before any page named its block");
+      }
+      block_name = *last_ram_block_;
+    } else {
+      QMIG_ASSIGN_OR_RETURN(block_name, reader.CountedString());
+      last_ram_block_ = block_name;
+    }
+    RamBlockState* block = FindBlock(block_name);
+    std::string leaf = absl::StrFormat("%s@0x%x", absl::CHexEscape(block_name), address);
+    if (block == nullptr) {
+      if (ram_blocks_known_ || !summary_.headerless) {
+        context_.Report(FindingCode::kRamUnknownBlock, offset,
+                        absl::StrCat("page for block '", absl::CHexEscape(block_name),
+                                     "' that MEM_SIZE did not list"),
+                        leaf);
+      }
+    } else if (address >= block->length) {
+      context_.Report(FindingCode::kRamOffset, offset,
+                      absl::StrFormat("page offset 0x%x is outside the block's 0x%x bytes", address,
+                                      block->length),
+                      leaf);
+    }
+    RamBlockSummary* stats = block != nullptr ? &summary_.ram_blocks[block->summary_index] : nullptr;
+    RamRecordKind kind;
+    absl::Span<const uint8_t> body;
+    switch (primary) {
+      case ram_flag::kZero: {
+        kind = RamRecordKind::kZero;
+        QMIG_ASSIGN_OR_RETURN(body, reader.Bytes(1));
+        if (stats != nullptr) ++stats->zero_pages;
+        if (body[0] != 0) {
+          if (stats != nullptr) ++stats->nonzero_fill_pages;
+          context_.Report(FindingCode::kRamZeroFill, offset,
+                          absl::StrFormat("zero page with fill byte 0x%02x; QEMU 7.2 fills the page "
+                                          "with it",
+                                          body[0]),
+                          leaf, /*qemu_accepts=*/true);
+        }
+        break;
+      }
+      case ram_flag::kPage: {
+        kind = RamRecordKind::kPage;
+        QMIG_ASSIGN_OR_RETURN(body, reader.Bytes(kTargetPageSize));
+        if (stats != nullptr) ++stats->normal_pages;
+        break;
+      }
+      case ram_flag::kXbzrle: {
+        kind = RamRecordKind::kXbzrle;
+        uint64_t header_offset = reader.offset();
+        QMIG_ASSIGN_OR_RETURN(uint8_t encoding, reader.U8());
+        QMIG_ASSIGN_OR_RETURN(uint16_t encoded_length, reader.Be16());
+        if (encoding != kXbzrleEncodingFlag) {
+          return context_.Fail(FindingCode::kRamXbzrle, header_offset,
+                               absl::StrFormat("XBZRLE encoding byte 0x%02x (expected 0x01)",
+                                               encoding),
+                               leaf);
+        }
+        if (encoded_length > kMaxXbzrleEncoded) {
+          return context_.Fail(FindingCode::kRamXbzrle, header_offset,
+                               absl::StrCat("XBZRLE length ", encoded_length, " exceeds a page"),
+                               leaf);
+        }
+        QMIG_ASSIGN_OR_RETURN(body, reader.Bytes(encoded_length));
+        ValidateXbzrle(body, header_offset + 3, leaf);
+        if (stats != nullptr) ++stats->xbzrle_pages;
+        break;
+      }
+      default: {  // kCompressPage
+        kind = RamRecordKind::kCompressed;
+        uint64_t header_offset = reader.offset();
+        QMIG_ASSIGN_OR_RETURN(uint32_t compressed_length, reader.Be32());
+        if (compressed_length > kMaxCompressedPage) {
+          return context_.Fail(FindingCode::kRamCompress, header_offset,
+                               absl::StrCat("compressed length ", compressed_length,
+                                            " exceeds compressBound(page)"),
+                               leaf);
+        }
+        QMIG_ASSIGN_OR_RETURN(body, reader.Bytes(compressed_length));
+        ValidateCompressed(body, header_offset + 4, leaf);
+        if (stats != nullptr) ++stats->compressed_pages;
+        break;
+      }
+    }
+    if (options_.observer != nullptr) {
+      options_.observer->OnRamPage(block_name, address, kind, body, offset);
+    }
+  }
+}
+
+absl::Status StreamParser::ParseMemSize(Reader& reader, uint64_t total, uint64_t offset) {
+  PathScope scope(context_, "MEM_SIZE");
+  if (InPostcopyRamMode()) {
+    return context_.Fail(FindingCode::kRamPostcopyRecord, offset,
+                         "MEM_SIZE once postcopy listens");
+  }
+  uint64_t sum = 0;
+  uint32_t count = 0;
+  absl::flat_hash_map<std::string, RamBlockState> blocks;
+  std::vector<RamBlockSummary> summaries;
+  while (sum < total) {
+    if (++count > kMaxRamBlocks) {
+      return context_.Fail(FindingCode::kRamMemSize, offset,
+                           absl::StrCat("more than ", kMaxRamBlocks, " RAM blocks"));
+    }
+    uint64_t entry_offset = reader.offset();
+    QMIG_ASSIGN_OR_RETURN(std::string name, reader.CountedString());
+    QMIG_ASSIGN_OR_RETURN(uint64_t length, reader.Be64());
+    std::string leaf = absl::StrCat("'", absl::CHexEscape(name), "'");
+    if (name.empty() || name.find('\0') != std::string::npos) {
+      return context_.Fail(FindingCode::kRamMemSize, entry_offset,
+                           "RAM block name is empty or holds a NUL", leaf);
+    }
+    if (length > kMaxRamBlockLength || length % kTargetPageSize != 0) {
+      return context_.Fail(FindingCode::kRamMemSize, entry_offset,
+                           absl::StrFormat("block length 0x%x is not page-aligned or is over the "
+                                           "limit",
+                                           length),
+                           leaf);
+    }
+    RamBlockSummary summary;
+    summary.name = name;
+    summary.length = length;
+    summary.page_size = kTargetPageSize;
+    // Optional be64 fields. Which ones QEMU sends depends on the source's
+    // capabilities and block page sizes, not on anything in the stream;
+    // both are 64-bit values far below 2^56, so they start with a 0x00 byte
+    // where a block name could not (its length byte is never 0).
+    if (advise_with_ram_) {
+      // QEMU sends the block's page size only when it differs from the host
+      // page size, so a present field is a power of two above 4 KiB. Nothing
+      // else can look like that here: a block name starts with a non-zero
+      // length byte, and a RAM record word always has flag bits set.
+      QMIG_ASSIGN_OR_RETURN(absl::Span<const uint8_t> next, reader.PeekUpTo(8));
+      uint64_t candidate = 0;
+      for (uint8_t byte : next) candidate = candidate << 8 | byte;
+      if (next.size() == 8 && candidate > kTargetPageSize && (candidate & (candidate - 1)) == 0 &&
+          candidate <= kMaxHostPageSize) {
+        reader.Skip(8).IgnoreError();
+        summary.page_size = candidate;
+      }
+    }
+    if (ignore_shared_) {
+      QMIG_ASSIGN_OR_RETURN(uint64_t address, reader.Be64());
+      summary.guest_address = address;
+    }
+    std::optional<uint64_t> new_sum = CheckedAdd(sum, length);
+    if (!new_sum.has_value() || *new_sum > total) {
+      return context_.Fail(FindingCode::kRamMemSize, entry_offset,
+                           absl::StrFormat("block lengths pass the announced total 0x%x", total),
+                           leaf);
+    }
+    sum = *new_sum;
+    if (blocks.contains(name)) {
+      return context_.Fail(FindingCode::kRamMemSize, entry_offset, "RAM block listed twice", leaf);
+    }
+    blocks[name] = RamBlockState{summaries.size(), length, summary.page_size};
+    summaries.push_back(std::move(summary));
+  }
+  if (ram_blocks_known_) {
+    context_.ReportAs(Severity::kNote, FindingCode::kRamMemSize, offset,
+                      "a second MEM_SIZE replaces the block list");
+  }
+  ram_blocks_known_ = true;
+  ram_blocks_ = std::move(blocks);
+  summary_.ram_blocks = std::move(summaries);
+  if (options_.observer != nullptr) {
+    for (const RamBlockSummary& block : summary_.ram_blocks) {
+      options_.observer->OnRamBlock(block.name, block.length, block.page_size);
+    }
+  }
+  return absl::OkStatus();
+}
+
+// XBZRLE: pairs of (zero run, literal run), each count a ULEB128 of at most
+// two bytes. Rules as QEMU's decoder applies them: a zero run may be 0 only
+// first; a literal run is at least 1; each count needs two bytes left in the
+// buffer; runs stay inside the page and the buffer.
+void StreamParser::ValidateXbzrle(absl::Span<const uint8_t> encoded, uint64_t offset,
+                                  absl::string_view leaf) {
+  auto fail = [&](size_t at, absl::string_view why) {
+    context_.Report(FindingCode::kRamXbzrle, offset + at,
+                    absl::StrCat("XBZRLE data does not decode: ", why), leaf);
+  };
+  auto read_count = [&](size_t& i, uint32_t& count) -> bool {
+    if (encoded.size() - i < 2) return false;
+    uint8_t first = encoded[i++];
+    if ((first & 0x80) == 0) {
+      count = first;
+      return true;
+    }
+    uint8_t second = encoded[i++];
+    if (second & 0x80) return false;
+    count = (first & 0x7f) | uint32_t{second} << 7;
+    return true;
+  };
+  size_t i = 0;
+  uint64_t decoded = 0;
+  while (i < encoded.size()) {
+    uint32_t zero_run, literal_run;
+    size_t at = i;
+    if (!read_count(i, zero_run)) return fail(at, "bad zero-run count");
+    if (at != 0 && zero_run == 0) return fail(at, "empty zero run after the first");
+    decoded += zero_run;
+    if (decoded > kTargetPageSize) return fail(at, "zero run passes the page end");
+    at = i;
+    if (!read_count(i, literal_run) || literal_run == 0) return fail(at, "bad literal-run count");
+    if (decoded + literal_run > kTargetPageSize || i + literal_run > encoded.size()) {
+      return fail(at, "literal run passes the page or buffer end");
+    }
+    decoded += literal_run;
+    i += literal_run;
+  }
+}
+
+void StreamParser::ValidateCompressed(absl::Span<const uint8_t> compressed, uint64_t offset,
+                                      absl::string_view leaf) {
+  uint8_t page[kTargetPageSize];
+  uLongf out_length = sizeof(page);
+  uLong in_length = compressed.size();
+  int rc = uncompress2(page, &out_length, compressed.data(), &in_length);
+  if (rc != Z_OK) {
+    context_.Report(FindingCode::kRamCompress, offset,
+                    absl::StrCat("zlib data does not inflate to a page (zlib error ", rc, ")"),
+                    leaf);
+  } else if (out_length != kTargetPageSize || in_length != compressed.size()) {
+    context_.Report(FindingCode::kRamCompress, offset,
+                    absl::StrCat("zlib data inflates to ", out_length, " bytes using ", in_length,
+                                 " of ", compressed.size(), "; a page is ", kTargetPageSize),
+                    leaf, /*qemu_accepts=*/out_length < kTargetPageSize);
+  }
+}
+
+}  // namespace internal
+}  // namespace qmig

@@ -1,0 +1,478 @@
+#include "parser/stream_parser.h"
+
+#include <algorithm>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "parser/stream_parser_internal.h"
+#include "parser/wire/checked_math.h"
+
+namespace qmig {
+
+absl::string_view PostcopyStateName(PostcopyState state) {
+  switch (state) {
+    case PostcopyState::kNone: return "none";
+    case PostcopyState::kAdvise: return "advise";
+    case PostcopyState::kDiscard: return "discard";
+    case PostcopyState::kListening: return "listening";
+    case PostcopyState::kRunning: return "running";
+    case PostcopyState::kEnd: return "end";
+  }
+  return "none";
+}
+
+namespace internal {
+namespace {
+
+// Every MigrationCapability name QEMU has had; the configuration section only
+// ever lists the validatable ones, but an unknown name is a hard error.
+constexpr absl::string_view kCapabilityNames[] = {
+    "xbzrle",           "rdma-pin-all",       "auto-converge",      "zero-blocks",
+    "compress",         "events",             "postcopy-ram",       "x-colo",
+    "release-ram",      "block",              "return-path",        "pause-before-switchover",
+    "multifd",          "dirty-bitmaps",      "postcopy-blocktime", "late-block-activate",
+    "x-ignore-shared",  "validate-uuid",      "background-snapshot", "zero-copy-send",
+    "postcopy-preempt", "switchover-ack",     "dirty-limit",        "mapped-ram",
+};
+
+bool IsPrintableName(absl::Span<const uint8_t> bytes) {
+  if (bytes.empty()) return false;
+  for (uint8_t c : bytes) {
+    if (c < 0x20 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+StreamParser::StreamParser(ByteSource& source, const ParseOptions& options, ParseResult& result)
+    : source_(source),
+      options_(options),
+      result_(result),
+      summary_(result.summary),
+      context_(&result.findings),
+      profile_(options.profile.has_value() ? ProfileDetector(*options.profile)
+                                           : ProfileDetector()) {}
+
+void StreamParser::CountCommand(CommandKind kind) {
+  ++summary_.commands[std::string(CommandKindName(kind))];
+}
+
+void StreamParser::Run() {
+  Reader reader(&source_, &context_);
+  absl::Status status = ParseHeader(reader);
+  while (status.ok()) {
+    absl::StatusOr<LoopEnd> end = ParseRecords(reader);
+    if (!end.ok()) break;
+    if (*end == LoopEnd::kRun) continue;  // the listen thread reads on
+    if (*end == LoopEnd::kEndOfInput) {
+      context_.Fail(FindingCode::kTruncated, reader.offset(),
+                    absl::StrCat("truncated at offset ", reader.offset(),
+                                 ": the input ends before the EOF record"));
+      break;
+    }
+    summary_.eof_seen = true;
+    CheckEndOfStream(reader.offset() - 1);
+    ParseAfterEof(reader).IgnoreError();
+    break;
+  }
+  summary_.bytes = reader.offset();
+  summary_.profile = std::string(profile_.active().name);
+  summary_.profile_detected = profile_.decided();
+  summary_.postcopy = postcopy_;
+  summary_.return_path_opened = return_path_open_;
+  summary_.footers = footers_;
+}
+
+absl::Status StreamParser::ParseHeader(Reader& reader) {
+  PathScope scope(context_, "header");
+  QMIG_ASSIGN_OR_RETURN(absl::Span<const uint8_t> first, reader.PeekUpTo(1));
+  if (first.empty()) return context_.Fail(FindingCode::kEmpty, 0, "the input is empty");
+  if (first[0] == static_cast<uint8_t>(SectionType::kCommand)) {
+    // A postcopy-recovery connection: no magic, no configuration; it starts
+    // with RECV_BITMAP commands.
+    summary_.headerless = true;
+    return absl::OkStatus();
+  }
+  QMIG_ASSIGN_OR_RETURN(uint32_t magic, reader.Be32());
+  if (magic != kFileMagic) {
+    return context_.Fail(FindingCode::kBadMagic, 0,
+                         absl::StrFormat("magic is 0x%08x, not 0x%08x (\"QEVM\"): not a migration "
+                                         "stream",
+                                         magic, kFileMagic));
+  }
+  QMIG_ASSIGN_OR_RETURN(uint32_t version, reader.Be32());
+  summary_.file_version = version;
+  if (version == kFileVersionObsolete) {
+    return context_.Fail(FindingCode::kObsoleteVersion, 4,
+                         "file version 2 is obsolete; QEMU no longer loads it");
+  }
+  if (version != kFileVersion) {
+    return context_.Fail(FindingCode::kBadVersion, 4,
+                         absl::StrCat("file version ", version, " is unknown (expected 3)"));
+  }
+  QMIG_ASSIGN_OR_RETURN(uint8_t next, reader.PeekU8());
+  if (next == static_cast<uint8_t>(SectionType::kConfiguration)) {
+    reader.U8().IgnoreError();
+    has_configuration_ = true;
+    return ParseConfiguration(reader);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status StreamParser::ParseConfiguration(Reader& reader) {
+  PathScope scope(context_, "CONFIGURATION");
+  uint64_t offset = reader.offset();
+  QMIG_ASSIGN_OR_RETURN(uint32_t length, reader.Be32());
+  if (length == 0 || length > kMaxMachineNameLength) {
+    return context_.Fail(FindingCode::kConfigBadName, offset,
+                         absl::StrCat("machine name length ", length, " (allowed 1..",
+                                      kMaxMachineNameLength, ")"));
+  }
+  QMIG_ASSIGN_OR_RETURN(absl::Span<const uint8_t> name, reader.Bytes(length));
+  summary_.machine = std::string(name.begin(), name.end());
+  if (!IsPrintableName(name)) {
+    context_.Report(FindingCode::kConfigBadName, offset + 4,
+                    "machine name holds a NUL or a non-printable byte");
+  }
+  std::vector<std::string> seen;
+  while (true) {
+    QMIG_ASSIGN_OR_RETURN(uint8_t next, reader.PeekU8());
+    if (next != static_cast<uint8_t>(SectionType::kSubsection)) break;
+    uint64_t sub_offset = reader.offset();
+    reader.U8().IgnoreError();
+    QMIG_ASSIGN_OR_RETURN(std::string sub_name, reader.CountedString());
+    QMIG_ASSIGN_OR_RETURN(uint32_t version, reader.Be32());
+    PathScope sub_scope(context_, absl::StrCat("subsection '", sub_name, "'"));
+    if (version != 1) {
+      return context_.Fail(FindingCode::kConfigBadSubsection, sub_offset,
+                           absl::StrCat("version ", version, " (expected 1)"));
+    }
+    if (std::find(seen.begin(), seen.end(), sub_name) != seen.end()) {
+      context_.Report(FindingCode::kConfigBadSubsection, sub_offset, "subsection sent twice");
+    }
+    seen.push_back(sub_name);
+    QMIG_RETURN_IF_ERROR(ParseConfigurationSubsection(reader, sub_name, sub_offset));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status StreamParser::ParseConfigurationSubsection(Reader& reader, const std::string& name,
+                                                        uint64_t offset) {
+  if (name == kConfigTargetPageBits) {
+    QMIG_ASSIGN_OR_RETURN(uint32_t bits, reader.Be32());
+    summary_.target_page_bits = bits;
+    if (bits < kMinTargetPageBits || bits > kMaxTargetPageBits) {
+      context_.Report(FindingCode::kConfigBadPageBits, offset,
+                      absl::StrCat("target page bits ", bits, " outside ", kMinTargetPageBits, "..",
+                                   kMaxTargetPageBits));
+    }
+    return absl::OkStatus();
+  }
+  if (name == kConfigCapabilities) {
+    QMIG_ASSIGN_OR_RETURN(uint32_t count, reader.Be32());
+    if (count > kMaxConfigCapabilities) {
+      return context_.Fail(FindingCode::kConfigBadCapability, offset,
+                           absl::StrCat(count, " capabilities, over the limit of ",
+                                        kMaxConfigCapabilities));
+    }
+    for (uint32_t i = 0; i < count; ++i) {
+      uint64_t cap_offset = reader.offset();
+      QMIG_ASSIGN_OR_RETURN(std::string capability, reader.CountedString());
+      if (std::find(std::begin(kCapabilityNames), std::end(kCapabilityNames),
+                    absl::string_view(capability)) == std::end(kCapabilityNames)) {
+        context_.Report(FindingCode::kConfigBadCapability, cap_offset,
+                        absl::StrCat("unknown capability '", absl::CHexEscape(capability), "'"));
+      }
+      if (capability == "x-ignore-shared") ignore_shared_ = true;
+      summary_.capabilities.push_back(std::move(capability));
+    }
+    return absl::OkStatus();
+  }
+  if (name == kConfigUuid) {
+    QMIG_ASSIGN_OR_RETURN(absl::Span<const uint8_t> uuid, reader.Bytes(16));
+    std::string text;
+    for (size_t i = 0; i < uuid.size(); ++i) {
+      if (i == 4 || i == 6 || i == 8 || i == 10) text += '-';
+      absl::StrAppendFormat(&text, "%02x", uuid[i]);
+    }
+    summary_.uuid = text;
+    return absl::OkStatus();
+  }
+  return context_.Fail(FindingCode::kConfigBadSubsection, offset,
+                       absl::StrCat("unknown configuration subsection '",
+                                    absl::CHexEscape(name), "'"));
+}
+
+absl::StatusOr<LoopEnd> StreamParser::ParseRecords(Reader& reader) {
+  while (true) {
+    QMIG_ASSIGN_OR_RETURN(bool at_end, reader.AtEnd());
+    if (at_end) return LoopEnd::kEndOfInput;
+    uint64_t offset = reader.offset();
+    QMIG_ASSIGN_OR_RETURN(uint8_t type, reader.U8());
+    switch (static_cast<SectionType>(type)) {
+      case SectionType::kEof:
+        ++summary_.sections["EOF"];
+        return LoopEnd::kEof;
+      case SectionType::kStart:
+      case SectionType::kFull:
+        QMIG_RETURN_IF_ERROR(ParseStartOrFull(reader, type, offset));
+        break;
+      case SectionType::kPart:
+      case SectionType::kEnd:
+        QMIG_RETURN_IF_ERROR(ParsePartOrEnd(reader, type, offset));
+        break;
+      case SectionType::kCommand: {
+        bool quit = false;
+        QMIG_ASSIGN_OR_RETURN(LoopEnd end, ParseCommand(reader, offset, &quit));
+        (void)end;
+        if (quit) return LoopEnd::kRun;
+        break;
+      }
+      case SectionType::kConfiguration:
+        return context_.Fail(FindingCode::kConfigMisplaced, offset,
+                             "CONFIGURATION may only follow the file header");
+      case SectionType::kFooter:
+        return context_.Fail(FindingCode::kFooterUnexpected, offset,
+                             "a section footer (0x7e) where a record must start");
+      default:
+        return context_.Fail(FindingCode::kUnknownSectionType, offset,
+                             absl::StrFormat("record type 0x%02x is not one of EOF, START, PART, "
+                                             "END, FULL, COMMAND",
+                                             type));
+    }
+  }
+}
+
+absl::Status StreamParser::ParseStartOrFull(Reader& reader, uint8_t type, uint64_t offset) {
+  QMIG_ASSIGN_OR_RETURN(uint32_t section_id, reader.Be32());
+  uint64_t idstr_offset = reader.offset();
+  QMIG_ASSIGN_OR_RETURN(std::string idstr, reader.CountedString());
+  QMIG_ASSIGN_OR_RETURN(uint32_t instance_id, reader.Be32());
+  QMIG_ASSIGN_OR_RETURN(uint32_t version, reader.Be32());
+  absl::string_view type_name = SectionTypeName(type);
+  ++summary_.sections[std::string(type_name)];
+  PathScope scope(context_, absl::StrCat(type_name, " '", absl::CHexEscape(idstr), "' #",
+                                         instance_id));
+  if (idstr.empty() || idstr.find('\0') != std::string::npos) {
+    return context_.Fail(FindingCode::kBadIdstr, idstr_offset,
+                         idstr.empty() ? "empty section name (QEMU cannot read it)"
+                                       : "section name holds a NUL byte");
+  }
+  if (options_.observer != nullptr) {
+    options_.observer->OnSection(type, section_id, idstr, instance_id, version, offset);
+  }
+  SectionState state;
+  state.id = section_id;
+  state.idstr = idstr;
+  state.instance_id = instance_id;
+  state.version = version;
+  state.iterative = type == static_cast<uint8_t>(SectionType::kStart);
+  state.ended = !state.iterative;
+  if (idstr == kRamSectionName) state.kind = SectionKind::kRam;
+  else if (idstr == kDirtyBitmapSectionName) state.kind = SectionKind::kDirtyBitmap;
+  else if (idstr == kBlockSectionName) state.kind = SectionKind::kBlock;
+  auto existing = sections_.find(section_id);
+  if (existing != sections_.end()) {
+    context_.Report(FindingCode::kDuplicateSectionId, offset,
+                    absl::StrCat("section id ", section_id, " was already used by '",
+                                 existing->second.idstr, "'"));
+  }
+  SectionState& section = sections_[section_id] = std::move(state);
+  QMIG_RETURN_IF_ERROR(ParseSectionPayload(reader, section, type, offset));
+  return CheckFooter(reader, section_id);
+}
+
+absl::Status StreamParser::ParsePartOrEnd(Reader& reader, uint8_t type, uint64_t offset) {
+  QMIG_ASSIGN_OR_RETURN(uint32_t section_id, reader.Be32());
+  absl::string_view type_name = SectionTypeName(type);
+  ++summary_.sections[std::string(type_name)];
+  auto it = sections_.find(section_id);
+  if (it == sections_.end()) {
+    if (!summary_.headerless) {
+      PathScope scope(context_, absl::StrCat(type_name, " #id ", section_id));
+      return context_.Fail(FindingCode::kUnknownSectionId, offset,
+                           absl::StrCat("section id ", section_id, " was never opened by START"));
+    }
+    // A recovery connection continues sections opened on the first one; only
+    // RAM (and dirty bitmaps) continue after postcopy starts.
+    if (!headerless_note_given_) {
+      headerless_note_given_ = true;
+      context_.ReportAs(Severity::kNote, FindingCode::kUnknownSectionId, offset,
+                        absl::StrCat("section id ", section_id,
+                                     " was opened on an earlier connection; decoded as RAM"));
+    }
+    SectionState assumed;
+    assumed.id = section_id;
+    assumed.idstr = std::string(kRamSectionName);
+    assumed.kind = SectionKind::kRam;
+    assumed.version = kRamSectionVersion;
+    assumed.iterative = true;
+    it = sections_.emplace(section_id, std::move(assumed)).first;
+  }
+  SectionState& section = it->second;
+  PathScope scope(context_, absl::StrCat(type_name, " '", absl::CHexEscape(section.idstr), "' #",
+                                         section.instance_id));
+  if (options_.observer != nullptr) {
+    options_.observer->OnSection(type, section_id, section.idstr, section.instance_id,
+                                 section.version, offset);
+  }
+  if (!section.iterative) {
+    return context_.Fail(FindingCode::kUnknownSectionId, offset,
+                         absl::StrCat("section id ", section_id,
+                                      " belongs to a FULL section; only START opens one for ",
+                                      type_name));
+  }
+  if (section.ended) {
+    context_.Report(FindingCode::kSectionAfterEnd, offset,
+                    absl::StrCat(type_name, " after the section's END"));
+  }
+  if (type == static_cast<uint8_t>(SectionType::kEnd)) section.ended = true;
+  QMIG_RETURN_IF_ERROR(ParseSectionPayload(reader, section, type, offset));
+  return CheckFooter(reader, section_id);
+}
+
+absl::Status StreamParser::ParseSectionPayload(Reader& reader, SectionState& section,
+                                               uint8_t type, uint64_t section_offset) {
+  switch (section.kind) {
+    case SectionKind::kRam:
+      if (section.version != kRamSectionVersion) {
+        return context_.Fail(FindingCode::kRamVersion, section_offset,
+                             absl::StrCat("RAM section version ", section.version,
+                                          " (QEMU accepts only 4)"));
+      }
+      ram_section_seen_ = true;
+      return ParseRamPayload(reader, section);
+    case SectionKind::kDirtyBitmap:
+      ++summary_.iterable_sections[section.idstr];
+      return ParseDirtyBitmapPayload(reader);
+    case SectionKind::kBlock:
+      ++summary_.iterable_sections[section.idstr];
+      return ParseBlockPayload(reader);
+    case SectionKind::kDevice:
+      if (postcopy_ >= PostcopyState::kRunning) {
+        context_.Report(FindingCode::kCommandState, section_offset,
+                        "device state after RUN: the guest is already running on the destination");
+      }
+      if (type != static_cast<uint8_t>(SectionType::kFull)) {
+        ++summary_.iterable_sections[section.idstr];
+        return context_.Fail(FindingCode::kIterableUnverified, section_offset,
+                             absl::StrCat("iterable section '", section.idstr,
+                                          "' has a payload format qmig does not know"));
+      }
+      return ParseDeviceBody(reader, section, section_offset);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status StreamParser::CheckFooter(Reader& reader, uint32_t section_id) {
+  uint64_t offset = reader.offset();
+  if (!footers_.has_value()) {
+    QMIG_ASSIGN_OR_RETURN(absl::Span<const uint8_t> next, reader.PeekUpTo(1));
+    if (next.empty()) return absl::OkStatus();  // the record loop reports the truncation
+    footers_ = next[0] == static_cast<uint8_t>(SectionType::kFooter);
+  }
+  if (!*footers_) return absl::OkStatus();
+  QMIG_ASSIGN_OR_RETURN(uint8_t marker, reader.U8());
+  if (marker != static_cast<uint8_t>(SectionType::kFooter)) {
+    return context_.Fail(FindingCode::kFooterMissing, offset,
+                         absl::StrFormat("expected the section footer 0x7e, found 0x%02x", marker));
+  }
+  QMIG_ASSIGN_OR_RETURN(uint32_t footer_id, reader.Be32());
+  if (footer_id != section_id) {
+    return context_.Fail(FindingCode::kFooterMismatch, offset,
+                         absl::StrCat("footer names section id ", footer_id, ", the section is ",
+                                      section_id));
+  }
+  return absl::OkStatus();
+}
+
+void StreamParser::CheckEndOfStream(uint64_t offset) {
+  for (const auto& [id, section] : sections_) {
+    if (section.iterative && !section.ended) {
+      context_.Report(FindingCode::kSectionNotEnded, offset,
+                      absl::StrCat("section '", section.idstr, "' (id ", id,
+                                   ") was started but never ended"));
+    }
+  }
+  if (postcopy_ == PostcopyState::kListening) {
+    context_.Report(FindingCode::kCommandState, offset,
+                    "EOF while the destination listens: RUN never arrived");
+  }
+  if (postcopy_ == PostcopyState::kRunning) postcopy_ = PostcopyState::kEnd;
+}
+
+absl::Status StreamParser::ParseAfterEof(Reader& reader) {
+  PathScope scope(context_, "trailer");
+  QMIG_ASSIGN_OR_RETURN(absl::Span<const uint8_t> next, reader.PeekUpTo(5));
+  if (next.empty()) {
+    if (!summary_.headerless && postcopy_ == PostcopyState::kNone) {
+      context_.Report(FindingCode::kVmdescAbsent, reader.offset(),
+                      "no VMDESCRIPTION after EOF (suppress-vmdesc, or an old machine type)");
+    }
+    return absl::OkStatus();
+  }
+  uint64_t offset = reader.offset();
+  if (next[0] != static_cast<uint8_t>(SectionType::kVmDescription)) {
+    return context_.Fail(FindingCode::kTrailingBytes, offset,
+                         absl::StrFormat("byte 0x%02x after EOF where only a VMDESCRIPTION (0x06) "
+                                         "may follow",
+                                         next[0]),
+                         {}, /*qemu_accepts=*/true);
+  }
+  reader.U8().IgnoreError();
+  if (next.size() < 5) {
+    return context_.Fail(FindingCode::kVmdescTruncated, offset,
+                         "VMDESCRIPTION ends inside its length field", {}, /*qemu_accepts=*/true);
+  }
+  QMIG_ASSIGN_OR_RETURN(uint32_t length, reader.Be32());
+  summary_.vmdesc_present = true;
+  summary_.vmdesc_bytes = length;
+  if (length > options_.limits.max_vmdesc_bytes) {
+    return context_.Fail(FindingCode::kVmdescTooLarge, offset,
+                         absl::StrCat("VMDESCRIPTION declares ", length, " bytes, over the limit of ",
+                                      options_.limits.max_vmdesc_bytes),
+                         {}, /*qemu_accepts=*/true);
+  }
+  // Read what arrives, in chunks; a short trailer is its own finding.
+  std::string json;
+  json.reserve(std::min<uint64_t>(length, kMaxContiguousView));
+  while (json.size() < length) {
+    QMIG_ASSIGN_OR_RETURN(absl::Span<const uint8_t> chunk,
+                          reader.PeekUpTo(std::min<uint64_t>(length - json.size(), kMaxContiguousView)));
+    if (chunk.empty()) {
+      return context_.Fail(FindingCode::kVmdescTruncated, reader.offset(),
+                           absl::StrCat("VMDESCRIPTION declares ", length, " bytes but the input ends after ",
+                                        json.size()),
+                           {}, /*qemu_accepts=*/true);
+    }
+    json.append(chunk.begin(), chunk.end());
+    QMIG_RETURN_IF_ERROR(reader.Skip(chunk.size()));
+  }
+  if (trailer_offset_ != offset || !trailer_description_.has_value()) {
+    absl::StatusOr<VmDescription> description = ParseVmDescription(json);
+    if (!description.ok()) {
+      context_.Report(FindingCode::kVmdescBadJson, offset + 5,
+                      std::string(description.status().message()), {}, /*qemu_accepts=*/true);
+    }
+  }
+  QMIG_ASSIGN_OR_RETURN(absl::Span<const uint8_t> rest, reader.PeekUpTo(1));
+  if (!rest.empty()) {
+    return context_.Fail(FindingCode::kTrailingBytes, reader.offset(),
+                         "bytes after the VMDESCRIPTION trailer", {}, /*qemu_accepts=*/true);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace internal
+
+ParseResult ParseMigrationStream(ByteSource& source, const ParseOptions& options) {
+  ParseResult result{StreamSummary{}, FindingList(options.limits.max_findings)};
+  internal::StreamParser parser(source, options, result);
+  parser.Run();
+  return result;
+}
+
+}  // namespace qmig

@@ -1,0 +1,115 @@
+// The strict, streaming parser of a QEMU migration stream (the main channel).
+//
+// ParseMigrationStream() walks a ByteSource once, front to back, and reports
+// every defect it can see as a Finding; the StreamSummary says what the
+// stream holds. Memory stays bounded whatever the stream's size: RAM pages
+// are validated and passed to the observer as borrowed views, never kept.
+//
+// Device sections carry no length on the wire. They are decoded with a
+// vmstate description: ParseOptions::schema, or else the stream's own
+// VMDESCRIPTION trailer (found up front in a file; on a pipe, the device
+// state after RAM is buffered, within ParseLimits, until the trailer
+// arrives). Without either, a device section is delimited by scanning for its
+// footer or the next header, and reported as unverified.
+#ifndef QMIG_PARSER_STREAM_PARSER_H_
+#define QMIG_PARSER_STREAM_PARSER_H_
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/types/span.h"
+#include "parser/vmstate/description.h"
+#include "parser/wire/byte_source.h"
+#include "parser/wire/constants.h"
+#include "parser/wire/finding.h"
+#include "parser/wire/limits.h"
+#include "parser/wire/profile.h"
+
+namespace qmig {
+
+enum class PostcopyState : uint8_t { kNone, kAdvise, kDiscard, kListening, kRunning, kEnd };
+absl::string_view PostcopyStateName(PostcopyState state);
+
+enum class RamRecordKind : uint8_t { kZero, kPage, kXbzrle, kCompressed };
+
+// Optional hooks for tools that want more than a verdict (dump, extract,
+// replay). Views passed in are valid only during the call.
+class StreamObserver {
+ public:
+  virtual ~StreamObserver() = default;
+  virtual void OnSection(uint8_t type, uint32_t section_id, absl::string_view idstr,
+                         uint32_t instance_id, uint32_t version, uint64_t offset) {}
+  virtual void OnCommand(CommandKind kind, uint64_t offset, absl::Span<const uint8_t> payload) {}
+  // A RAM page record. `page` holds the page's bytes for kPage, the fill
+  // byte for kZero, and the encoded bytes for kXbzrle/kCompressed.
+  virtual void OnRamPage(absl::string_view block, uint64_t block_offset, RamRecordKind kind,
+                         absl::Span<const uint8_t> page, uint64_t stream_offset) {}
+  virtual void OnRamBlock(absl::string_view block, uint64_t length, uint64_t page_size) {}
+};
+
+struct ParseOptions {
+  ParseLimits limits;
+  // nullopt: detect the profile from the stream (QEMU 7.2 until evidence).
+  std::optional<ProfileId> profile;
+  // A vmstate description to decode device sections with (--schema).
+  const VmDescription* schema = nullptr;
+  StreamObserver* observer = nullptr;
+};
+
+struct RamBlockSummary {
+  std::string name;
+  uint64_t length = 0;
+  uint64_t page_size = 0;
+  std::optional<uint64_t> guest_address;  // x-ignore-shared
+  uint64_t zero_pages = 0;
+  uint64_t normal_pages = 0;
+  uint64_t xbzrle_pages = 0;
+  uint64_t compressed_pages = 0;
+  uint64_t nonzero_fill_pages = 0;
+};
+
+struct StreamSummary {
+  std::string profile;
+  bool profile_detected = false;   // chosen by evidence, not by default
+  bool headerless = false;         // a postcopy-recovery connection
+  uint32_t file_version = 0;
+  std::optional<std::string> machine;
+  std::vector<std::string> capabilities;
+  std::optional<uint32_t> target_page_bits;
+  std::optional<std::string> uuid;
+  std::optional<bool> footers;     // nullopt: nothing showed either way
+  std::map<std::string, uint64_t> sections;   // by type name
+  std::map<std::string, uint64_t> commands;   // by command name
+  std::vector<uint32_t> pings;                // values, first kMaxRecordedPings
+  std::vector<RamBlockSummary> ram_blocks;
+  uint64_t ram_records = 0;
+  uint64_t packages = 0;
+  uint64_t devices_decoded = 0;
+  uint64_t devices_unverified = 0;
+  uint64_t device_fields = 0;
+  bool vmdesc_present = false;
+  uint64_t vmdesc_bytes = 0;
+  std::string device_description_source;  // "trailer", "schema" or "" (none)
+  bool eof_seen = false;
+  PostcopyState postcopy = PostcopyState::kNone;
+  bool return_path_opened = false;
+  std::map<std::string, uint64_t> iterable_sections;  // dirty-bitmap, block, ...
+  uint64_t bytes = 0;              // bytes consumed
+};
+
+inline constexpr size_t kMaxRecordedPings = 64;
+
+struct ParseResult {
+  StreamSummary summary;
+  FindingList findings;
+  bool valid() const { return findings.error_count() == 0; }
+};
+
+ParseResult ParseMigrationStream(ByteSource& source, const ParseOptions& options);
+
+}  // namespace qmig
+
+#endif  // QMIG_PARSER_STREAM_PARSER_H_

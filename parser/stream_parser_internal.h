@@ -1,0 +1,124 @@
+// Internal to the parser: the state of one parse, shared by the files that
+// implement ParseMigrationStream (stream_parser.cc, commands.cc, ram.cc,
+// iterable_sections.cc, device_sections.cc).
+#ifndef QMIG_PARSER_STREAM_PARSER_INTERNAL_H_
+#define QMIG_PARSER_STREAM_PARSER_INTERNAL_H_
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "parser/parse_context.h"
+#include "parser/stream_parser.h"
+#include "parser/vmstate/description.h"
+#include "parser/wire/profile.h"
+#include "parser/wire/reader.h"
+
+namespace qmig {
+namespace internal {
+
+enum class SectionKind : uint8_t { kRam, kDirtyBitmap, kBlock, kDevice };
+
+struct SectionState {
+  uint32_t id = 0;
+  std::string idstr;
+  uint32_t instance_id = 0;
+  uint32_t version = 0;
+  SectionKind kind = SectionKind::kDevice;
+  bool iterative = false;  // opened by START
+  bool ended = false;
+};
+
+// How a record loop ended.
+enum class LoopEnd : uint8_t { kEof, kRun, kEndOfInput };
+
+struct RamBlockState {
+  size_t summary_index;  // into summary.ram_blocks
+  uint64_t length;
+  uint64_t page_size;
+};
+
+class StreamParser {
+ public:
+  StreamParser(ByteSource& source, const ParseOptions& options, ParseResult& result);
+  void Run();
+
+ private:
+  // stream_parser.cc
+  absl::Status ParseHeader(Reader& reader);
+  absl::Status ParseConfiguration(Reader& reader);
+  absl::Status ParseConfigurationSubsection(Reader& reader, const std::string& name,
+                                            uint64_t offset);
+  absl::StatusOr<LoopEnd> ParseRecords(Reader& reader);
+  absl::Status ParseStartOrFull(Reader& reader, uint8_t type, uint64_t offset);
+  absl::Status ParsePartOrEnd(Reader& reader, uint8_t type, uint64_t offset);
+  absl::Status ParseSectionPayload(Reader& reader, SectionState& section, uint8_t type,
+                                   uint64_t section_offset);
+  absl::Status CheckFooter(Reader& reader, uint32_t section_id);
+  absl::Status ParseAfterEof(Reader& reader);
+  void CheckEndOfStream(uint64_t offset);
+
+  // commands.cc
+  absl::StatusOr<LoopEnd> ParseCommand(Reader& reader, uint64_t offset, bool* quit);
+  absl::Status ParseAdvise(Reader& payload, uint16_t length, uint64_t offset);
+  absl::Status ParseRamDiscard(Reader& payload, uint16_t length, uint64_t offset);
+  absl::Status ParsePackaged(Reader& reader, uint64_t offset);
+  absl::Status ParseRecvBitmapCommand(Reader& payload, uint16_t length, uint64_t offset);
+
+  // ram.cc
+  absl::Status ParseRamPayload(Reader& reader, const SectionState& section);
+  absl::Status ParseMemSize(Reader& reader, uint64_t total, uint64_t offset);
+  void ValidateXbzrle(absl::Span<const uint8_t> encoded, uint64_t offset, absl::string_view leaf);
+  void ValidateCompressed(absl::Span<const uint8_t> compressed, uint64_t offset,
+                          absl::string_view leaf);
+  RamBlockState* FindBlock(absl::string_view name);
+
+  // iterable_sections.cc
+  absl::Status ParseDirtyBitmapPayload(Reader& reader);
+  absl::Status ParseBlockPayload(Reader& reader);
+
+  // device_sections.cc
+  absl::Status ParseDeviceBody(Reader& reader, const SectionState& section, uint64_t offset);
+  const VmDescription* DeviceDescriptions(Reader& reader);
+  absl::StatusOr<uint64_t> ScanForDeviceEnd(Reader& reader, uint32_t section_id);
+
+  bool InPostcopyRamMode() const {
+    return postcopy_ >= PostcopyState::kListening && postcopy_ < PostcopyState::kEnd;
+  }
+  void CountCommand(CommandKind kind);
+
+  ByteSource& source_;
+  const ParseOptions& options_;
+  ParseResult& result_;
+  StreamSummary& summary_;
+  ParseContext context_;
+  ProfileDetector profile_;
+
+  bool has_configuration_ = false;
+  bool ignore_shared_ = false;
+  std::optional<bool> footers_;
+  std::map<uint32_t, SectionState> sections_;
+  bool headerless_note_given_ = false;
+
+  PostcopyState postcopy_ = PostcopyState::kNone;
+  bool advise_with_ram_ = false;    // ADVISE carried the 16-byte RAM payload
+  bool ram_section_seen_ = false;
+  bool return_path_open_ = false;
+  bool package_has_listen_ = false;
+  bool package_has_run_ = false;
+
+  absl::flat_hash_map<std::string, RamBlockState> ram_blocks_;
+  bool ram_blocks_known_ = false;
+  std::optional<std::string> last_ram_block_;
+
+  bool trailer_probed_ = false;
+  std::optional<VmDescription> trailer_description_;
+  std::optional<uint64_t> trailer_offset_;   // offset of the 0x06 byte, when probed
+};
+
+}  // namespace internal
+}  // namespace qmig
+
+#endif  // QMIG_PARSER_STREAM_PARSER_INTERNAL_H_

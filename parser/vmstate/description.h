@@ -1,0 +1,65 @@
+// VmDescription: the vmstate description of a stream's device state, as QEMU
+// writes it in the VMDESCRIPTION JSON trailer. It records, per device
+// instance, every field QEMU wrote with its size in bytes, so it both names
+// the fields and delimits device sections, which carry no length on the wire.
+//
+// Parsed with nlohmann::json without exceptions; nesting depth is checked
+// before parsing so hostile JSON cannot exhaust the stack.
+#ifndef QMIG_PARSER_VMSTATE_DESCRIPTION_H_
+#define QMIG_PARSER_VMSTATE_DESCRIPTION_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace qmig {
+
+struct VmsdDescription;
+
+struct VmstateField {
+  std::string name;
+  std::string type;            // VMStateInfo name, "struct", "vstruct" or "unknown"
+  uint64_t size = 0;           // bytes one element occupied on the wire
+  uint64_t array_len = 0;      // > 0: a compressed array of this many elements
+  std::optional<uint64_t> index;
+  std::shared_ptr<const VmsdDescription> sub;  // struct / vstruct element layout
+};
+
+struct VmsdDescription {
+  std::string vmsd_name;
+  uint32_t version = 0;
+  std::vector<VmstateField> fields;
+  std::vector<VmsdDescription> subsections;
+};
+
+struct DeviceDescription {
+  std::string name;       // section idstr
+  uint32_t instance_id = 0;
+  bool legacy = false;    // a save_state device: one opaque buffer
+  VmsdDescription vmsd;
+};
+
+struct VmDescription {
+  uint64_t page_size = 0;
+  std::optional<VmsdDescription> configuration;
+  std::vector<DeviceDescription> devices;
+
+  // The device for a section, or nullptr.
+  const DeviceDescription* Find(absl::string_view name, uint32_t instance_id) const;
+};
+
+// Parses a VMDESCRIPTION JSON document. Errors name what is wrong and where
+// in the document.
+absl::StatusOr<VmDescription> ParseVmDescription(absl::string_view json);
+
+// Largest nesting of JSON arrays/objects accepted.
+inline constexpr int kMaxDescriptionNesting = 64;
+
+}  // namespace qmig
+
+#endif  // QMIG_PARSER_VMSTATE_DESCRIPTION_H_

@@ -1,0 +1,62 @@
+// qmig: reads, validates, replays and fuzzes QEMU live-migration streams.
+//
+//   qmig check [--json] [--profile=NAME] [--schema=FILE] FILE|-
+//
+// Exit status: 0 valid, 1 invalid, 2 usage or I/O error.
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "tools/qmig/commands.h"
+
+ABSL_FLAG(bool, json, false, "print machine-readable JSON (schema: docs/JSON.md)");
+ABSL_FLAG(std::string, profile, "auto",
+          "protocol profile: auto, qemu-7.2, upstream, qemu-3.0 or v5-draft");
+ABSL_FLAG(std::string, schema, "",
+          "vmstate description to decode device sections with: a VMDESCRIPTION JSON");
+ABSL_FLAG(std::string, kind, "auto",
+          "what the input is: auto, main, return-path or multifd");
+ABSL_FLAG(uint64_t, max_package, qmig::kOriginalPackageLimit,
+          "largest PACKAGED blob accepted, in bytes (up to 4294967295)");
+ABSL_FLAG(bool, quiet, false, "print only the verdict line");
+
+namespace {
+
+constexpr char kUsage[] =
+    "qmig COMMAND [flags] ARGS\n"
+    "\n"
+    "commands:\n"
+    "  check FILE|-     validate a migration stream (main channel, return path or\n"
+    "                   multifd channel); exit 0 valid, 1 invalid, 2 usage/I/O error\n"
+    "\n"
+    "Run 'qmig --help' for the flags.";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(kUsage);
+  std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  if (args.size() < 2) {
+    std::cerr << kUsage << "\n";
+    return qmig::kExitUsage;
+  }
+  std::string command = args[1];
+  std::vector<std::string> operands(args.begin() + 2, args.end());
+
+  qmig::CommonOptions options;
+  options.json = absl::GetFlag(FLAGS_json);
+  options.quiet = absl::GetFlag(FLAGS_quiet);
+  options.profile = absl::GetFlag(FLAGS_profile);
+  options.schema_path = absl::GetFlag(FLAGS_schema);
+  options.kind = absl::GetFlag(FLAGS_kind);
+  options.max_package = absl::GetFlag(FLAGS_max_package);
+
+  if (command == "check") return qmig::RunCheck(operands, options);
+  std::cerr << "qmig: unknown command '" << command << "'\n" << kUsage << "\n";
+  return qmig::kExitUsage;
+}

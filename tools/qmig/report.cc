@@ -1,0 +1,143 @@
+#include "tools/qmig/report.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+
+namespace qmig {
+
+nlohmann::json FindingToJson(const Finding& finding) {
+  nlohmann::json out = {
+      {"code", std::string(DescribeFinding(finding.code).name)},
+      {"severity", std::string(SeverityName(finding.severity))},
+      {"offset", finding.offset},
+      {"path", finding.path},
+      {"message", finding.message},
+      {"qemu_accepts", finding.qemu_accepts},
+  };
+  out["package_offset"] =
+      finding.package_offset.has_value() ? nlohmann::json(*finding.package_offset) : nlohmann::json();
+  return out;
+}
+
+nlohmann::json FindingsToJson(const FindingList& findings) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const Finding& finding : findings.findings()) list.push_back(FindingToJson(finding));
+  return list;
+}
+
+nlohmann::json SummaryToJson(const StreamSummary& s) {
+  nlohmann::json blocks = nlohmann::json::array();
+  for (const RamBlockSummary& b : s.ram_blocks) {
+    nlohmann::json block = {{"name", b.name},
+                            {"length", b.length},
+                            {"page_size", b.page_size},
+                            {"zero_pages", b.zero_pages},
+                            {"normal_pages", b.normal_pages},
+                            {"xbzrle_pages", b.xbzrle_pages},
+                            {"compressed_pages", b.compressed_pages}};
+    block["guest_address"] = b.guest_address.has_value() ? nlohmann::json(*b.guest_address)
+                                                         : nlohmann::json();
+    blocks.push_back(std::move(block));
+  }
+  nlohmann::json out = {
+      {"profile", s.profile},
+      {"profile_detected", s.profile_detected},
+      {"headerless", s.headerless},
+      {"file_version", s.file_version},
+      {"capabilities", s.capabilities},
+      {"sections", s.sections},
+      {"commands", s.commands},
+      {"pings", s.pings},
+      {"ram_blocks", blocks},
+      {"ram_records", s.ram_records},
+      {"packages", s.packages},
+      {"devices_decoded", s.devices_decoded},
+      {"devices_unverified", s.devices_unverified},
+      {"device_fields", s.device_fields},
+      {"device_description", s.device_description_source},
+      {"vmdesc_present", s.vmdesc_present},
+      {"vmdesc_bytes", s.vmdesc_bytes},
+      {"iterable_sections", s.iterable_sections},
+      {"eof", s.eof_seen},
+      {"postcopy_state", std::string(PostcopyStateName(s.postcopy))},
+      {"return_path_opened", s.return_path_opened},
+      {"bytes", s.bytes},
+  };
+  out["machine"] = s.machine.has_value() ? nlohmann::json(*s.machine) : nlohmann::json();
+  out["target_page_bits"] =
+      s.target_page_bits.has_value() ? nlohmann::json(*s.target_page_bits) : nlohmann::json();
+  out["uuid"] = s.uuid.has_value() ? nlohmann::json(*s.uuid) : nlohmann::json();
+  out["footers"] = s.footers.has_value() ? nlohmann::json(*s.footers) : nlohmann::json();
+  return out;
+}
+
+std::string FormatFinding(const Finding& f) {
+  std::string where = absl::StrFormat("@0x%x", f.offset);
+  if (f.package_offset.has_value()) absl::StrAppendFormat(&where, " (+0x%x in package)", *f.package_offset);
+  std::string line = absl::StrCat(SeverityName(f.severity), " ", DescribeFinding(f.code).name, " ",
+                                  where);
+  if (!f.path.empty()) absl::StrAppend(&line, " ", f.path);
+  absl::StrAppend(&line, ": ", f.message);
+  if (f.qemu_accepts) absl::StrAppend(&line, " [QEMU 7.2 would accept this]");
+  return line;
+}
+
+namespace {
+std::string Counts(const std::map<std::string, uint64_t>& counts) {
+  if (counts.empty()) return "none";
+  std::vector<std::string> parts;
+  for (const auto& [name, count] : counts) parts.push_back(absl::StrCat(name, " ", count));
+  return absl::StrJoin(parts, ", ");
+}
+}  // namespace
+
+std::string FormatSummary(const StreamSummary& s, const std::string& input_name) {
+  std::string out;
+  absl::StrAppend(&out, "stream    ", input_name, " (", s.bytes, " bytes read)\n");
+  absl::StrAppend(&out, "profile   ", s.profile, s.profile_detected ? " (detected)" : " (default)",
+                  s.headerless ? ", headerless (postcopy recovery connection)" : "", "\n");
+  absl::StrAppend(&out, "machine   ", s.machine.value_or("(no CONFIGURATION section)"));
+  if (!s.capabilities.empty()) absl::StrAppend(&out, "  caps: ", absl::StrJoin(s.capabilities, ","));
+  if (s.uuid.has_value()) absl::StrAppend(&out, "  uuid: ", *s.uuid);
+  absl::StrAppend(&out, "\n");
+  absl::StrAppend(&out, "footers   ",
+                  s.footers.has_value() ? (*s.footers ? "yes" : "no") : "unknown", "\n");
+  absl::StrAppend(&out, "sections  ", Counts(s.sections), "\n");
+  absl::StrAppend(&out, "commands  ", Counts(s.commands));
+  if (s.packages > 0) absl::StrAppend(&out, "  (", s.packages, " package", s.packages == 1 ? "" : "s", ")");
+  if (s.postcopy != PostcopyState::kNone) {
+    absl::StrAppend(&out, "  postcopy: ", PostcopyStateName(s.postcopy));
+  }
+  absl::StrAppend(&out, "\n");
+  absl::StrAppend(&out, "ram       ", s.ram_records, " records in ", s.ram_blocks.size(), " blocks\n");
+  for (const RamBlockSummary& b : s.ram_blocks) {
+    absl::StrAppendFormat(&out, "  %-24s %10s  zero %-7d page %-7d xbzrle %-5d compressed %d\n",
+                          b.name, absl::StrFormat("0x%x", b.length), b.zero_pages, b.normal_pages,
+                          b.xbzrle_pages, b.compressed_pages);
+  }
+  if (!s.iterable_sections.empty()) absl::StrAppend(&out, "iterable  ", Counts(s.iterable_sections), "\n");
+  absl::StrAppend(&out, "devices   ", s.devices_decoded, " decoded (", s.device_fields, " fields)",
+                  s.devices_unverified > 0 ? absl::StrCat(", ", s.devices_unverified, " unverified")
+                                           : "",
+                  s.device_description_source.empty()
+                      ? ""
+                      : absl::StrCat(", description from ", s.device_description_source),
+                  "\n");
+  absl::StrAppend(&out, "trailer   ",
+                  s.vmdesc_present ? absl::StrCat("VMDESCRIPTION, ", s.vmdesc_bytes, " bytes")
+                                   : "none",
+                  "\n");
+  return out;
+}
+
+std::string FormatVerdict(const FindingList& findings) {
+  std::string verdict = findings.error_count() == 0 ? "VALID" : "INVALID";
+  return absl::StrCat(verdict, ": ", findings.error_count(), " error",
+                      findings.error_count() == 1 ? "" : "s", ", ", findings.warning_count(),
+                      " warning", findings.warning_count() == 1 ? "" : "s",
+                      findings.dropped() > 0 ? absl::StrCat(" (", findings.dropped(), " not shown)")
+                                             : "");
+}
+
+}  // namespace qmig

@@ -1,0 +1,27 @@
+// Rendering parse results for people (a one-screen summary) and for programs
+// (JSON with the schema documented in docs/JSON.md).
+#ifndef QMIG_TOOLS_QMIG_REPORT_H_
+#define QMIG_TOOLS_QMIG_REPORT_H_
+
+#include <string>
+
+#include "nlohmann/json.hpp"
+#include "parser/stream_parser.h"
+#include "parser/wire/finding.h"
+
+namespace qmig {
+
+// Version of the --json schema; bumped on any incompatible change.
+inline constexpr int kJsonSchemaVersion = 1;
+
+nlohmann::json FindingToJson(const Finding& finding);
+nlohmann::json FindingsToJson(const FindingList& findings);
+nlohmann::json SummaryToJson(const StreamSummary& summary);
+
+std::string FormatFinding(const Finding& finding);
+std::string FormatSummary(const StreamSummary& summary, const std::string& input_name);
+std::string FormatVerdict(const FindingList& findings);
+
+}  // namespace qmig
+
+#endif  // QMIG_TOOLS_QMIG_REPORT_H_
