@@ -55,7 +55,7 @@ absl::StatusOr<LoopEnd> StreamParser::ParseCommand(Reader& reader, uint64_t offs
     return LoopEnd::kEof;
   }
 
-  QMIG_ASSIGN_OR_RETURN(Reader payload, reader.Sub(length, "command payload"));
+  QMIG_ASSIGN_OR_RETURN(Reader payload, reader.Sub(length, kCommandLimitName));
   if (options_.observer != nullptr) {
     QMIG_ASSIGN_OR_RETURN(absl::Span<const uint8_t> bytes, payload.Peek(length));
     options_.observer->OnCommand(kind, offset, bytes);
@@ -279,14 +279,14 @@ absl::Status StreamParser::ParsePackaged(Reader& reader, uint64_t offset) {
   std::optional<uint64_t> remaining = reader.KnownRemaining();
   if (remaining.has_value() && *remaining < length) {
     return context_.Fail(
-        FindingCode::kTruncated, blob_start,
+        FindingCode::kTruncated, blob_start + *remaining,
         absl::StrCat("truncated at offset ", blob_start + *remaining, ": PACKAGED declares ",
                      length, " bytes but only ", *remaining,
                      " remain (a truncated capture, or a package length that overruns the "
                      "stream)"));
   }
-  QMIG_ASSIGN_OR_RETURN(Reader blob, reader.Sub(length, "PACKAGED blob"));
-  context_.PushPackage({blob_start, length});
+  QMIG_ASSIGN_OR_RETURN(Reader blob, reader.Sub(length, kPackageLimitName));
+  context_.PushPackage({offset, blob_start, length});
   bool outer_listen = package_has_listen_, outer_run = package_has_run_;
   package_has_listen_ = package_has_run_ = false;
 

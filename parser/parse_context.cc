@@ -42,22 +42,25 @@ absl::Status ParseContext::Fail(FindingCode code, uint64_t offset, std::string m
 }
 
 absl::Status ParseContext::OnReadFailure(ReadFailure failure, uint64_t offset, uint64_t needed,
-                                         absl::string_view limit_name) {
+                                         uint64_t available, absl::string_view limit_name) {
   if (failure == ReadFailure::kTruncated) {
-    std::string message = absl::StrCat("truncated at offset ", offset, ": the input ends before ",
-                                       needed, " more byte", needed == 1 ? "" : "s");
+    // The finding sits where the input ends; the message says what was cut.
+    uint64_t end = offset + available;
+    std::string message =
+        absl::StrCat("truncated at offset ", end, ": a ", needed, "-byte read at offset ", offset,
+                     " finds only ", available);
     if (const Package* package = innermost_package()) {
-      absl::StrAppend(&message, " (inside PACKAGED@", HexOffset(package->blob_start),
+      absl::StrAppend(&message, " (inside PACKAGED@", HexOffset(package->command_offset),
                       " that declares ", package->length, " bytes)");
     }
-    return Fail(FindingCode::kTruncated, offset, std::move(message));
+    return Fail(FindingCode::kTruncated, end, std::move(message));
   }
-  FindingCode code = package_depth() > 0 && limit_name == "PACKAGED blob"
-                         ? FindingCode::kPackageEndsMidRecord
-                         : FindingCode::kCommandLength;
+  FindingCode code = FindingCode::kCommandLength;
+  if (limit_name == kPackageLimitName) code = FindingCode::kPackageEndsMidRecord;
+  if (limit_name == kReturnPathLimitName) code = FindingCode::kRpBadLength;
   return Fail(code, offset,
               absl::StrCat("a ", needed, "-byte read at offset ", offset, " runs past the end of the ",
-                           limit_name));
+                           limit_name, " (", available, " bytes left in it)"));
 }
 
 }  // namespace qmig

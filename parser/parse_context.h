@@ -20,6 +20,12 @@
 
 namespace qmig {
 
+// Names of bounded readers, as they appear in messages; reads past their end
+// map to distinct finding codes.
+inline constexpr absl::string_view kPackageLimitName = "PACKAGED blob";
+inline constexpr absl::string_view kCommandLimitName = "command payload";
+inline constexpr absl::string_view kReturnPathLimitName = "return-path message";
+
 class ParseContext : public ReadErrorObserver {
  public:
   explicit ParseContext(FindingList* findings) : findings_(findings) {}
@@ -36,7 +42,7 @@ class ParseContext : public ReadErrorObserver {
                     absl::string_view leaf = {}, bool qemu_accepts = false);
 
   absl::Status OnReadFailure(ReadFailure failure, uint64_t offset, uint64_t needed,
-                             absl::string_view limit_name) override;
+                             uint64_t available, absl::string_view limit_name) override;
 
   // The path is a stack of elements joined with " > ".
   void PushPath(std::string element) { path_.push_back(std::move(element)); }
@@ -45,6 +51,7 @@ class ParseContext : public ReadErrorObserver {
 
   // PACKAGED blobs around the current record, outermost first.
   struct Package {
+    uint64_t command_offset;  // the 0x08 byte of the PACKAGED command
     uint64_t blob_start;
     uint64_t length;
   };

@@ -8,10 +8,12 @@
 
 namespace qmig {
 
-absl::Status Reader::Fail(ReadFailure failure, uint64_t needed) {
-  if (observer_ != nullptr) return observer_->OnReadFailure(failure, offset_, needed, limit_name_);
+absl::Status Reader::Fail(ReadFailure failure, uint64_t needed, uint64_t available) {
+  if (observer_ != nullptr) {
+    return observer_->OnReadFailure(failure, offset_, needed, available, limit_name_);
+  }
   if (failure == ReadFailure::kTruncated) {
-    return absl::OutOfRangeError(absl::StrCat("truncated at offset ", offset_));
+    return absl::OutOfRangeError(absl::StrCat("truncated at offset ", offset_ + available));
   }
   return absl::DataLossError(absl::StrCat("record at offset ", offset_, " runs past the ",
                                           limit_name_));
@@ -35,9 +37,9 @@ absl::Status Reader::CheckCanArrive(uint64_t length) {
   bool limit_short = limit_.has_value() && *limit_ - offset_ < length;
   // Truncated wins when the input ends before the limit does.
   if (input_short && (!limit_short || in_input < *limit_ - offset_)) {
-    return Fail(ReadFailure::kTruncated, length);
+    return Fail(ReadFailure::kTruncated, length, in_input);
   }
-  if (limit_short) return Fail(ReadFailure::kPastLimit, length);
+  if (limit_short) return Fail(ReadFailure::kPastLimit, length, *limit_ - offset_);
   return absl::OkStatus();
 }
 
@@ -68,8 +70,8 @@ absl::StatusOr<absl::Span<const uint8_t>> Reader::Fetch(size_t n) {
   size_t from_input = static_cast<size_t>(std::min<uint64_t>(n, room));
   absl::StatusOr<absl::Span<const uint8_t>> view = source_->View(offset_, from_input);
   if (!view.ok()) return view.status();
-  if (view->size() < from_input) return Fail(ReadFailure::kTruncated, n);
-  if (from_input < n) return Fail(ReadFailure::kPastLimit, n);
+  if (view->size() < from_input) return Fail(ReadFailure::kTruncated, n, view->size());
+  if (from_input < n) return Fail(ReadFailure::kPastLimit, n, from_input);
   return view->subspan(0, n);
 }
 

@@ -36,9 +36,11 @@ class ReadErrorObserver {
  public:
   virtual ~ReadErrorObserver() = default;
   // `offset` is where the failed read started, `needed` how many bytes it
-  // wanted, `limit_name` what bounds the reader ("PACKAGED blob", ...).
+  // wanted, `available` how many of them there were (for kTruncated, the
+  // input ends at offset + available), `limit_name` what bounds the reader
+  // ("PACKAGED blob", ...).
   virtual absl::Status OnReadFailure(ReadFailure failure, uint64_t offset, uint64_t needed,
-                                     absl::string_view limit_name) = 0;
+                                     uint64_t available, absl::string_view limit_name) = 0;
 };
 
 class Reader {
@@ -87,7 +89,7 @@ class Reader {
 
  private:
   absl::StatusOr<absl::Span<const uint8_t>> Fetch(size_t n);
-  absl::Status Fail(ReadFailure failure, uint64_t needed);
+  absl::Status Fail(ReadFailure failure, uint64_t needed, uint64_t available);
 
   ByteSource* source_;
   ReadErrorObserver* observer_;

@@ -9,7 +9,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
+#include "parser/multifd.h"
+#include "parser/return_path.h"
 #include "parser/stream_parser.h"
+#include "parser/wire/constants.h"
 #include "parser/vmstate/description.h"
 #include "parser/wire/byte_source.h"
 #include "tools/qmig/commands.h"
@@ -44,6 +47,69 @@ absl::StatusOr<VmDescription> LoadSchema(const std::string& path, uint64_t max_b
   return description;
 }
 
+// What an input holds, from its first bytes.
+std::string DetectKind(ByteSource& source) {
+  absl::StatusOr<absl::Span<const uint8_t>> head = source.View(0, 4);
+  if (!head.ok() || head->size() < 4) return "main";
+  uint32_t word = uint32_t{(*head)[0]} << 24 | uint32_t{(*head)[1]} << 16 |
+                  uint32_t{(*head)[2]} << 8 | uint32_t{(*head)[3]};
+  if (word == kFileMagic || (*head)[0] == static_cast<uint8_t>(SectionType::kCommand)) return "main";
+  if (word == kMultifdMagic) return "multifd";
+  uint16_t type = static_cast<uint16_t>(word >> 16);
+  if (type >= 1 && type < kReturnPathTypeCount) return "return-path";
+  return "main";
+}
+
+// RAMBlock lengths of a main stream, for checking its companions.
+absl::StatusOr<std::map<std::string, uint64_t>> BlockLengthsOf(const std::string& path) {
+  absl::StatusOr<std::unique_ptr<OpenedInput>> input = OpenedInput::Open(path);
+  if (!input.ok()) return input.status();
+  ParseOptions options;
+  ParseResult result = ParseMigrationStream((*input)->source(), options);
+  std::map<std::string, uint64_t> lengths;
+  for (const RamBlockSummary& block : result.summary.ram_blocks) lengths[block.name] = block.length;
+  return lengths;
+}
+
+nlohmann::json ReturnPathSummaryToJson(const ReturnPathSummary& s) {
+  nlohmann::json requests = nlohmann::json::array();
+  for (const PageRequest& r : s.requests) {
+    requests.push_back({{"block", r.block}, {"start", r.start}, {"length", r.length}, {"offset", r.offset}});
+  }
+  nlohmann::json out = {{"messages", s.messages}, {"pongs", s.pongs},
+                        {"page_requests", s.page_requests}, {"requests", requests},
+                        {"recv_bitmaps", s.recv_bitmaps}, {"bytes", s.bytes}};
+  out["shut_status"] = s.shut_status.has_value() ? nlohmann::json(*s.shut_status) : nlohmann::json();
+  return out;
+}
+
+nlohmann::json MultifdSummaryToJson(const MultifdSummary& s) {
+  return {{"channel_id", s.channel_id}, {"uuid", s.uuid}, {"packets", s.packets},
+          {"sync_packets", s.sync_packets}, {"pages", s.pages},
+          {"pages_by_block", s.pages_by_block}, {"bytes", s.bytes}};
+}
+
+std::string FormatReturnPathSummary(const ReturnPathSummary& s, const std::string& name) {
+  std::string out = absl::StrCat("return path ", name, " (", s.bytes, " bytes read)\n");
+  for (const auto& [type, count] : s.messages) absl::StrAppend(&out, "  ", type, " ", count, "\n");
+  if (!s.pongs.empty()) {
+    absl::StrAppend(&out, "  pongs:");
+    for (uint32_t pong : s.pongs) absl::StrAppend(&out, " ", pong);
+    absl::StrAppend(&out, "\n");
+  }
+  absl::StrAppend(&out, "  page requests: ", s.page_requests, "\n");
+  if (s.shut_status.has_value()) absl::StrAppend(&out, "  SHUT status ", *s.shut_status, "\n");
+  return out;
+}
+
+std::string FormatMultifdSummary(const MultifdSummary& s, const std::string& name) {
+  std::string out = absl::StrCat("multifd channel ", name, " (", s.bytes, " bytes read)\n");
+  absl::StrAppend(&out, "  channel ", s.channel_id, ", uuid ", s.uuid, "\n");
+  absl::StrAppend(&out, "  packets ", s.packets, " (", s.sync_packets, " sync), pages ", s.pages, "\n");
+  for (const auto& [block, pages] : s.pages_by_block) absl::StrAppend(&out, "    ", block, " ", pages, "\n");
+  return out;
+}
+
 }  // namespace
 
 int RunCheck(const std::vector<std::string>& operands, const CommonOptions& options) {
@@ -66,37 +132,73 @@ int RunCheck(const std::vector<std::string>& operands, const CommonOptions& opti
     schema = std::move(*loaded);
     parse_options.schema = &*schema;
   }
+  std::map<std::string, uint64_t> block_lengths;
+  if (!options.main_path.empty()) {
+    absl::StatusOr<std::map<std::string, uint64_t>> lengths = BlockLengthsOf(options.main_path);
+    if (!lengths.ok()) return UsageError(std::string(lengths.status().message()));
+    block_lengths = std::move(*lengths);
+  }
 
   absl::StatusOr<std::unique_ptr<OpenedInput>> input = OpenedInput::Open(operands[0]);
   if (!input.ok()) return UsageError(std::string(input.status().message()));
+  std::string kind = options.kind == "auto" ? DetectKind((*input)->source()) : options.kind;
 
-  ParseResult result = ParseMigrationStream((*input)->source(), parse_options);
-  if (result.findings.HasCode(FindingCode::kIoError)) {
+  nlohmann::json summary_json;
+  std::string summary_text;
+  const FindingList* findings = nullptr;
+  ParseResult main_result;
+  ReturnPathResult rp_result;
+  MultifdResult multifd_result;
+  if (kind == "main") {
+    main_result = ParseMigrationStream((*input)->source(), parse_options);
+    summary_json = SummaryToJson(main_result.summary);
+    summary_text = FormatSummary(main_result.summary, operands[0]);
+    findings = &main_result.findings;
+  } else if (kind == "return-path") {
+    ReturnPathOptions rp_options;
+    rp_options.limits = parse_options.limits;
+    rp_options.block_lengths = block_lengths;
+    rp_result = ParseReturnPath((*input)->source(), rp_options);
+    summary_json = ReturnPathSummaryToJson(rp_result.summary);
+    summary_text = FormatReturnPathSummary(rp_result.summary, operands[0]);
+    findings = &rp_result.findings;
+  } else if (kind == "multifd") {
+    MultifdOptions multifd_options;
+    multifd_options.limits = parse_options.limits;
+    multifd_options.block_lengths = block_lengths;
+    multifd_result = ParseMultifdChannel((*input)->source(), multifd_options);
+    summary_json = MultifdSummaryToJson(multifd_result.summary);
+    summary_text = FormatMultifdSummary(multifd_result.summary, operands[0]);
+    findings = &multifd_result.findings;
+  } else {
+    return UsageError(absl::StrCat("unknown --kind '", kind, "' (auto, main, return-path, multifd)"));
+  }
+  if (findings->HasCode(FindingCode::kIoError)) {
     std::cerr << "qmig: I/O error reading " << operands[0] << "\n";
   }
-
+  bool valid = findings->error_count() == 0;
   if (options.json) {
     nlohmann::json out = {
         {"schema_version", kJsonSchemaVersion},
         {"input", operands[0]},
-        {"kind", "main"},
-        {"valid", result.valid()},
-        {"errors", result.findings.error_count()},
-        {"warnings", result.findings.warning_count()},
-        {"findings_dropped", result.findings.dropped()},
-        {"summary", SummaryToJson(result.summary)},
-        {"findings", FindingsToJson(result.findings)},
+        {"kind", kind},
+        {"valid", valid},
+        {"errors", findings->error_count()},
+        {"warnings", findings->warning_count()},
+        {"findings_dropped", findings->dropped()},
+        {"summary", summary_json},
+        {"findings", FindingsToJson(*findings)},
     };
     std::cout << out.dump(2) << "\n";
   } else {
-    if (!options.quiet) std::cout << FormatSummary(result.summary, operands[0]);
-    for (const Finding& finding : result.findings.findings()) {
+    if (!options.quiet) std::cout << summary_text;
+    for (const Finding& finding : findings->findings()) {
       if (options.quiet && finding.severity != Severity::kError) continue;
       std::cout << FormatFinding(finding) << "\n";
     }
-    std::cout << FormatVerdict(result.findings) << "\n";
+    std::cout << FormatVerdict(*findings) << "\n";
   }
-  return result.valid() ? kExitValid : kExitInvalid;
+  return valid ? kExitValid : kExitInvalid;
 }
 
 }  // namespace qmig

@@ -20,6 +20,7 @@ struct CommonOptions {
   std::string profile = "auto";
   std::string schema_path;
   std::string kind = "auto";
+  std::string main_path;  // companion main stream of a return path or multifd channel
   uint64_t max_package = kOriginalPackageLimit;
 };
 

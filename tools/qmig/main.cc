@@ -21,6 +21,8 @@ ABSL_FLAG(std::string, schema, "",
           "vmstate description to decode device sections with: a VMDESCRIPTION JSON");
 ABSL_FLAG(std::string, kind, "auto",
           "what the input is: auto, main, return-path or multifd");
+ABSL_FLAG(std::string, main, "",
+          "the main stream a return path or multifd channel belongs to (for block sizes)");
 ABSL_FLAG(uint64_t, max_package, qmig::kOriginalPackageLimit,
           "largest PACKAGED blob accepted, in bytes (up to 4294967295)");
 ABSL_FLAG(bool, quiet, false, "print only the verdict line");
@@ -55,6 +57,7 @@ int main(int argc, char** argv) {
   options.schema_path = absl::GetFlag(FLAGS_schema);
   options.kind = absl::GetFlag(FLAGS_kind);
   options.max_package = absl::GetFlag(FLAGS_max_package);
+  options.main_path = absl::GetFlag(FLAGS_main);
 
   if (command == "check") return qmig::RunCheck(operands, options);
   std::cerr << "qmig: unknown command '" << command << "'\n" << kUsage << "\n";

@@ -1,0 +1,137 @@
+#include "parser/multifd.h"
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "parser/parse_context.h"
+#include "parser/wire/constants.h"
+#include "parser/wire/reader.h"
+
+namespace qmig {
+namespace {
+
+class MultifdParser {
+ public:
+  MultifdParser(ByteSource& source, const MultifdOptions& options, MultifdResult& result)
+      : source_(source), options_(options), result_(result), context_(&result.findings) {}
+
+  void Run() {
+    Reader reader(&source_, &context_);
+    if (Init(reader).ok()) {
+      while (true) {
+        absl::StatusOr<bool> at_end = reader.AtEnd();
+        if (!at_end.ok() || *at_end) break;
+        if (!Packet(reader).ok()) break;
+      }
+    }
+    result_.summary.bytes = reader.offset();
+  }
+
+ private:
+  absl::Status Init(Reader& reader) {
+    PathScope scope(context_, "MultiFDInit");
+    QMIG_ASSIGN_OR_RETURN(uint32_t magic, reader.Be32());
+    QMIG_ASSIGN_OR_RETURN(uint32_t version, reader.Be32());
+    if (magic != kMultifdMagic) {
+      return context_.Fail(FindingCode::kMultifdBadInit, 0,
+                           absl::StrFormat("magic 0x%08x (expected 0x%08x)", magic, kMultifdMagic));
+    }
+    if (version != kMultifdVersion) {
+      return context_.Fail(FindingCode::kMultifdBadInit, 4,
+                           absl::StrCat("version ", version, " (expected 1)"));
+    }
+    QMIG_ASSIGN_OR_RETURN(absl::Span<const uint8_t> uuid, reader.Bytes(16));
+    for (size_t i = 0; i < uuid.size(); ++i) {
+      if (i == 4 || i == 6 || i == 8 || i == 10) result_.summary.uuid += '-';
+      absl::StrAppendFormat(&result_.summary.uuid, "%02x", uuid[i]);
+    }
+    QMIG_ASSIGN_OR_RETURN(uint8_t id, reader.U8());
+    result_.summary.channel_id = id;
+    if (options_.channels.has_value() && id >= *options_.channels) {
+      context_.Report(FindingCode::kMultifdBadInit, 24,
+                      absl::StrCat("channel id ", id, " but only ", *options_.channels,
+                                   " channels (QEMU checks id > channels: off by one)"),
+                      {}, /*qemu_accepts=*/id == *options_.channels);
+    }
+    return reader.Skip(kMultifdInitSize - 25);
+  }
+
+  absl::Status Packet(Reader& reader) {
+    uint64_t offset = reader.offset();
+    PathScope scope(context_, absl::StrCat("packet@", HexOffset(offset)));
+    QMIG_ASSIGN_OR_RETURN(uint32_t magic, reader.Be32());
+    QMIG_ASSIGN_OR_RETURN(uint32_t version, reader.Be32());
+    QMIG_ASSIGN_OR_RETURN(uint32_t flags, reader.Be32());
+    QMIG_ASSIGN_OR_RETURN(uint32_t pages_alloc, reader.Be32());
+    QMIG_ASSIGN_OR_RETURN(uint32_t normal_pages, reader.Be32());
+    QMIG_ASSIGN_OR_RETURN(uint32_t next_packet_size, reader.Be32());
+    QMIG_ASSIGN_OR_RETURN(uint64_t packet_num, reader.Be64());
+    (void)packet_num;
+    QMIG_RETURN_IF_ERROR(reader.Skip(32));
+    QMIG_ASSIGN_OR_RETURN(absl::Span<const uint8_t> name_bytes,
+                          reader.Bytes(kMultifdRamblockNameSize));
+    if (magic != kMultifdMagic || version != kMultifdVersion) {
+      return context_.Fail(FindingCode::kMultifdBadPacket, offset,
+                           absl::StrFormat("packet magic 0x%08x version %u", magic, version));
+    }
+    if (pages_alloc > kMultifdPagesPerPacket || normal_pages > pages_alloc) {
+      return context_.Fail(FindingCode::kMultifdBadPacket, offset,
+                           absl::StrCat(normal_pages, " pages of ", pages_alloc,
+                                        " allocated; at most ", kMultifdPagesPerPacket));
+    }
+    uint32_t compression = flags & kMultifdFlagCompressionMask;
+    if ((flags & ~(kMultifdFlagSync | kMultifdFlagCompressionMask)) != 0) {
+      context_.Report(FindingCode::kMultifdBadPacket, offset + 8,
+                      absl::StrFormat("unknown packet flags 0x%x", flags));
+    }
+    ++result_.summary.packets;
+    if (flags & kMultifdFlagSync) ++result_.summary.sync_packets;
+    // The offset table always has room for a full packet.
+    uint64_t table_offset = reader.offset();
+    size_t name_length = 0;
+    while (name_length < name_bytes.size() && name_bytes[name_length] != 0) ++name_length;
+    std::string block(name_bytes.begin(), name_bytes.begin() + name_length);
+    QMIG_ASSIGN_OR_RETURN(absl::Span<const uint8_t> table, reader.Bytes(8 * size_t{pages_alloc}));
+    if (normal_pages > 0) {
+      auto it = options_.block_lengths.find(block);
+      if (it == options_.block_lengths.end() && !options_.block_lengths.empty()) {
+        context_.Report(FindingCode::kMultifdBadPacket, offset,
+                        absl::StrCat("unknown RAM block '", absl::CHexEscape(block), "'"));
+      }
+      for (uint32_t i = 0; i < normal_pages; ++i) {
+        uint64_t page = 0;
+        for (int b = 0; b < 8; ++b) page = page << 8 | table[8 * i + b];
+        bool bad = page % kTargetPageSize != 0 ||
+                   (it != options_.block_lengths.end() &&
+                    (it->second < kTargetPageSize || page > it->second - kTargetPageSize));
+        if (bad) {
+          context_.Report(FindingCode::kMultifdBadPacket, table_offset + 8 * i,
+                          absl::StrFormat("page offset 0x%x misaligned or past block '%s'", page,
+                                          block));
+        }
+      }
+      result_.summary.pages += normal_pages;
+      result_.summary.pages_by_block[block] += normal_pages;
+    }
+    if (compression == 0) {
+      return reader.Skip(uint64_t{normal_pages} * kTargetPageSize);
+    }
+    return reader.Skip(next_packet_size);
+  }
+
+  ByteSource& source_;
+  const MultifdOptions& options_;
+  MultifdResult& result_;
+  ParseContext context_;
+};
+
+}  // namespace
+
+MultifdResult ParseMultifdChannel(ByteSource& source, const MultifdOptions& options) {
+  MultifdResult result{MultifdSummary{}, FindingList(options.limits.max_findings)};
+  MultifdParser parser(source, options, result);
+  parser.Run();
+  return result;
+}
+
+}  // namespace qmig

@@ -1,0 +1,51 @@
+// A multifd channel: one extra connection of a multifd migration. It opens
+// with a 64-byte MultiFDInit, then carries packets: a fixed header, an
+// offset table of `pages_alloc` entries, then the pages themselves.
+#ifndef QMIG_PARSER_MULTIFD_H_
+#define QMIG_PARSER_MULTIFD_H_
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "parser/wire/byte_source.h"
+#include "parser/wire/finding.h"
+#include "parser/wire/limits.h"
+
+namespace qmig {
+
+struct MultifdSummary {
+  uint8_t channel_id = 0;
+  std::string uuid;
+  uint64_t packets = 0;
+  uint64_t sync_packets = 0;
+  uint64_t pages = 0;
+  std::map<std::string, uint64_t> pages_by_block;
+  uint64_t bytes = 0;
+};
+
+struct MultifdOptions {
+  ParseLimits limits;
+  // RAMBlock lengths from the main stream, when known.
+  std::map<std::string, uint64_t> block_lengths;
+  // Channels the destination expects, when known: ids must be below it.
+  std::optional<uint32_t> channels;
+};
+
+struct MultifdResult {
+  MultifdSummary summary;
+  FindingList findings;
+  bool valid() const { return findings.error_count() == 0; }
+};
+
+MultifdResult ParseMultifdChannel(ByteSource& source, const MultifdOptions& options);
+
+// Size of a packet's fixed header and of its offset table entries.
+inline constexpr size_t kMultifdPacketHeaderSize = 320;
+// Pages per packet: MULTIFD_PACKET_SIZE (512 KiB) / the 4 KiB target page.
+inline constexpr uint32_t kMultifdPagesPerPacket = (512 * 1024) / 4096;
+
+}  // namespace qmig
+
+#endif  // QMIG_PARSER_MULTIFD_H_
