@@ -140,11 +140,28 @@ absl::StatusOr<uint64_t> StreamParser::ScanForDeviceEnd(Reader& reader, uint32_t
                  ((last_window && here.size() == 1) || PlausibleTrailerStart(here)));
       }
       if (match) {
+        if (!by_footer && here.size() == 1) {
+          context_.Report(FindingCode::kDeviceUnverified, reader.offset() + i,
+                          "device section delimited by the end of the input; without footers or "
+                          "a description a capture cut here would look the same");
+        }
         QMIG_RETURN_IF_ERROR(reader.Skip(i));
         return reader.offset();
       }
     }
-    if (last_window) break;
+    if (last_window) {
+      // The end of the input or of the enclosing package came first: the
+      // section is cut short, not merely undelimited.
+      uint64_t end = reader.offset() + window.size();
+      if (reader.limit().has_value() && end == *reader.limit()) {
+        return context_.Fail(FindingCode::kPackageEndsMidRecord, start,
+                             "the device section runs to the end of the package");
+      }
+      return context_.Fail(FindingCode::kTruncated, end,
+                           absl::StrCat("truncated at offset ", end,
+                                        ": the input ends inside a device section that starts at ",
+                                        start));
+    }
     QMIG_RETURN_IF_ERROR(reader.Skip(searchable));
   }
   return context_.Fail(FindingCode::kDeviceUnverified, start,

@@ -27,6 +27,17 @@ RamBlockState* StreamParser::FindBlock(absl::string_view name) {
   return it == ram_blocks_.end() ? nullptr : &it->second;
 }
 
+RamBlockState* StreamParser::AddBlockOfUnknownLength(const std::string& name) {
+  if (ram_blocks_.size() >= kMaxRamBlocks) return nullptr;
+  RamBlockSummary summary;
+  summary.name = name;
+  summary.page_size = kTargetPageSize;
+  summary_.ram_blocks.push_back(std::move(summary));
+  RamBlockState& state = ram_blocks_[name];
+  state = RamBlockState{summary_.ram_blocks.size() - 1, UINT64_MAX, kTargetPageSize};
+  return &state;
+}
+
 absl::Status StreamParser::ParseRamPayload(Reader& reader, const SectionState& section) {
   const bool postcopy = InPostcopyRamMode();
   while (true) {
@@ -98,13 +109,16 @@ absl::Status StreamParser::ParseRamPayload(Reader& reader, const SectionState& s
     }
     RamBlockState* block = FindBlock(block_name);
     std::string leaf = absl::StrFormat("%s@0x%x", absl::CHexEscape(block_name), address);
+    if (block == nullptr && summary_.headerless && !ram_blocks_known_) {
+      // A recovery connection never repeats MEM_SIZE: count the block's
+      // pages, with its length unknown.
+      block = AddBlockOfUnknownLength(block_name);
+    }
     if (block == nullptr) {
-      if (ram_blocks_known_ || !summary_.headerless) {
-        context_.Report(FindingCode::kRamUnknownBlock, offset,
-                        absl::StrCat("page for block '", absl::CHexEscape(block_name),
-                                     "' that MEM_SIZE did not list"),
-                        leaf);
-      }
+      context_.Report(FindingCode::kRamUnknownBlock, offset,
+                      absl::StrCat("page for block '", absl::CHexEscape(block_name),
+                                   "' that MEM_SIZE did not list"),
+                      leaf);
     } else if (address >= block->length) {
       context_.Report(FindingCode::kRamOffset, offset,
                       absl::StrFormat("page offset 0x%x is outside the block's 0x%x bytes", address,

@@ -36,7 +36,7 @@ enum class LoopEnd : uint8_t { kEof, kRun, kEndOfInput };
 
 struct RamBlockState {
   size_t summary_index;  // into summary.ram_blocks
-  uint64_t length;
+  uint64_t length;       // UINT64_MAX: unknown (a recovery connection)
   uint64_t page_size;
 };
 
@@ -74,6 +74,7 @@ class StreamParser {
   void ValidateCompressed(absl::Span<const uint8_t> compressed, uint64_t offset,
                           absl::string_view leaf);
   RamBlockState* FindBlock(absl::string_view name);
+  RamBlockState* AddBlockOfUnknownLength(const std::string& name);
 
   // iterable_sections.cc
   absl::Status ParseDirtyBitmapPayload(Reader& reader);
