@@ -133,6 +133,7 @@ absl::Status StreamParser::ParseConfiguration(Reader& reader) {
   }
   QMIG_ASSIGN_OR_RETURN(absl::Span<const uint8_t> name, reader.Bytes(length));
   summary_.machine = std::string(name.begin(), name.end());
+  profile_.ObserveMachine(*summary_.machine);
   if (!IsPrintableName(name)) {
     context_.Report(FindingCode::kConfigBadName, offset + 4,
                     "machine name holds a NUL or a non-printable byte");

@@ -1,5 +1,6 @@
 #include "parser/wire/profile.h"
 
+#include "absl/strings/numbers.h"
 #include "parser/wire/limits.h"
 
 namespace qmig {
@@ -62,9 +63,18 @@ const std::vector<Profile>& Profiles() {
   return *profiles;
 }
 
-bool CommandFits(const Profile& profile, uint32_t number, uint32_t length) {
+// Machine types before 10.0 turn SWITCHOVER_START off (hw_compat_9_2), so
+// no QEMU sends it for them.
+constexpr std::pair<int, int> kFirstMachineWithSwitchoverStart = {10, 0};
+
+bool CommandFits(const Profile& profile, uint32_t number, uint32_t length,
+                 std::pair<int, int> machine_version) {
   const CommandSpec* spec = profile.FindCommand(static_cast<uint16_t>(number));
   if (spec == nullptr) return false;
+  if (spec->kind == K::kSwitchoverStart && machine_version != std::pair<int, int>{0, 0} &&
+      machine_version < kFirstMachineWithSwitchoverStart) {
+    return false;
+  }
   if (spec->fixed_length >= 0) return static_cast<uint32_t>(spec->fixed_length) == length;
   if (spec->kind == K::kPostcopyAdvise) {
     return length == 16 || (length == 0 && profile.advise_has_length_zero);
@@ -72,8 +82,34 @@ bool CommandFits(const Profile& profile, uint32_t number, uint32_t length) {
   return true;
 }
 
-bool RamFlagsFit(const Profile& profile, uint32_t flags, uint32_t) {
+bool RamFlagsFit(const Profile& profile, uint32_t flags) {
   return (flags & ~profile.ram_flags_known) == 0;
+}
+
+// The newest machine-type version each profile's QEMU has.
+std::pair<int, int> NewestMachine(ProfileId id) {
+  switch (id) {
+    case ProfileId::kQemu72: return {7, 2};
+    case ProfileId::kQemu30: return {3, 0};
+    case ProfileId::kV5Draft: return {2, 3};
+    case ProfileId::kUpstream: return {99, 99};
+  }
+  return {99, 99};
+}
+
+// "pc-i440fx-7.2" -> {7, 2}; {0, 0} when the name carries no version.
+std::pair<int, int> MachineVersion(absl::string_view machine) {
+  size_t dash = machine.rfind('-');
+  if (dash == absl::string_view::npos) return {0, 0};
+  absl::string_view version = machine.substr(dash + 1);
+  size_t dot = version.find('.');
+  if (dot == absl::string_view::npos) return {0, 0};
+  int major = 0, minor = 0;
+  if (!absl::SimpleAtoi(version.substr(0, dot), &major) ||
+      !absl::SimpleAtoi(version.substr(dot + 1), &minor)) {
+    return {0, 0};
+  }
+  return {major, minor};
 }
 
 }  // namespace
@@ -114,12 +150,12 @@ ProfileDetector::ProfileDetector()
 ProfileDetector::ProfileDetector(ProfileId fixed)
     : fixed_(true), decided_(true), active_(&GetProfile(fixed)) {}
 
-void ProfileDetector::Narrow(bool (*keep)(const Profile&, uint32_t, uint32_t), uint32_t a,
-                             uint32_t b) {
+template <typename Keep>
+void ProfileDetector::Narrow(Keep keep) {
   if (fixed_) return;
   uint32_t remaining = 0;
   for (size_t i = 0; i < Profiles().size(); ++i) {
-    if ((candidates_ >> i & 1) && keep(Profiles()[i], a, b)) remaining |= 1u << i;
+    if ((candidates_ >> i & 1) && keep(Profiles()[i])) remaining |= 1u << i;
   }
   if (remaining == 0) return;  // Nothing fits: keep the last answer for its errors.
   if (remaining != candidates_) decided_ = true;
@@ -133,9 +169,19 @@ void ProfileDetector::Narrow(bool (*keep)(const Profile&, uint32_t, uint32_t), u
 }
 
 void ProfileDetector::ObserveCommand(uint16_t number, uint16_t length) {
-  Narrow(&CommandFits, number, length);
+  std::pair<int, int> machine = machine_version_;
+  Narrow([&](const Profile& p) { return CommandFits(p, number, length, machine); });
 }
 
-void ProfileDetector::ObserveRamFlags(uint32_t flags) { Narrow(&RamFlagsFit, flags, 0); }
+void ProfileDetector::ObserveRamFlags(uint32_t flags) {
+  Narrow([&](const Profile& p) { return RamFlagsFit(p, flags); });
+}
+
+void ProfileDetector::ObserveMachine(absl::string_view machine) {
+  machine_version_ = MachineVersion(machine);
+  if (machine_version_ == std::pair<int, int>{0, 0}) return;
+  std::pair<int, int> version = machine_version_;
+  Narrow([&](const Profile& p) { return version <= NewestMachine(p.id); });
+}
 
 }  // namespace qmig

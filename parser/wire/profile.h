@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <utility>
 #include "absl/strings/string_view.h"
 #include <vector>
 
@@ -70,9 +71,17 @@ class ProfileDetector {
   void ObserveCommand(uint16_t number, uint16_t length);
   // A RAM record with these flags was seen.
   void ObserveRamFlags(uint32_t flags);
+  // The CONFIGURATION section named this machine type. A versioned type
+  // ("pc-i440fx-7.2", "pc-q35-10.0") bounds which QEMU sent the stream and
+  // which commands its compat properties allow.
+  void ObserveMachine(absl::string_view machine);
 
  private:
-  void Narrow(bool (*keep)(const Profile&, uint32_t, uint32_t), uint32_t a, uint32_t b);
+  template <typename Keep>
+  void Narrow(Keep keep);
+
+  // Version of the machine type, e.g. {7, 2}; {0, 0} when unknown.
+  std::pair<int, int> machine_version_ = {0, 0};
 
   bool fixed_ = false;
   bool decided_ = false;

@@ -28,6 +28,20 @@ TEST(ProfileDetectorTest, DefaultsToQemu72AndNarrowsOnEvidence) {
   EXPECT_TRUE(detector.decided());
 }
 
+TEST(ProfileDetectorTest, NoSwitchoverStartForMachineTypesBefore10) {
+  ProfileDetector detector;
+  detector.ObserveMachine("pc-i440fx-7.2");
+  detector.ObserveCommand(11, 0);
+  EXPECT_EQ(detector.active().id, ProfileId::kQemu72);
+  EXPECT_EQ(detector.active().FindCommand(11), nullptr);
+
+  ProfileDetector newer;
+  newer.ObserveMachine("pc-q35-10.1");
+  EXPECT_EQ(newer.active().id, ProfileId::kUpstream);
+  newer.ObserveCommand(11, 0);
+  EXPECT_EQ(newer.active().id, ProfileId::kUpstream);
+}
+
 TEST(ProfileDetectorTest, V5DraftFromItsAdviseNumber) {
   ProfileDetector detector;
   detector.ObserveCommand(20, 16);

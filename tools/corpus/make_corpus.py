@@ -91,7 +91,11 @@ class QMP:
         self.cmd("qmp_capabilities")
 
     def _read(self):
-        line = self.f.readline()
+        try:
+            line = self.f.readline()
+        except (ConnectionError, OSError) as e:
+            # QEMU exits by itself after a failed incoming migration.
+            raise QMPError("QMP connection lost: %s" % e)
         if not line:
             raise QMPError("QMP connection closed")
         return json.loads(line)
@@ -100,8 +104,11 @@ class QMP:
         msg = {"execute": _name}
         if args:
             msg["arguments"] = args
-        self.f.write((json.dumps(msg) + "\n").encode())
-        self.f.flush()
+        try:
+            self.f.write((json.dumps(msg) + "\n").encode())
+            self.f.flush()
+        except (ConnectionError, OSError) as e:
+            raise QMPError("QMP connection lost: %s" % e)
         while True:
             r = self._read()
             if "event" in r:
@@ -847,6 +854,7 @@ def verdict(path, machine, extra_args=(), caps=(), params=None, timeout=60,
             res = {"status": "failed", "exit_code": vm.exit_code,
                    "message": _failure_message(vm.stderr_text())}
     except QMPError as e:
+        vm.wait_exit(15)
         vm.kill()
         res = {"status": "failed", "exit_code": vm.exit_code,
                "message": _failure_message(vm.stderr_text()) or str(e)}
