@@ -108,12 +108,17 @@ absl::Status StreamParser::ParseDeviceBody(Reader& reader, const SectionState& s
   uint64_t start = reader.offset();
   QMIG_ASSIGN_OR_RETURN(uint64_t end, ScanForDeviceEnd(reader, section.id));
   ++summary_.devices_unverified;
-  context_.Report(
-      FindingCode::kDeviceUnverified, start,
-      absl::StrCat(end - start, " bytes delimited by scanning, not decoded: ",
-                   descriptions != nullptr
-                       ? "the vmstate description has no such device instance"
-                       : "no vmstate description (the stream has no trailer; pass --schema)"));
+  if (descriptions != nullptr) {
+    context_.Report(FindingCode::kDeviceNoDescription, start,
+                    absl::StrCat(end - start, " bytes delimited by scanning, not decoded: the ",
+                                 summary_.device_description_source,
+                                 " description has no such device instance"));
+  } else {
+    context_.Report(FindingCode::kDeviceUnverified, start,
+                    absl::StrCat(end - start,
+                                 " bytes delimited by scanning, not decoded: no vmstate "
+                                 "description (the stream has no trailer; pass --schema)"));
+  }
   return absl::OkStatus();
 }
 

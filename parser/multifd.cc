@@ -17,13 +17,17 @@ class MultifdParser {
 
   void Run() {
     Reader reader(&source_, &context_);
-    if (Init(reader).ok()) {
-      while (true) {
-        absl::StatusOr<bool> at_end = reader.AtEnd();
-        if (!at_end.ok() || *at_end) break;
-        if (!Packet(reader).ok()) break;
+    absl::Status status = Init(reader);
+    while (status.ok()) {
+      absl::StatusOr<bool> at_end = reader.AtEnd();
+      if (!at_end.ok()) {
+        status = at_end.status();
+        break;
       }
+      if (*at_end) break;
+      status = Packet(reader);
     }
+    context_.ReportUnexplained(status, reader.offset());
     result_.summary.bytes = reader.offset();
   }
 

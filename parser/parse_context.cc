@@ -36,9 +36,15 @@ void ParseContext::Report(FindingCode code, uint64_t offset, std::string message
 
 absl::Status ParseContext::Fail(FindingCode code, uint64_t offset, std::string message,
                                 absl::string_view leaf, bool qemu_accepts) {
+  failed_ = true;
   std::string status_message = absl::StrCat("offset ", offset, ": ", message);
   Report(code, offset, std::move(message), leaf, qemu_accepts);
   return absl::InvalidArgumentError(status_message);
+}
+
+void ParseContext::ReportUnexplained(const absl::Status& status, uint64_t offset) {
+  if (status.ok() || failed_) return;
+  Report(FindingCode::kIoError, offset, std::string(status.message()));
 }
 
 absl::Status ParseContext::OnReadFailure(ReadFailure failure, uint64_t offset, uint64_t needed,

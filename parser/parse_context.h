@@ -64,8 +64,13 @@ class ParseContext : public ReadErrorObserver {
 
   FindingList& findings() { return *findings_; }
 
+  // Records a status that stopped decoding without a finding (an I/O error
+  // from the source) as input.io_error. Does nothing for reported failures.
+  void ReportUnexplained(const absl::Status& status, uint64_t offset);
+
  private:
   FindingList* findings_;
+  bool failed_ = false;  // Fail() was called
   std::vector<std::string> path_;
   std::vector<Package> packages_;
 };

@@ -36,8 +36,16 @@ class ReturnPathParser {
     Reader reader(&source_, &context_);
     while (true) {
       absl::StatusOr<bool> at_end = reader.AtEnd();
-      if (!at_end.ok() || *at_end) break;
-      if (!Message(reader).ok()) break;
+      if (!at_end.ok()) {
+        context_.ReportUnexplained(at_end.status(), reader.offset());
+        break;
+      }
+      if (*at_end) break;
+      absl::Status status = Message(reader);
+      if (!status.ok()) {
+        context_.ReportUnexplained(status, reader.offset());
+        break;
+      }
     }
     result_.summary.bytes = reader.offset();
   }

@@ -65,7 +65,10 @@ void StreamParser::Run() {
   absl::Status status = ParseHeader(reader);
   while (status.ok()) {
     absl::StatusOr<LoopEnd> end = ParseRecords(reader);
-    if (!end.ok()) break;
+    if (!end.ok()) {
+      status = end.status();
+      break;
+    }
     if (*end == LoopEnd::kRun) continue;  // the listen thread reads on
     if (*end == LoopEnd::kEndOfInput) {
       context_.Fail(FindingCode::kTruncated, reader.offset(),
@@ -75,9 +78,10 @@ void StreamParser::Run() {
     }
     summary_.eof_seen = true;
     CheckEndOfStream(reader.offset() - 1);
-    ParseAfterEof(reader).IgnoreError();
+    status = ParseAfterEof(reader);
     break;
   }
+  context_.ReportUnexplained(status, reader.offset());
   summary_.bytes = reader.offset();
   summary_.profile = std::string(profile_.active().name);
   summary_.profile_detected = profile_.decided();

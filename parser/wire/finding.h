@@ -37,7 +37,6 @@ absl::string_view SeverityName(Severity severity);
   X(kUnknownSectionId, "section.unknown_id", kError, "PART/END for a section id never started")  \
   X(kSectionAfterEnd, "section.after_end", kError, "PART/END after the section's END")           \
   X(kSectionNotEnded, "section.not_ended", kWarning, "a START section never got its END")        \
-  X(kBadSectionVersion, "section.bad_version", kError, "section version not accepted")           \
   X(kFooterMissing, "section.footer_missing", kError, "no footer where footers are in use")      \
   X(kFooterMismatch, "section.footer_mismatch", kError, "footer names another section id")       \
   X(kFooterUnexpected, "section.footer_unexpected", kError, "a footer where footers are not in use") \
@@ -51,7 +50,6 @@ absl::string_view SeverityName(Severity severity);
   X(kDiscardBlock, "cmd.discard_unknown_block", kError, "RAM_DISCARD names an unknown block")    \
   X(kForbiddenInPackage, "package.forbidden_command", kError, "command that reads the outer stream inside a package") \
   X(kPackageTooLarge, "package.too_large", kError, "package length over the limit")              \
-  X(kPackageOverrunsStream, "package.overruns_stream", kError, "package length runs past the stream") \
   X(kPackageEndsMidRecord, "package.ends_mid_record", kError, "a record crosses the package end") \
   X(kPackageNoRun, "package.listen_without_run", kError, "package with LISTEN does not end with RUN") \
   X(kPackageBytesAfterRun, "package.bytes_after_run", kError, "bytes after RUN inside a package") \
@@ -70,9 +68,7 @@ absl::string_view SeverityName(Severity severity);
   X(kRamVersion, "ram.bad_version", kError, "RAM section version is not 4")                      \
   X(kIterableUnverified, "section.unknown_iterable", kError, "iterable section whose payload format is unknown") \
   X(kIterablePayload, "section.bad_iterable_payload", kError, "dirty-bitmap or block payload invalid") \
-  X(kEofMisplaced, "stream.eof_misplaced", kError, "records or sections left open at EOF")       \
   X(kTrailingBytes, "stream.trailing_bytes", kError, "bytes after the end of the stream")        \
-  X(kNoEof, "stream.no_eof", kError, "the stream ends without EOF")                              \
   X(kVmdescTruncated, "vmdesc.truncated", kError, "VMDESCRIPTION shorter than its length")       \
   X(kVmdescTooLarge, "vmdesc.too_large", kError, "VMDESCRIPTION over the limit")                 \
   X(kVmdescBadJson, "vmdesc.bad_json", kError, "VMDESCRIPTION is not a valid description")       \
@@ -84,14 +80,12 @@ absl::string_view SeverityName(Severity severity);
   X(kDeviceValue, "device.bad_value", kError, "device field value invalid for its type")         \
   X(kDeviceSubsection, "device.bad_subsection", kError, "subsection missing or not the described one") \
   X(kSchemaInvalid, "schema.invalid", kError, "the vmstate description cannot be used")          \
-  X(kProfileMismatch, "profile.mismatch", kWarning, "stream does not fit the chosen profile")    \
   X(kRpBadType, "rp.bad_type", kError, "unknown return-path message")                            \
   X(kRpBadLength, "rp.bad_length", kError, "return-path message length breaks its rule")         \
   X(kRpBadPayload, "rp.bad_payload", kError, "return-path message payload invalid")              \
   X(kRpBitmap, "rp.bad_bitmap", kError, "received-bitmap blob invalid")                          \
   X(kMultifdBadInit, "multifd.bad_init", kError, "MultiFDInit invalid")                          \
-  X(kMultifdBadPacket, "multifd.bad_packet", kError, "multifd packet header invalid")            \
-  X(kTooManyFindings, "findings.limit", kNote, "further findings were counted, not kept")
+  X(kMultifdBadPacket, "multifd.bad_packet", kError, "multifd packet header invalid")
 
 enum class FindingCode : uint16_t {
 #define QMIG_FINDING_ENUM(name, code, severity, summary) name,

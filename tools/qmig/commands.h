@@ -20,11 +20,13 @@ struct CommonOptions {
   std::string profile = "auto";
   std::string schema_path;
   std::string kind = "auto";
-  std::string main_path;  // companion main stream of a return path or multifd channel
+  std::string main_path;    // companion main stream of a return path or multifd channel
+  std::string output_path;  // -o
   uint64_t max_package = kOriginalPackageLimit;
 };
 
 int RunCheck(const std::vector<std::string>& operands, const CommonOptions& options);
+int RunSchema(const std::vector<std::string>& operands, const CommonOptions& options);
 
 }  // namespace qmig
 

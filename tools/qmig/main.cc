@@ -1,6 +1,7 @@
 // qmig: reads, validates, replays and fuzzes QEMU live-migration streams.
 //
 //   qmig check [--json] [--profile=NAME] [--schema=FILE] FILE|-
+//   qmig schema STREAM [-o FILE]
 //
 // Exit status: 0 valid, 1 invalid, 2 usage or I/O error.
 #include <cstdio>
@@ -25,7 +26,8 @@ ABSL_FLAG(std::string, main, "",
           "the main stream a return path or multifd channel belongs to (for block sizes)");
 ABSL_FLAG(uint64_t, max_package, qmig::kOriginalPackageLimit,
           "largest PACKAGED blob accepted, in bytes (up to 4294967295)");
-ABSL_FLAG(bool, quiet, false, "print only the verdict line");
+ABSL_FLAG(bool, quiet, false, "print only errors and the verdict line");
+ABSL_FLAG(std::string, o, "", "output file (schema)");
 
 namespace {
 
@@ -35,6 +37,8 @@ constexpr char kUsage[] =
     "commands:\n"
     "  check FILE|-     validate a migration stream (main channel, return path or\n"
     "                   multifd channel); exit 0 valid, 1 invalid, 2 usage/I/O error\n"
+    "  schema STREAM    write the stream's vmstate description (VMDESCRIPTION JSON),\n"
+    "                   for --schema; -o FILE writes it to FILE\n"
     "\n"
     "Run 'qmig --help' for the flags.";
 
@@ -58,8 +62,10 @@ int main(int argc, char** argv) {
   options.kind = absl::GetFlag(FLAGS_kind);
   options.max_package = absl::GetFlag(FLAGS_max_package);
   options.main_path = absl::GetFlag(FLAGS_main);
+  options.output_path = absl::GetFlag(FLAGS_o);
 
   if (command == "check") return qmig::RunCheck(operands, options);
+  if (command == "schema") return qmig::RunSchema(operands, options);
   std::cerr << "qmig: unknown command '" << command << "'\n" << kUsage << "\n";
   return qmig::kExitUsage;
 }
