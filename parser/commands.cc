@@ -20,7 +20,7 @@ bool ReadsOuterStream(CommandKind kind) {
 
 }  // namespace
 
-absl::StatusOr<LoopEnd> StreamParser::ParseCommand(Reader& reader, uint64_t offset, bool* quit) {
+absl::Status StreamParser::ParseCommand(Reader& reader, uint64_t offset, bool* quit) {
   QMIG_ASSIGN_OR_RETURN(uint16_t number, reader.Be16());
   QMIG_ASSIGN_OR_RETURN(uint16_t length, reader.Be16());
   profile_.ObserveCommand(number, length);
@@ -51,8 +51,7 @@ absl::StatusOr<LoopEnd> StreamParser::ParseCommand(Reader& reader, uint64_t offs
       QMIG_ASSIGN_OR_RETURN(absl::Span<const uint8_t> payload, reader.Peek(4));
       options_.observer->OnCommand(kind, offset, payload);
     }
-    QMIG_RETURN_IF_ERROR(ParsePackaged(reader, offset));
-    return LoopEnd::kEof;
+    return ParsePackaged(reader, offset);
   }
 
   QMIG_ASSIGN_OR_RETURN(Reader payload, reader.Sub(length, kCommandLimitName));
@@ -105,7 +104,6 @@ absl::StatusOr<LoopEnd> StreamParser::ParseCommand(Reader& reader, uint64_t offs
       } else {
         postcopy_ = PostcopyState::kRunning;
       }
-      package_has_run_ = true;
       *quit = true;
       break;
     case CommandKind::kPostcopyRamDiscard:
@@ -135,7 +133,7 @@ absl::StatusOr<LoopEnd> StreamParser::ParseCommand(Reader& reader, uint64_t offs
                                       payload.offset() - offset - 5));
   }
   reader.MoveTo(payload.offset());
-  return LoopEnd::kEof;
+  return absl::OkStatus();
 }
 
 absl::Status StreamParser::ParseAdvise(Reader& payload, uint16_t length, uint64_t offset) {
@@ -287,8 +285,8 @@ absl::Status StreamParser::ParsePackaged(Reader& reader, uint64_t offset) {
   }
   QMIG_ASSIGN_OR_RETURN(Reader blob, reader.Sub(length, kPackageLimitName));
   context_.PushPackage({offset, blob_start, length});
-  bool outer_listen = package_has_listen_, outer_run = package_has_run_;
-  package_has_listen_ = package_has_run_ = false;
+  bool outer_listen = package_has_listen_;
+  package_has_listen_ = false;
 
   absl::StatusOr<LoopEnd> end = ParseRecords(blob);
   absl::Status status = end.status();
@@ -328,7 +326,6 @@ absl::Status StreamParser::ParsePackaged(Reader& reader, uint64_t offset) {
   }
   context_.PopPackage();
   package_has_listen_ = outer_listen;
-  package_has_run_ = outer_run;
   if (!status.ok()) return status;
   reader.MoveTo(blob_start + length);
   return absl::OkStatus();

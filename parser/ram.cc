@@ -38,7 +38,7 @@ RamBlockState* StreamParser::AddBlockOfUnknownLength(const std::string& name) {
   return &state;
 }
 
-absl::Status StreamParser::ParseRamPayload(Reader& reader, const SectionState& section) {
+absl::Status StreamParser::ParseRamPayload(Reader& reader) {
   const bool postcopy = InPostcopyRamMode();
   while (true) {
     uint64_t offset = reader.offset();

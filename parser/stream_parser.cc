@@ -231,8 +231,7 @@ absl::StatusOr<LoopEnd> StreamParser::ParseRecords(Reader& reader) {
         break;
       case SectionType::kCommand: {
         bool quit = false;
-        QMIG_ASSIGN_OR_RETURN(LoopEnd end, ParseCommand(reader, offset, &quit));
-        (void)end;
+        QMIG_RETURN_IF_ERROR(ParseCommand(reader, offset, &quit));
         if (quit) return LoopEnd::kRun;
         break;
       }
@@ -349,7 +348,7 @@ absl::Status StreamParser::ParseSectionPayload(Reader& reader, SectionState& sec
                                           " (QEMU accepts only 4)"));
       }
       ram_section_seen_ = true;
-      return ParseRamPayload(reader, section);
+      return ParseRamPayload(reader);
     case SectionKind::kDirtyBitmap:
       ++summary_.iterable_sections[section.idstr];
       return ParseDirtyBitmapPayload(reader);

@@ -61,14 +61,15 @@ class StreamParser {
   void CheckEndOfStream(uint64_t offset);
 
   // commands.cc
-  absl::StatusOr<LoopEnd> ParseCommand(Reader& reader, uint64_t offset, bool* quit);
+  // Sets *quit when the command ends the record loop (RUN).
+  absl::Status ParseCommand(Reader& reader, uint64_t offset, bool* quit);
   absl::Status ParseAdvise(Reader& payload, uint16_t length, uint64_t offset);
   absl::Status ParseRamDiscard(Reader& payload, uint16_t length, uint64_t offset);
   absl::Status ParsePackaged(Reader& reader, uint64_t offset);
   absl::Status ParseRecvBitmapCommand(Reader& payload, uint16_t length, uint64_t offset);
 
   // ram.cc
-  absl::Status ParseRamPayload(Reader& reader, const SectionState& section);
+  absl::Status ParseRamPayload(Reader& reader);
   absl::Status ParseMemSize(Reader& reader, uint64_t total, uint64_t offset);
   void ValidateXbzrle(absl::Span<const uint8_t> encoded, uint64_t offset, absl::string_view leaf);
   void ValidateCompressed(absl::Span<const uint8_t> compressed, uint64_t offset,
@@ -107,8 +108,7 @@ class StreamParser {
   bool advise_with_ram_ = false;    // ADVISE carried the 16-byte RAM payload
   bool ram_section_seen_ = false;
   bool return_path_open_ = false;
-  bool package_has_listen_ = false;
-  bool package_has_run_ = false;
+  bool package_has_listen_ = false;  // in the innermost package being parsed
 
   absl::flat_hash_map<std::string, RamBlockState> ram_blocks_;
   bool ram_blocks_known_ = false;
