@@ -1,0 +1,200 @@
+#include "emulator/arena.h"
+
+#include <errno.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "parser/wire/limits.h"
+
+namespace qmig {
+namespace {
+
+// EAGAIN means the mapping is changing under the ioctl; a few retries
+// always suffice unless something is badly wrong.
+constexpr int kMaxEagainRetries = 1000;
+const uint8_t kZeroPage[GuestArena::kPage] = {};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<GuestArena>> GuestArena::Create(
+    const std::vector<ArenaBlockSpec>& specs) {
+  std::unique_ptr<GuestArena> arena(new GuestArena());
+  if (specs.size() > kMaxRamBlocks) return absl::InvalidArgumentError("too many RAM blocks");
+  for (const ArenaBlockSpec& spec : specs) {
+    if (spec.length == 0 || spec.length > kMaxRamBlockLength) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("block '", spec.name, "' has an unusable length ", spec.length));
+    }
+    auto block = std::make_unique<Block>();
+    block->name = spec.name;
+    block->length = spec.length;
+    block->page_size = spec.page_size;
+    block->mapped = (spec.length + kPage - 1) / kPage * kPage;
+    void* base = mmap(nullptr, block->mapped, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (base == MAP_FAILED) {
+      return absl::ErrnoToStatus(errno, absl::StrCat("mmap ", block->mapped, " bytes for '",
+                                                     spec.name, "'"));
+    }
+    block->base = static_cast<uint8_t*>(base);
+    block->states.reset(new std::atomic<uint8_t>[block->pages()]);
+    for (uint64_t i = 0; i < block->pages(); ++i) block->states[i].store(0);
+    arena->blocks_.push_back(std::move(block));
+  }
+  return arena;
+}
+
+GuestArena::~GuestArena() {
+  Unregister();
+  for (const auto& block : blocks_) {
+    if (block->base != nullptr) munmap(block->base, block->mapped);
+  }
+}
+
+GuestArena::Block* GuestArena::Find(absl::string_view name) {
+  for (const auto& block : blocks_) {
+    if (block->name == name) return block.get();
+  }
+  return nullptr;
+}
+
+GuestArena::Block* GuestArena::BlockOf(uint64_t address, uint64_t* page_index) {
+  for (const auto& block : blocks_) {
+    uint64_t base = reinterpret_cast<uint64_t>(block->base);
+    if (address >= base && address - base < block->mapped) {
+      *page_index = (address - base) / kPage;
+      return block.get();
+    }
+  }
+  return nullptr;
+}
+
+bool GuestArena::MarkRequested(Block& block, uint64_t page) {
+  uint8_t expected = static_cast<uint8_t>(PageState::kAbsent);
+  if (block.states[page].compare_exchange_strong(expected,
+                                                 static_cast<uint8_t>(PageState::kRequested))) {
+    return false;
+  }
+  expected = static_cast<uint8_t>(PageState::kDiscarded);
+  if (block.states[page].compare_exchange_strong(expected,
+                                                 static_cast<uint8_t>(PageState::kRequested))) {
+    return false;
+  }
+  return State(block, page) == PageState::kReceived;
+}
+
+absl::Status GuestArena::RegisterUserfault() {
+  if (registered()) return absl::OkStatus();
+  absl::StatusOr<Userfaultfd> uffd = OpenUserfaultfd();
+  if (!uffd.ok()) return uffd.status();
+  for (const auto& block : blocks_) {
+    struct uffdio_register reg = {};
+    reg.range.start = reinterpret_cast<uint64_t>(block->base);
+    reg.range.len = block->mapped;
+    reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+    if (ioctl(uffd->fd.get(), UFFDIO_REGISTER, &reg) != 0) {
+      return absl::ErrnoToStatus(errno, absl::StrCat("UFFDIO_REGISTER '", block->name, "'"));
+    }
+    if ((reg.ioctls & (1ull << _UFFDIO_COPY)) == 0 ||
+        (reg.ioctls & (1ull << _UFFDIO_ZEROPAGE)) == 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("block '", block->name, "' cannot take UFFDIO_COPY/ZEROPAGE"));
+    }
+  }
+  uffd_ = std::move(*uffd);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Placement> GuestArena::Resolve(Block& block, uint64_t offset,
+                                              absl::Span<const uint8_t> page, int error) {
+  if (error == EEXIST) {
+    // Already there: the same bytes are a harmless resend, others a conflict.
+    bool same = std::memcmp(block.base + offset, page.data(), kPage) == 0;
+    return same ? Placement::kAlreadySame : Placement::kAlreadyDifferent;
+  }
+  if (error == ENOENT || error == EINVAL) {
+    // The mapping changed under us: wake waiters so nobody hangs on it.
+    struct uffdio_range range = {reinterpret_cast<uint64_t>(block.base + offset), kPage};
+    ioctl(uffd(), UFFDIO_WAKE, &range);
+  }
+  return absl::ErrnoToStatus(error, absl::StrFormat("placing %s@0x%x", block.name, offset));
+}
+
+absl::StatusOr<Placement> GuestArena::PlacePage(Block& block, uint64_t offset,
+                                                absl::Span<const uint8_t> page) {
+  if (offset % kPage != 0 || offset >= block.mapped || page.size() != kPage) {
+    return absl::InvalidArgumentError(absl::StrFormat("bad placement %s@0x%x", block.name, offset));
+  }
+  for (int attempt = 0;; ++attempt) {
+    struct uffdio_copy copy = {};
+    copy.dst = reinterpret_cast<uint64_t>(block.base + offset);
+    copy.src = reinterpret_cast<uint64_t>(page.data());
+    copy.len = kPage;
+    copy.mode = 0;
+    if (ioctl(uffd(), UFFDIO_COPY, &copy) == 0) {
+      SetState(block, offset / kPage, PageState::kReceived);
+      return Placement::kPlaced;
+    }
+    int error = copy.copy < 0 ? static_cast<int>(-copy.copy) : errno;
+    if (error == EAGAIN && attempt < kMaxEagainRetries) {
+      eagain_retries_.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    return Resolve(block, offset, page, error);
+  }
+}
+
+absl::StatusOr<Placement> GuestArena::PlaceZeroPage(Block& block, uint64_t offset) {
+  if (offset % kPage != 0 || offset >= block.mapped) {
+    return absl::InvalidArgumentError(absl::StrFormat("bad placement %s@0x%x", block.name, offset));
+  }
+  for (int attempt = 0;; ++attempt) {
+    struct uffdio_zeropage zero = {};
+    zero.range.start = reinterpret_cast<uint64_t>(block.base + offset);
+    zero.range.len = kPage;
+    zero.mode = 0;
+    if (ioctl(uffd(), UFFDIO_ZEROPAGE, &zero) == 0) {
+      SetState(block, offset / kPage, PageState::kReceived);
+      return Placement::kPlaced;
+    }
+    int error = zero.zeropage < 0 ? static_cast<int>(-zero.zeropage) : errno;
+    if (error == EAGAIN && attempt < kMaxEagainRetries) {
+      eagain_retries_.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    return Resolve(block, offset, absl::Span<const uint8_t>(kZeroPage, kPage), error);
+  }
+}
+
+absl::Status GuestArena::Discard(Block& block, uint64_t start, uint64_t length) {
+  if (start % kPage != 0 || length % kPage != 0 || start > block.mapped ||
+      length > block.mapped - start) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("bad discard %s@0x%x+0x%x", block.name, start, length));
+  }
+  if (length == 0) return absl::OkStatus();
+  if (madvise(block.base + start, length, MADV_DONTNEED) != 0) {
+    return absl::ErrnoToStatus(errno, "madvise(MADV_DONTNEED)");
+  }
+  for (uint64_t page = start / kPage; page < (start + length) / kPage; ++page) {
+    SetState(block, page, PageState::kDiscarded);
+  }
+  return absl::OkStatus();
+}
+
+void GuestArena::Unregister() {
+  if (!registered()) return;
+  for (const auto& block : blocks_) {
+    struct uffdio_range range = {reinterpret_cast<uint64_t>(block->base), block->mapped};
+    ioctl(uffd(), UFFDIO_WAKE, &range);
+    ioctl(uffd(), UFFDIO_UNREGISTER, &range);
+  }
+  uffd_.fd.Reset();
+}
+
+}  // namespace qmig

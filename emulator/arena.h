@@ -1,0 +1,112 @@
+// GuestArena: the destination's guest RAM. One anonymous mapping per
+// RAMBlock, a state per page, and, from LISTEN on, userfaultfd registration
+// so that a guest thread touching a missing page faults and waits until the
+// page is placed atomically with UFFDIO_COPY / UFFDIO_ZEROPAGE.
+//
+// Thread safety: page states are atomics. Placement may run on one thread
+// while the fault thread marks requests and guest threads touch memory.
+#ifndef QMIG_EMULATOR_ARENA_H_
+#define QMIG_EMULATOR_ARENA_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+#include "emulator/userfaultfd.h"
+
+namespace qmig {
+
+enum class PageState : uint8_t {
+  kAbsent = 0,    // never received
+  kReceived = 1,  // holds data from the stream
+  kDiscarded = 2, // dropped by RAM_DISCARD, must arrive again
+  kRequested = 3, // a guest thread faulted on it; a page request went out
+};
+
+struct ArenaBlockSpec {
+  std::string name;
+  uint64_t length;
+  uint64_t page_size;
+};
+
+// Result of placing a page after LISTEN.
+enum class Placement : uint8_t {
+  kPlaced,            // the page was missing and is now in place
+  kAlreadySame,       // present already with the same bytes (sent twice)
+  kAlreadyDifferent,  // present already with other bytes
+};
+
+class GuestArena {
+ public:
+  struct Block {
+    std::string name;
+    uint64_t length = 0;
+    uint64_t page_size = 0;
+    uint8_t* base = nullptr;
+    uint64_t mapped = 0;  // bytes mapped (length rounded up to the page)
+    std::unique_ptr<std::atomic<uint8_t>[]> states;
+    uint64_t pages() const { return mapped / kPage; }
+  };
+  static constexpr uint64_t kPage = 4096;
+
+  // Maps every block (MAP_NORESERVE: untouched pages cost nothing).
+  static absl::StatusOr<std::unique_ptr<GuestArena>> Create(
+      const std::vector<ArenaBlockSpec>& blocks);
+  ~GuestArena();
+  GuestArena(const GuestArena&) = delete;
+  GuestArena& operator=(const GuestArena&) = delete;
+
+  Block* Find(absl::string_view name);
+  const std::vector<std::unique_ptr<Block>>& blocks() const { return blocks_; }
+  // The block and page index holding a host address, or nullptr.
+  Block* BlockOf(uint64_t address, uint64_t* page_index);
+
+  PageState State(const Block& block, uint64_t page) const {
+    return static_cast<PageState>(block.states[page].load(std::memory_order_acquire));
+  }
+  void SetState(Block& block, uint64_t page, PageState state) {
+    block.states[page].store(static_cast<uint8_t>(state), std::memory_order_release);
+  }
+  // Sets kRequested unless the page arrived meanwhile; true when it did.
+  bool MarkRequested(Block& block, uint64_t page);
+
+  // Precopy: the page's memory, written in place by the caller.
+  uint8_t* PagePointer(Block& block, uint64_t offset) { return block.base + offset; }
+
+  // Registers every block with userfaultfd in MISSING mode. Pages already
+  // received stay; every absent page now faults.
+  absl::Status RegisterUserfault();
+  bool registered() const { return uffd_.fd.valid(); }
+  int uffd() const { return uffd_.fd.get(); }
+  const std::string& uffd_how() const { return uffd_.how; }
+
+  // Postcopy placement (after RegisterUserfault). `page` must be kPage bytes.
+  absl::StatusOr<Placement> PlacePage(Block& block, uint64_t offset,
+                                      absl::Span<const uint8_t> page);
+  absl::StatusOr<Placement> PlaceZeroPage(Block& block, uint64_t offset);
+  // Drops pages (MADV_DONTNEED) and marks them discarded.
+  absl::Status Discard(Block& block, uint64_t start, uint64_t length);
+  // Wakes every waiter and stops fault delivery: missing pages then read as
+  // zero. Used at teardown and after a detected deadlock.
+  void Unregister();
+
+  uint64_t EAGAINRetries() const { return eagain_retries_; }
+
+ private:
+  GuestArena() = default;
+  absl::StatusOr<Placement> Resolve(Block& block, uint64_t offset,
+                                    absl::Span<const uint8_t> page, int error);
+
+  std::vector<std::unique_ptr<Block>> blocks_;
+  Userfaultfd uffd_;
+  std::atomic<uint64_t> eagain_retries_{0};
+};
+
+}  // namespace qmig
+
+#endif  // QMIG_EMULATOR_ARENA_H_

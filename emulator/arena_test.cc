@@ -1,0 +1,110 @@
+#include "emulator/arena.h"
+
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace qmig {
+namespace {
+
+std::vector<uint8_t> Page(uint8_t fill) { return std::vector<uint8_t>(GuestArena::kPage, fill); }
+
+TEST(GuestArenaTest, PrecopyWritesGoStraightIntoTheBlock) {
+  absl::StatusOr<std::unique_ptr<GuestArena>> arena =
+      GuestArena::Create({{"pc.ram", 16 * GuestArena::kPage, 4096}});
+  ASSERT_TRUE(arena.ok()) << arena.status();
+  GuestArena::Block* block = (*arena)->Find("pc.ram");
+  ASSERT_NE(block, nullptr);
+  std::memset((*arena)->PagePointer(*block, 3 * GuestArena::kPage), 0x5a, GuestArena::kPage);
+  EXPECT_EQ(block->base[3 * GuestArena::kPage + 17], 0x5a);
+  EXPECT_EQ((*arena)->Find("nope"), nullptr);
+}
+
+TEST(GuestArenaTest, RejectsUnusableBlocks) {
+  EXPECT_FALSE(GuestArena::Create({{"empty", 0, 4096}}).ok());
+  EXPECT_FALSE(GuestArena::Create({{"huge", uint64_t{1} << 60, 4096}}).ok());
+}
+
+// A guest thread reads a missing page; a handler serves the fault with
+// UFFDIO_COPY; the read returns the placed bytes.
+TEST(GuestArenaTest, FaultOnAMissingPageIsServedByPlacement) {
+  absl::StatusOr<std::unique_ptr<GuestArena>> created =
+      GuestArena::Create({{"pc.ram", 8 * GuestArena::kPage, 4096}});
+  ASSERT_TRUE(created.ok());
+  GuestArena& arena = **created;
+  GuestArena::Block& block = *arena.Find("pc.ram");
+  absl::Status registered = arena.RegisterUserfault();
+  ASSERT_TRUE(registered.ok()) << registered;
+
+  std::atomic<int> seen{-1};
+  std::thread guest([&] { seen = block.base[5 * GuestArena::kPage + 100]; });
+
+  struct pollfd pfd = {arena.uffd(), POLLIN, 0};
+  ASSERT_EQ(poll(&pfd, 1, 5000), 1) << "no fault arrived";
+  struct uffd_msg msg;
+  ASSERT_EQ(read(arena.uffd(), &msg, sizeof(msg)), static_cast<ssize_t>(sizeof(msg)));
+  ASSERT_EQ(msg.event, UFFD_EVENT_PAGEFAULT);
+  uint64_t page_index = 0;
+  EXPECT_EQ(arena.BlockOf(msg.arg.pagefault.address, &page_index), &block);
+  EXPECT_EQ(page_index, 5u);
+  EXPECT_FALSE(arena.MarkRequested(block, page_index));
+  EXPECT_EQ(arena.State(block, 5), PageState::kRequested);
+
+  std::vector<uint8_t> page = Page(0xa7);
+  absl::StatusOr<Placement> placed = arena.PlacePage(block, 5 * GuestArena::kPage, page);
+  ASSERT_TRUE(placed.ok()) << placed.status();
+  EXPECT_EQ(*placed, Placement::kPlaced);
+  guest.join();
+  EXPECT_EQ(seen.load(), 0xa7);
+  EXPECT_EQ(arena.State(block, 5), PageState::kReceived);
+
+  // Placing it again: EEXIST, compared by content.
+  EXPECT_EQ(*arena.PlacePage(block, 5 * GuestArena::kPage, page), Placement::kAlreadySame);
+  EXPECT_EQ(*arena.PlacePage(block, 5 * GuestArena::kPage, Page(1)), Placement::kAlreadyDifferent);
+  EXPECT_EQ(*arena.PlaceZeroPage(block, 6 * GuestArena::kPage), Placement::kPlaced);
+  EXPECT_EQ(block.base[6 * GuestArena::kPage], 0);
+}
+
+TEST(GuestArenaTest, DiscardMakesAPageMissingAgain) {
+  absl::StatusOr<std::unique_ptr<GuestArena>> created =
+      GuestArena::Create({{"pc.ram", 4 * GuestArena::kPage, 4096}});
+  ASSERT_TRUE(created.ok());
+  GuestArena& arena = **created;
+  GuestArena::Block& block = *arena.Find("pc.ram");
+  std::memset(block.base, 0x11, GuestArena::kPage);
+  arena.SetState(block, 0, PageState::kReceived);
+  ASSERT_TRUE(arena.Discard(block, 0, GuestArena::kPage).ok());
+  EXPECT_EQ(arena.State(block, 0), PageState::kDiscarded);
+  ASSERT_TRUE(arena.RegisterUserfault().ok());
+  // Missing again: a placement succeeds instead of hitting EEXIST.
+  EXPECT_EQ(*arena.PlacePage(block, 0, Page(0x22)), Placement::kPlaced);
+  EXPECT_EQ(block.base[0], 0x22);
+  EXPECT_FALSE(arena.Discard(block, 1, GuestArena::kPage).ok());
+  EXPECT_FALSE(arena.Discard(block, 0, 5 * GuestArena::kPage).ok());
+}
+
+TEST(GuestArenaTest, UnregisterReleasesAWaitingGuest) {
+  absl::StatusOr<std::unique_ptr<GuestArena>> created =
+      GuestArena::Create({{"pc.ram", 4 * GuestArena::kPage, 4096}});
+  ASSERT_TRUE(created.ok());
+  GuestArena& arena = **created;
+  GuestArena::Block& block = *arena.Find("pc.ram");
+  ASSERT_TRUE(arena.RegisterUserfault().ok());
+  std::atomic<int> seen{-1};
+  std::thread guest([&] { seen = block.base[2 * GuestArena::kPage]; });
+  struct pollfd pfd = {arena.uffd(), POLLIN, 0};
+  ASSERT_EQ(poll(&pfd, 1, 5000), 1);
+  arena.Unregister();
+  guest.join();
+  EXPECT_EQ(seen.load(), 0);  // an anonymous page once nobody serves faults
+}
+
+}  // namespace
+}  // namespace qmig
