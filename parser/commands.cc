@@ -285,6 +285,7 @@ absl::Status StreamParser::ParsePackaged(Reader& reader, uint64_t offset) {
   }
   QMIG_ASSIGN_OR_RETURN(Reader blob, reader.Sub(length, kPackageLimitName));
   context_.PushPackage({offset, blob_start, length});
+  if (options_.observer != nullptr) options_.observer->OnPackageBegin(offset, length);
   bool outer_listen = package_has_listen_;
   package_has_listen_ = false;
 
@@ -326,6 +327,9 @@ absl::Status StreamParser::ParsePackaged(Reader& reader, uint64_t offset) {
   }
   context_.PopPackage();
   package_has_listen_ = outer_listen;
+  if (options_.observer != nullptr && status.ok()) {
+    options_.observer->OnPackageEnd(blob_start + length);
+  }
   if (!status.ok()) return status;
   reader.MoveTo(blob_start + length);
   return absl::OkStatus();

@@ -1,11 +1,10 @@
 // The RAM section ("ram", version 4): MEM_SIZE block list, page records,
 // XBZRLE and compressed pages, EOS. Pages are validated and handed to the
 // observer as views; nothing is kept.
-#include <zlib.h>
-
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "parser/page_codec.h"
 #include "parser/stream_parser_internal.h"
 #include "parser/wire/checked_math.h"
 
@@ -272,66 +271,29 @@ absl::Status StreamParser::ParseMemSize(Reader& reader, uint64_t total, uint64_t
     for (const RamBlockSummary& block : summary_.ram_blocks) {
       options_.observer->OnRamBlock(block.name, block.length, block.page_size);
     }
+    options_.observer->OnRamBlockListEnd();
   }
   return absl::OkStatus();
 }
 
-// XBZRLE: pairs of (zero run, literal run), each count a ULEB128 of at most
-// two bytes. Rules as QEMU's decoder applies them: a zero run may be 0 only
-// first; a literal run is at least 1; each count needs two bytes left in the
-// buffer; runs stay inside the page and the buffer.
 void StreamParser::ValidateXbzrle(absl::Span<const uint8_t> encoded, uint64_t offset,
                                   absl::string_view leaf) {
-  auto fail = [&](size_t at, absl::string_view why) {
-    context_.Report(FindingCode::kRamXbzrle, offset + at,
-                    absl::StrCat("XBZRLE data does not decode: ", why), leaf);
-  };
-  auto read_count = [&](size_t& i, uint32_t& count) -> bool {
-    if (encoded.size() - i < 2) return false;
-    uint8_t first = encoded[i++];
-    if ((first & 0x80) == 0) {
-      count = first;
-      return true;
-    }
-    uint8_t second = encoded[i++];
-    if (second & 0x80) return false;
-    count = (first & 0x7f) | uint32_t{second} << 7;
-    return true;
-  };
-  size_t i = 0;
-  uint64_t decoded = 0;
-  while (i < encoded.size()) {
-    uint32_t zero_run, literal_run;
-    size_t at = i;
-    if (!read_count(i, zero_run)) return fail(at, "bad zero-run count");
-    if (at != 0 && zero_run == 0) return fail(at, "empty zero run after the first");
-    decoded += zero_run;
-    if (decoded > kTargetPageSize) return fail(at, "zero run passes the page end");
-    at = i;
-    if (!read_count(i, literal_run) || literal_run == 0) return fail(at, "bad literal-run count");
-    if (decoded + literal_run > kTargetPageSize || i + literal_run > encoded.size()) {
-      return fail(at, "literal run passes the page or buffer end");
-    }
-    decoded += literal_run;
-    i += literal_run;
+  size_t error_at = 0;
+  absl::Status status = DecodeXbzrle(encoded, {}, kTargetPageSize, &error_at);
+  if (!status.ok()) {
+    context_.Report(FindingCode::kRamXbzrle, offset + error_at,
+                    absl::StrCat("XBZRLE data does not decode: ", status.message()), leaf);
   }
 }
 
 void StreamParser::ValidateCompressed(absl::Span<const uint8_t> compressed, uint64_t offset,
                                       absl::string_view leaf) {
   uint8_t page[kTargetPageSize];
-  uLongf out_length = sizeof(page);
-  uLong in_length = compressed.size();
-  int rc = uncompress2(page, &out_length, compressed.data(), &in_length);
-  if (rc != Z_OK) {
-    context_.Report(FindingCode::kRamCompress, offset,
-                    absl::StrCat("zlib data does not inflate to a page (zlib error ", rc, ")"),
-                    leaf);
-  } else if (out_length != kTargetPageSize || in_length != compressed.size()) {
-    context_.Report(FindingCode::kRamCompress, offset,
-                    absl::StrCat("zlib data inflates to ", out_length, " bytes using ", in_length,
-                                 " of ", compressed.size(), "; a page is ", kTargetPageSize),
-                    leaf, /*qemu_accepts=*/out_length < kTargetPageSize);
+  absl::Status status = InflatePage(compressed, absl::MakeSpan(page));
+  if (!status.ok()) {
+    // A short page is what QEMU 7.2 accepts: the rest of the page stays.
+    context_.Report(FindingCode::kRamCompress, offset, std::string(status.message()), leaf,
+                    /*qemu_accepts=*/absl::IsOutOfRange(status));
   }
 }
 

@@ -78,6 +78,7 @@ void StreamParser::Run() {
     }
     summary_.eof_seen = true;
     CheckEndOfStream(reader.offset() - 1);
+    if (options_.observer != nullptr) options_.observer->OnEof(reader.offset() - 1);
     status = ParseAfterEof(reader);
     break;
   }

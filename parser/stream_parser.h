@@ -47,7 +47,14 @@ class StreamObserver {
   // byte for kZero, and the encoded bytes for kXbzrle/kCompressed.
   virtual void OnRamPage(absl::string_view block, uint64_t block_offset, RamRecordKind kind,
                          absl::Span<const uint8_t> page, uint64_t stream_offset) {}
+  // Each block of a MEM_SIZE list, then the end of the list.
   virtual void OnRamBlock(absl::string_view block, uint64_t length, uint64_t page_size) {}
+  virtual void OnRamBlockListEnd() {}
+  // A PACKAGED blob's contents follow until OnPackageEnd.
+  virtual void OnPackageBegin(uint64_t offset, uint32_t length) {}
+  virtual void OnPackageEnd(uint64_t offset) {}
+  // The outermost EOF record.
+  virtual void OnEof(uint64_t offset) {}
 };
 
 struct ParseOptions {
