@@ -274,16 +274,16 @@ absl::Status StreamParser::ParsePackaged(Reader& reader, uint64_t offset) {
         {}, /*qemu_accepts=*/true);
   }
   uint64_t blob_start = reader.offset();
-  std::optional<uint64_t> remaining = reader.KnownRemaining();
-  if (remaining.has_value() && *remaining < length) {
-    return context_.Fail(
-        FindingCode::kTruncated, blob_start + *remaining,
-        absl::StrCat("truncated at offset ", blob_start + *remaining, ": PACKAGED declares ",
-                     length, " bytes but only ", *remaining,
-                     " remain (a truncated capture, or a package length that overruns the "
-                     "stream)"));
+  // A length past an enclosing package is malformed, and the fault of this
+  // command. A length past the end of the input is found while reading,
+  // exactly as on a pipe, where the input's size is not known in advance.
+  if (reader.limit().has_value() && *reader.limit() - blob_start < length) {
+    return context_.Fail(FindingCode::kPackageEndsMidRecord, offset,
+                         absl::StrCat("PACKAGED declares ", length, " bytes but only ",
+                                      *reader.limit() - blob_start, " remain in the ",
+                                      reader.limit_name()));
   }
-  QMIG_ASSIGN_OR_RETURN(Reader blob, reader.Sub(length, kPackageLimitName));
+  Reader blob = reader.Bounded(length, kPackageLimitName);
   context_.PushPackage({offset, blob_start, length});
   if (options_.observer != nullptr) options_.observer->OnPackageBegin(offset, length);
   bool outer_listen = package_has_listen_;
@@ -291,9 +291,14 @@ absl::Status StreamParser::ParsePackaged(Reader& reader, uint64_t offset) {
 
   absl::StatusOr<LoopEnd> end = ParseRecords(blob);
   absl::Status status = end.status();
-  if (end.ok()) {
-    QMIG_ASSIGN_OR_RETURN(bool blob_done, blob.AtEnd());
-    uint64_t left = blob_start + length - blob.offset();
+  uint64_t records_end = blob.offset();
+  uint64_t left = blob_start + length - records_end;
+  if (end.ok() && *end != LoopEnd::kEndOfInput && left > 0) {
+    // The rest of the blob must exist before it counts as "bytes after RUN";
+    // on a pipe this is where an overlong length meets the end of input.
+    status = blob.Skip(left);
+  }
+  if (status.ok()) {
     switch (*end) {
       case LoopEnd::kEof:
         if (package_has_listen_) {
@@ -301,15 +306,15 @@ absl::Status StreamParser::ParsePackaged(Reader& reader, uint64_t offset) {
                           "package holds LISTEN but ends with EOF, not RUN: the main loop and the "
                           "listen thread would both read the main stream");
         }
-        if (!blob_done) {
-          context_.Report(FindingCode::kPackageBytesAfterRun, blob.offset(),
+        if (left > 0) {
+          context_.Report(FindingCode::kPackageBytesAfterRun, records_end,
                           absl::StrCat(left, " bytes follow EOF inside the package"), {},
                           /*qemu_accepts=*/true);
         }
         break;
       case LoopEnd::kRun:
-        if (!blob_done) {
-          context_.Report(FindingCode::kPackageBytesAfterRun, blob.offset(),
+        if (left > 0) {
+          context_.Report(FindingCode::kPackageBytesAfterRun, records_end,
                           absl::StrCat(left,
                                        " bytes follow RUN inside the package; QEMU discards them "
                                        "(stream data swallowed by an overlong package?)"),

@@ -660,6 +660,7 @@ TEST(PackagedTest, PackageLengthOverrunningTheStreamIsATruncation) {
   ParseResult r = ParseBytes(w.bytes());
   // Reported where the input ends, under the package.
   EXPECT_TRUE(HasFinding(r, Want(FindingCode::kTruncated, w.size())
+                                .InPackage(w.size() - (at + 9))
                                 .Path(absl::StrCat("PACKAGED@", HexOffset(at)))));
   EXPECT_TRUE(ErrorCodesAre(r, {FindingCode::kTruncated}));
 }
@@ -702,6 +703,31 @@ TEST(PackagedTest, DeviceStateAfterRun) {
   ParseResult r = ParseBytes(w.bytes());
   EXPECT_TRUE(HasFinding(r, Want(FindingCode::kCommandState, at).Path("FULL 'late' #0")));
 }
+
+// === Regressions ===========================================================================
+// Regression tests of parser bugs found while writing these tests.
+
+// A PACKAGED nested in another whose length runs past the outer blob (the
+// input goes on): the record crosses the outer package's end, so this is
+// package.ends_mid_record at the nested command, not a truncated input.
+TEST(PackagedTest, NestedPackageOverrunningItsOuterPackage) {
+  StreamWriter nested_blob;
+  nested_blob.Eof();
+  StreamWriter outer;
+  const uint64_t nested = outer.size();
+  outer.Packaged(100, nested_blob.bytes()).Eof();
+  StreamWriter w = PostcopyPrefix();
+  uint64_t at = w.size();
+  w.Packaged(outer);
+  Finish(w);
+  w.Bytes(Zeros(200));  // the input itself does not end early
+  ParseResult r = ParseBytes(w.bytes());
+  EXPECT_FALSE(r.findings.HasCode(FindingCode::kTruncated)) << FormatFindings(r);
+  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kPackageEndsMidRecord, at + 9 + nested)
+                                .InPackage(nested)
+                                .Path(absl::StrCat("PACKAGED@", HexOffset(at), " > PACKAGED@"))));
+}
+
 
 }  // namespace
 }  // namespace qmig

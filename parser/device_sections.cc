@@ -169,7 +169,7 @@ absl::StatusOr<uint64_t> StreamParser::ScanForDeviceEnd(Reader& reader, uint32_t
     }
     QMIG_RETURN_IF_ERROR(reader.Skip(searchable));
   }
-  return context_.Fail(FindingCode::kDeviceUnverified, start,
+  return context_.Fail(FindingCode::kDeviceUnframed, start,
                        absl::StrCat("no end found for the device section by scanning for its ",
                                     by_footer ? "footer" : "successor",
                                     " within the scan limit"));

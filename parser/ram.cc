@@ -17,6 +17,34 @@ constexpr uint32_t kPageRecordFlags = ram_flag::kZero | ram_flag::kPage | ram_fl
 
 bool IsSingleBit(uint32_t value) { return value != 0 && (value & (value - 1)) == 0; }
 
+uint64_t LoadBe64(const uint8_t* p) {
+  uint64_t value = 0;
+  for (int i = 0; i < 8; ++i) value = value << 8 | p[i];
+  return value;
+}
+
+bool LooksLikeHugePageSize(uint64_t value) {
+  return value > kTargetPageSize && value <= kMaxHostPageSize && (value & (value - 1)) == 0;
+}
+
+// Whether `bytes` start as what follows a MEM_SIZE entry: another entry (a
+// non-empty printable block name) or, after the last one, a RAM record word
+// with exactly one known record flag.
+bool FollowsMemSizeEntry(absl::Span<const uint8_t> bytes, bool last_entry,
+                         const Profile& profile) {
+  if (last_entry) {
+    if (bytes.size() < 8) return bytes.empty();  // the end of a short input
+    uint32_t flags = static_cast<uint32_t>(LoadBe64(bytes.data()) & kRamFlagBitsMask);
+    uint32_t primary = flags & ~ram_flag::kContinue;
+    return (flags & ~profile.ram_flags_known) == 0 && IsSingleBit(primary);
+  }
+  if (bytes.empty() || bytes[0] == 0 || bytes.size() < 1u + bytes[0]) return false;
+  for (size_t i = 1; i <= bytes[0]; ++i) {
+    if (bytes[i] < 0x20 || bytes[i] > 0x7e) return false;
+  }
+  return true;
+}
+
 std::string FlagsText(uint32_t flags) { return absl::StrFormat("0x%03x", flags); }
 
 }  // namespace
@@ -32,6 +60,7 @@ RamBlockState* StreamParser::AddBlockOfUnknownLength(const std::string& name) {
   summary.name = name;
   summary.page_size = kTargetPageSize;
   summary_.ram_blocks.push_back(std::move(summary));
+  last_block_cached_ = false;
   RamBlockState& state = ram_blocks_[name];
   state = RamBlockState{summary_.ram_blocks.size() - 1, UINT64_MAX, kTargetPageSize};
   return &state;
@@ -95,34 +124,38 @@ absl::Status StreamParser::ParseRamPayload(Reader& reader) {
                            absl::StrCat("RAM record ", FlagsText(flags),
                                         " is not accepted once postcopy listens"));
     }
-    std::string block_name;
+    RamBlockState* block;
     if (flags & ram_flag::kContinue) {
       if (!last_ram_block_.has_value()) {
         return context_.Fail(FindingCode::kRamBadContinue, offset,
                              "CONTINUE before any page named its block");
       }
-      block_name = *last_ram_block_;
+      block = last_block_cached_ ? last_block_state_ : FindBlock(*last_ram_block_);
     } else {
-      QMIG_ASSIGN_OR_RETURN(block_name, reader.CountedString());
-      last_ram_block_ = block_name;
+      QMIG_ASSIGN_OR_RETURN(std::string name, reader.CountedString());
+      last_ram_block_ = std::move(name);
+      block = FindBlock(*last_ram_block_);
     }
-    RamBlockState* block = FindBlock(block_name);
-    std::string leaf = absl::StrFormat("%s@0x%x", absl::CHexEscape(block_name), address);
+    const std::string& block_name = *last_ram_block_;
+    // The finding path, built only when a finding needs it.
+    auto leaf = [&] { return absl::StrFormat("%s@0x%x", absl::CHexEscape(block_name), address); };
     if (block == nullptr && summary_.headerless && !ram_blocks_known_) {
       // A recovery connection never repeats MEM_SIZE: count the block's
       // pages, with its length unknown.
       block = AddBlockOfUnknownLength(block_name);
     }
+    last_block_state_ = block;
+    last_block_cached_ = true;
     if (block == nullptr) {
       context_.Report(FindingCode::kRamUnknownBlock, offset,
                       absl::StrCat("page for block '", absl::CHexEscape(block_name),
                                    "' that MEM_SIZE did not list"),
-                      leaf);
+                      leaf());
     } else if (address >= block->length) {
       context_.Report(FindingCode::kRamOffset, offset,
                       absl::StrFormat("page offset 0x%x is outside the block's 0x%x bytes", address,
                                       block->length),
-                      leaf);
+                      leaf());
     }
     RamBlockSummary* stats = block != nullptr ? &summary_.ram_blocks[block->summary_index] : nullptr;
     RamRecordKind kind;
@@ -138,7 +171,7 @@ absl::Status StreamParser::ParseRamPayload(Reader& reader) {
                           absl::StrFormat("zero page with fill byte 0x%02x; QEMU 7.2 fills the page "
                                           "with it",
                                           body[0]),
-                          leaf, /*qemu_accepts=*/true);
+                          leaf(), /*qemu_accepts=*/true);
         }
         break;
       }
@@ -157,15 +190,15 @@ absl::Status StreamParser::ParseRamPayload(Reader& reader) {
           return context_.Fail(FindingCode::kRamXbzrle, header_offset,
                                absl::StrFormat("XBZRLE encoding byte 0x%02x (expected 0x01)",
                                                encoding),
-                               leaf);
+                               leaf());
         }
         if (encoded_length > kMaxXbzrleEncoded) {
           return context_.Fail(FindingCode::kRamXbzrle, header_offset,
                                absl::StrCat("XBZRLE length ", encoded_length, " exceeds a page"),
-                               leaf);
+                               leaf());
         }
         QMIG_ASSIGN_OR_RETURN(body, reader.Bytes(encoded_length));
-        ValidateXbzrle(body, header_offset + 3, leaf);
+        ValidateXbzrle(body, header_offset + 3, leaf());
         if (stats != nullptr) ++stats->xbzrle_pages;
         break;
       }
@@ -177,10 +210,10 @@ absl::Status StreamParser::ParseRamPayload(Reader& reader) {
           return context_.Fail(FindingCode::kRamCompress, header_offset,
                                absl::StrCat("compressed length ", compressed_length,
                                             " exceeds compressBound(page)"),
-                               leaf);
+                               leaf());
         }
         QMIG_ASSIGN_OR_RETURN(body, reader.Bytes(compressed_length));
-        ValidateCompressed(body, header_offset + 4, leaf);
+        ValidateCompressed(body, header_offset + 4, leaf());
         if (stats != nullptr) ++stats->compressed_pages;
         break;
       }
@@ -231,16 +264,20 @@ absl::Status StreamParser::ParseMemSize(Reader& reader, uint64_t total, uint64_t
     // where a block name could not (its length byte is never 0).
     if (advise_with_ram_) {
       // QEMU sends the block's page size only when it differs from the host
-      // page size, so a present field is a power of two above 4 KiB. Nothing
-      // else can look like that here: a block name starts with a non-zero
-      // length byte, and a RAM record word always has flag bits set.
-      QMIG_ASSIGN_OR_RETURN(absl::Span<const uint8_t> next, reader.PeekUpTo(8));
-      uint64_t candidate = 0;
-      for (uint8_t byte : next) candidate = candidate << 8 | byte;
-      if (next.size() == 8 && candidate > kTargetPageSize && (candidate & (candidate - 1)) == 0 &&
-          candidate <= kMaxHostPageSize) {
+      // page size, so a present field is a power of two above 4 KiB. With
+      // x-ignore-shared a be64 address follows too, and an address can look
+      // like a page size: then the field counts as present only if what
+      // comes after both fields is what must follow this entry.
+      const bool last_entry = sum + length >= total;
+      const size_t after = ignore_shared_ ? 16 : 8;
+      QMIG_ASSIGN_OR_RETURN(absl::Span<const uint8_t> next,
+                            reader.PeekUpTo(after + 1 + kMaxCountedString));
+      if (next.size() >= 8 && LooksLikeHugePageSize(LoadBe64(next.data())) &&
+          (!ignore_shared_ || FollowsMemSizeEntry(next.subspan(std::min(after, next.size())),
+                                                  last_entry, profile_.active()) ||
+           !FollowsMemSizeEntry(next.subspan(8), last_entry, profile_.active()))) {
+        summary.page_size = LoadBe64(next.data());
         reader.Skip(8).IgnoreError();
-        summary.page_size = candidate;
       }
     }
     if (ignore_shared_) {
@@ -266,6 +303,7 @@ absl::Status StreamParser::ParseMemSize(Reader& reader, uint64_t total, uint64_t
   }
   ram_blocks_known_ = true;
   ram_blocks_ = std::move(blocks);
+  last_block_cached_ = false;
   summary_.ram_blocks = std::move(summaries);
   if (options_.observer != nullptr) {
     for (const RamBlockSummary& block : summary_.ram_blocks) {

@@ -441,5 +441,33 @@ TEST(RamProfileTest, CompressedPageKeepsQemu72) {
   EXPECT_EQ(r.summary.profile, "qemu-7.2");
 }
 
+// === Regressions ===========================================================================
+// Regression tests of parser bugs found while writing these tests.
+
+// Postcopy (ADVISE with RAM) + x-ignore-shared: a MEM_SIZE entry without the
+// optional page-size field is followed by its be64 guest address. When that
+// address looks like a page size (a power of two in 8 KiB..1 GiB, here
+// 2 MiB), the parser takes it for the page size and then reads the next
+// block's name as the address.
+TEST(MemSizeTest, IgnoreSharedAddressThatLooksLikeAPageSize) {
+  StreamWriter w;
+  w.Header()
+      .Configuration({"pc", {}, std::vector<std::string>{"x-ignore-shared"}, {}})
+      .OpenReturnPath()
+      .Advise();
+  w.SectionStart(kRamId, "ram", 0, 4)
+      .RamMemSize({{"pc.ram", 0x10000, {}, 0x200000}, {"pc.bios", 0x1000, {}, 0}})
+      .RamEos()
+      .Footer(kRamId);
+  w.SectionEnd(kRamId).RamEos().Footer(kRamId).Eof();
+  ParseResult r = ParseBytes(w.bytes());
+  EXPECT_TRUE(NoErrors(r));
+  ASSERT_EQ(r.summary.ram_blocks.size(), 2u);
+  EXPECT_EQ(r.summary.ram_blocks[0].page_size, kTargetPageSize);
+  EXPECT_EQ(r.summary.ram_blocks[0].guest_address, 0x200000u);
+  EXPECT_EQ(r.summary.ram_blocks[1].name, "pc.bios");
+}
+
+
 }  // namespace
 }  // namespace qmig

@@ -170,10 +170,12 @@ absl::Status StreamParser::ParseConfigurationSubsection(Reader& reader, const st
   if (name == kConfigTargetPageBits) {
     QMIG_ASSIGN_OR_RETURN(uint32_t bits, reader.Be32());
     summary_.target_page_bits = bits;
-    if (bits < kMinTargetPageBits || bits > kMaxTargetPageBits) {
-      context_.Report(FindingCode::kConfigBadPageBits, offset,
-                      absl::StrCat("target page bits ", bits, " outside ", kMinTargetPageBits, "..",
-                                   kMaxTargetPageBits));
+    if (bits != kTargetPageBits) {
+      // Every profile qmig knows has 4 KiB target pages; RAM records of any
+      // other size would be misread.
+      return context_.Fail(FindingCode::kConfigBadPageBits, offset,
+                           absl::StrCat("target page bits ", bits, ": qmig decodes 4 KiB (",
+                                        kTargetPageBits, "-bit) target pages only"));
     }
     return absl::OkStatus();
   }

@@ -113,6 +113,9 @@ class StreamParser {
   absl::flat_hash_map<std::string, RamBlockState> ram_blocks_;
   bool ram_blocks_known_ = false;
   std::optional<std::string> last_ram_block_;
+  // FindBlock(*last_ram_block_), valid while last_block_cached_.
+  RamBlockState* last_block_state_ = nullptr;
+  bool last_block_cached_ = false;
 
   bool trailer_probed_ = false;
   std::optional<VmDescription> trailer_description_;

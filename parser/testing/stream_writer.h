@@ -30,6 +30,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/string_view.h"
@@ -47,6 +48,10 @@ inline constexpr std::nullopt_t kContinueBlock = std::nullopt;
 // One MEM_SIZE entry. The optional fields are written when present, in the
 // sender's order: page size, then guest address (x-ignore-shared).
 struct RamBlockSpec {
+  RamBlockSpec(std::string name, uint64_t length, std::optional<uint64_t> page_size = {},
+               std::optional<uint64_t> addr = {})
+      : name(std::move(name)), length(length), page_size(page_size), addr(addr) {}
+
   std::string name;
   uint64_t length = 0;
   std::optional<uint64_t> page_size;
@@ -55,6 +60,14 @@ struct RamBlockSpec {
 
 // The CONFIGURATION record: machine name and the optional subsections.
 struct ConfigurationSpec {
+  ConfigurationSpec(std::string machine, std::optional<uint32_t> target_page_bits = {},
+                    std::optional<std::vector<std::string>> capabilities = {},
+                    std::optional<std::array<uint8_t, 16>> uuid = {})
+      : machine(std::move(machine)),
+        target_page_bits(target_page_bits),
+        capabilities(std::move(capabilities)),
+        uuid(uuid) {}
+
   std::string machine;
   std::optional<uint32_t> target_page_bits;
   std::optional<std::vector<std::string>> capabilities;

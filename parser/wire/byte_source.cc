@@ -14,12 +14,32 @@
 #include "parser/wire/limits.h"
 
 namespace qmig {
+namespace {
+
+// Mapped files are released in whole pages; mmap returns page-aligned memory.
+constexpr uint64_t kReleaseAlignment = 4096;
+
+absl::Status ReadError(int error) {
+  if (error == EAGAIN || error == EWOULDBLOCK) {
+    // A socket with a receive timeout: the peer went quiet.
+    return absl::DeadlineExceededError(
+        "no data arrived within the receive timeout: the sender stopped sending");
+  }
+  return absl::ErrnoToStatus(error, "read");
+}
+
+}  // namespace
 
 absl::StatusOr<absl::Span<const uint8_t>> MemorySource::View(uint64_t offset, size_t) {
   if (offset < base_) {
     return absl::InternalError(absl::StrCat("view at ", offset, " before source start ", base_));
   }
   uint64_t relative = offset - base_;
+  if (release_step_ != 0 && relative >= released_ + 2 * release_step_) {
+    uint64_t upto = (relative - release_step_) & ~uint64_t{kReleaseAlignment - 1};
+    ::madvise(const_cast<uint8_t*>(data_.data()) + released_, upto - released_, MADV_DONTNEED);
+    released_ = upto;
+  }
   if (relative >= data_.size()) return absl::Span<const uint8_t>();
   return data_.subspan(relative);
 }
@@ -63,7 +83,7 @@ absl::Status FdSource::Fill(uint64_t offset, size_t want, size_t capacity) {
                          static_cast<size_t>(std::min<uint64_t>(offset - window_start_, buffer_.size())));
       if (n < 0) {
         if (errno == EINTR) continue;
-        return absl::ErrnoToStatus(errno, "read");
+        return ReadError(errno);
       }
       if (n == 0) {
         eof_ = true;
@@ -77,7 +97,7 @@ absl::Status FdSource::Fill(uint64_t offset, size_t want, size_t capacity) {
     ssize_t n = ::read(fd_, buffer_.data() + window_len_, buffer_.size() - window_len_);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return absl::ErrnoToStatus(errno, "read");
+      return ReadError(errno);
     }
     if (n == 0) {
       eof_ = true;
@@ -139,12 +159,19 @@ absl::StatusOr<std::unique_ptr<OpenedInput>> OpenedInput::Open(const std::string
       ::madvise(mapped, size, MADV_SEQUENTIAL);
       input->mapped_ = mapped;
       input->mapped_len_ = size;
-      input->source_ = std::make_unique<MemorySource>(
+      auto source = std::make_unique<MemorySource>(
           absl::Span<const uint8_t>(static_cast<const uint8_t*>(mapped), size));
+      source->ReleaseBehind(kMappedReleaseStep);
+      input->source_ = std::move(source);
       return input;
     }
     input->source_ = std::make_unique<FdSource>(input->fd_, size);
     return input;
+  }
+  if (S_ISFIFO(st.st_mode)) {
+    // A pipe buffer the size of the window: fewer, larger reads and fewer
+    // wake-ups of the writer. Best effort (bounded by fs.pipe-max-size).
+    ::fcntl(input->fd_, F_SETPIPE_SZ, static_cast<int>(kStreamWindowBytes));
   }
   input->source_ = std::make_unique<FdSource>(input->fd_);
   return input;

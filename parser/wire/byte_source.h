@@ -49,6 +49,12 @@ class MemorySource final : public ByteSource {
   explicit MemorySource(absl::Span<const uint8_t> data, uint64_t base_offset = 0)
       : data_(data), base_(base_offset) {}
 
+  // For a private read-only file mapping: drops the pages the reader has
+  // passed (MADV_DONTNEED), `step` bytes behind it, so that resident memory
+  // stays bounded on a file of any size. A dropped page reloads from the
+  // file if read again, so views never change.
+  void ReleaseBehind(size_t step) { release_step_ = step; }
+
   absl::StatusOr<absl::Span<const uint8_t>> View(uint64_t offset, size_t want) override;
   absl::StatusOr<bool> BufferToEnd(uint64_t offset, uint64_t max_bytes) override;
   std::optional<uint64_t> Size() const override { return base_ + data_.size(); }
@@ -56,6 +62,8 @@ class MemorySource final : public ByteSource {
  private:
   absl::Span<const uint8_t> data_;
   uint64_t base_;
+  size_t release_step_ = 0;
+  uint64_t released_ = 0;  // bytes at the front of data_ already released
 };
 
 // read(2) from a descriptor the caller owns, through a window of

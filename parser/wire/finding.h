@@ -74,6 +74,7 @@ absl::string_view SeverityName(Severity severity);
   X(kVmdescBadJson, "vmdesc.bad_json", kError, "VMDESCRIPTION is not a valid description")       \
   X(kVmdescAbsent, "vmdesc.absent", kNote, "no VMDESCRIPTION trailer")                           \
   X(kDeviceUnverified, "device.unverified", kWarning, "device section delimited by scanning, not decoded") \
+  X(kDeviceUnframed, "device.unframed", kError, "no end of a device section found by scanning") \
   X(kDeviceNoDescription, "device.no_description", kWarning, "the description has no such device") \
   X(kDeviceLength, "device.bad_length", kError, "device state does not match its description")   \
   X(kDeviceVersion, "device.version_mismatch", kError, "section version differs from its description") \
@@ -85,7 +86,17 @@ absl::string_view SeverityName(Severity severity);
   X(kRpBadPayload, "rp.bad_payload", kError, "return-path message payload invalid")              \
   X(kRpBitmap, "rp.bad_bitmap", kError, "received-bitmap blob invalid")                          \
   X(kMultifdBadInit, "multifd.bad_init", kError, "MultiFDInit invalid")                          \
-  X(kMultifdBadPacket, "multifd.bad_packet", kError, "multifd packet header invalid")
+  X(kMultifdBadPacket, "multifd.bad_packet", kError, "multifd packet header invalid")            \
+  X(kEmuUffdUnavailable, "emu.uffd_unavailable", kError, "userfaultfd cannot be used here")     \
+  X(kEmuPlacementFailed, "emu.placement_failed", kError, "the kernel refused to place a page")   \
+  X(kEmuPageConflict, "emu.page_conflict", kError, "a page placed twice with different content") \
+  X(kEmuPageDoubled, "emu.page_doubled", kWarning, "a postcopy page sent twice")                 \
+  X(kEmuPageNeverDelivered, "emu.page_never_delivered", kError, "a requested page never arrived (deadlock)") \
+  X(kEmuPageLost, "emu.page_lost", kError, "a discarded page was never sent again")              \
+  X(kEmuPageNeverSent, "emu.page_never_sent", kWarning, "pages of a block never arrived at all")  \
+  X(kEmuMemoryMismatch, "emu.memory_mismatch", kError, "final memory differs from the source's")  \
+  X(kEmuPongMismatch, "emu.pong_mismatch", kError, "PONGs differ from the PINGs or the recording") \
+  X(kEmuSourceFailed, "emu.source_failed", kError, "the source stopped or failed")
 
 enum class FindingCode : uint16_t {
 #define QMIG_FINDING_ENUM(name, code, severity, summary) name,

@@ -15,6 +15,7 @@ namespace qmig {
 // Fixed by the protocol.
 inline constexpr size_t kMaxCountedString = 255;      // u8 length prefix.
 inline constexpr size_t kTargetPageSize = 4096;       // x86 and the profiles qmig knows.
+inline constexpr uint32_t kTargetPageBits = 12;
 inline constexpr uint64_t kMaxHostPageSize = uint64_t{1} << 30;  // 1 GiB huge pages.
 inline constexpr uint32_t kRamFlagBitsMask = 0xfff;   // flags live below the page offset.
 inline constexpr size_t kMaxXbzrleEncoded = kTargetPageSize;
@@ -31,8 +32,6 @@ inline constexpr uint32_t kMaxConfigCapabilities = 64;
 inline constexpr uint32_t kMaxRamBlocks = 4096;
 inline constexpr uint64_t kMaxRamBlockLength = uint64_t{1} << 46;  // 64 TiB.
 inline constexpr uint32_t kMaxSectionVersion = 0xffff;
-inline constexpr uint32_t kMaxTargetPageBits = 16;
-inline constexpr uint32_t kMinTargetPageBits = 10;
 inline constexpr size_t kMaxMultifdPagesPerPacket = 1024;
 inline constexpr uint64_t kMaxRecvBitmapBytes = uint64_t{1} << 32;
 inline constexpr size_t kMaxVmstateDepth = 32;        // nesting of structs/subsections.
@@ -43,6 +42,8 @@ inline constexpr size_t kMaxSchemaJsonDepth = 64;
 // chunks).
 inline constexpr size_t kStreamWindowBytes = size_t{1} << 20;
 inline constexpr size_t kMaxContiguousView = size_t{256} << 10;
+// How far behind the reader a mapped file's pages are dropped again.
+inline constexpr size_t kMappedReleaseStep = size_t{8} << 20;
 
 // Limits a user may change. Defaults are strict; `Validate` keeps each inside
 // what the protocol allows.

@@ -174,6 +174,8 @@ void ProfileDetector::ObserveCommand(uint16_t number, uint16_t length) {
 }
 
 void ProfileDetector::ObserveRamFlags(uint32_t flags) {
+  if (flags == last_ram_flags_) return;  // runs once per RAM record: keep it cheap
+  last_ram_flags_ = flags;
   Narrow([&](const Profile& p) { return RamFlagsFit(p, flags); });
 }
 

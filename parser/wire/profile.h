@@ -87,6 +87,7 @@ class ProfileDetector {
   bool decided_ = false;
   uint32_t candidates_ = 0;  // bit i: AllProfiles()[i] still consistent
   const Profile* active_;
+  uint32_t last_ram_flags_ = UINT32_MAX;  // narrowing twice by the same flags is a no-op
 };
 
 }  // namespace qmig

@@ -53,6 +53,16 @@ absl::StatusOr<Reader> Reader::Sub(uint64_t length, absl::string_view limit_name
   return sub;
 }
 
+Reader Reader::Bounded(uint64_t length, absl::string_view limit_name) const {
+  Reader bounded = *this;
+  uint64_t end = offset_ + length;
+  if (end < offset_) end = UINT64_MAX;  // saturate: reads fail at the input's end first
+  if (limit_.has_value()) end = std::min(end, *limit_);
+  bounded.limit_ = end;
+  bounded.limit_name_ = limit_name;
+  return bounded;
+}
+
 void Reader::MoveTo(uint64_t offset) { offset_ = std::max(offset_, offset); }
 
 absl::StatusOr<bool> Reader::AtEnd() {
@@ -131,8 +141,10 @@ absl::StatusOr<absl::Span<const uint8_t>> Reader::PeekUpTo(size_t n) {
 }
 
 absl::Status Reader::Skip(uint64_t n) {
-  absl::Status status = CheckCanArrive(n);
-  if (!status.ok()) return status;
+  if (limit_.has_value() && *limit_ - offset_ < n) {
+    // Past the enclosing blob, unless the input runs out first.
+    return CheckCanArrive(n);
+  }
   while (n > 0) {
     size_t chunk = static_cast<size_t>(std::min<uint64_t>(n, kMaxContiguousView));
     absl::StatusOr<absl::Span<const uint8_t>> bytes = Bytes(chunk);

@@ -56,6 +56,10 @@ class Reader {
   // is known to be shorter, and as past-limit when this reader's own limit is
   // shorter. Nothing is read or allocated.
   absl::StatusOr<Reader> Sub(uint64_t length, absl::string_view limit_name) const;
+  // A reader over the next `length` bytes without checking that they exist:
+  // for a blob read in place, whose truncation shows while reading it. The
+  // caller has checked `length` against this reader's own limit.
+  Reader Bounded(uint64_t length, absl::string_view limit_name) const;
   // Resumes after a sub-reader finished; `offset` must not move backwards.
   void MoveTo(uint64_t offset);
 
@@ -79,7 +83,8 @@ class Reader {
   // Up to `n` bytes without moving and without failing: fewer at the end.
   absl::StatusOr<absl::Span<const uint8_t>> PeekUpTo(size_t n);
   absl::StatusOr<uint8_t> PeekU8();
-  // Consumes `n` bytes in bounded chunks.
+  // Consumes `n` bytes in bounded chunks; a short input fails at the chunk
+  // that runs out, the same way on a file as on a pipe.
   absl::Status Skip(uint64_t n);
   // u8 length + bytes (no terminator).
   absl::StatusOr<std::string> CountedString();

@@ -1,0 +1,169 @@
+// ParseVmDescription: the VMDESCRIPTION JSON shapes QEMU writes, and the
+// documents it must refuse.
+#include "parser/vmstate/description.h"
+
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+
+namespace qmig {
+namespace {
+
+// A document in the shape QEMU writes: configuration, page size, a vmsd
+// device with a compressed array, an indexed element, a struct, a vstruct
+// and a subsection, and a legacy save_state device.
+constexpr char kDocument[] = R"({
+  "configuration": {"vmsd_name": "configuration", "version": 1,
+                    "fields": [{"name": "len", "type": "uint32", "size": 4},
+                               {"name": "name", "type": "buffer", "size": 13}]},
+  "page_size": 4096,
+  "devices": [
+    {"name": "cpu", "instance_id": 0, "vmsd_name": "cpu", "version": 12,
+     "fields": [
+       {"name": "regs", "array_len": 16, "type": "uint64", "size": 8},
+       {"name": "eip", "type": "uint64", "size": 8},
+       {"name": "segs", "index": 0, "type": "struct", "size": 12,
+        "struct": {"vmsd_name": "segment", "version": 1,
+                   "fields": [{"name": "selector", "type": "uint32", "size": 4},
+                              {"name": "base", "type": "uint64", "size": 8}]}},
+       {"name": "v", "type": "vstruct", "size": 2, "vmsd_name": "inner", "version": 2,
+        "fields": [{"name": "x", "type": "uint16", "size": 2}]}],
+     "subsections": [{"vmsd_name": "cpu/async_pf_msr", "version": 1,
+                      "fields": [{"name": "msr", "type": "uint64", "size": 8}]}]},
+    {"name": "cpu", "instance_id": 1, "vmsd_name": "cpu", "version": 12, "fields": []},
+    {"name": "slirp", "instance_id": 0, "size": 10,
+     "fields": [{"name": "data", "size": 10, "type": "buffer"}]}
+  ]
+})";
+
+TEST(DescriptionTest, ParsesQemuShapedDocument) {
+  absl::StatusOr<VmDescription> d = ParseVmDescription(kDocument);
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->page_size, 4096u);
+  ASSERT_TRUE(d->configuration.has_value());
+  EXPECT_EQ(d->configuration->fields.size(), 2u);
+  ASSERT_EQ(d->devices.size(), 3u);
+
+  const DeviceDescription* cpu = d->Find("cpu", 0);
+  ASSERT_NE(cpu, nullptr);
+  EXPECT_FALSE(cpu->legacy);
+  EXPECT_EQ(cpu->vmsd.version, 12u);
+  ASSERT_EQ(cpu->vmsd.fields.size(), 4u);
+  EXPECT_EQ(cpu->vmsd.fields[0].array_len, 16u);
+  EXPECT_EQ(cpu->vmsd.fields[0].size, 8u);
+  EXPECT_FALSE(cpu->vmsd.fields[1].index.has_value());
+  EXPECT_EQ(cpu->vmsd.fields[2].index, 0u);
+  ASSERT_NE(cpu->vmsd.fields[2].sub, nullptr);
+  EXPECT_EQ(cpu->vmsd.fields[2].sub->vmsd_name, "segment");
+  EXPECT_EQ(cpu->vmsd.fields[2].sub->fields.size(), 2u);
+  ASSERT_NE(cpu->vmsd.fields[3].sub, nullptr);  // vstruct: keys inline
+  EXPECT_EQ(cpu->vmsd.fields[3].sub->vmsd_name, "inner");
+  EXPECT_EQ(cpu->vmsd.fields[3].sub->version, 2u);
+  ASSERT_EQ(cpu->vmsd.subsections.size(), 1u);
+  EXPECT_EQ(cpu->vmsd.subsections[0].vmsd_name, "cpu/async_pf_msr");
+
+  EXPECT_NE(d->Find("cpu", 1), nullptr);
+  EXPECT_EQ(d->Find("cpu", 2), nullptr);
+  const DeviceDescription* slirp = d->Find("slirp", 0);
+  ASSERT_NE(slirp, nullptr);
+  EXPECT_TRUE(slirp->legacy);
+  ASSERT_EQ(slirp->vmsd.fields.size(), 1u);
+  EXPECT_EQ(slirp->vmsd.fields[0].size, 10u);
+}
+
+TEST(DescriptionTest, FieldWithoutTypeIsUnknown) {
+  absl::StatusOr<VmDescription> d = ParseVmDescription(
+      R"({"devices":[{"name":"d","instance_id":0,"vmsd_name":"d","version":1,
+          "fields":[{"name":"f","size":3}]}]})");
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->devices[0].vmsd.fields[0].type, "unknown");
+}
+
+// Each document is refused, and the message names what is wrong.
+struct BadDocument {
+  const char* name;
+  std::string json;
+  const char* message_part;
+};
+
+class BadDescriptionTest : public ::testing::TestWithParam<BadDocument> {};
+
+TEST_P(BadDescriptionTest, IsRefused) {
+  absl::StatusOr<VmDescription> d = ParseVmDescription(GetParam().json);
+  ASSERT_FALSE(d.ok());
+  EXPECT_TRUE(absl::StrContains(d.status().message(), GetParam().message_part)) << d.status();
+}
+
+std::string Device(const std::string& fields) {
+  return absl::StrCat(R"({"devices":[{"name":"d","instance_id":0,"vmsd_name":"d","version":1,"fields":[)",
+                      fields, "]}]}");
+}
+
+// `depth` levels of [ ] nested under the root object (itself one level).
+std::string Nested(int depth) {
+  return absl::StrCat(R"({"devices":[],"x":)", std::string(depth, '['), std::string(depth, ']'),
+                      "}");
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Documents, BadDescriptionTest,
+    ::testing::Values(
+        BadDocument{"NotJson", "{\"devices\": [}", "not valid JSON"},
+        BadDocument{"Empty", "", "not valid JSON"},
+        BadDocument{"RootNotObject", "[1]", "root is not an object"},
+        BadDocument{"MissingDevices", R"({"page_size":4096})", "\"devices\""},
+        BadDocument{"DevicesNotArray", R"({"devices":{}})", "\"devices\""},
+        BadDocument{"DeviceNotObject", R"({"devices":[1]})", "not an object"},
+        BadDocument{"DeviceWithoutName", R"({"devices":[{"instance_id":0}]})", "\"name\""},
+        BadDocument{"NegativeInstance", R"({"devices":[{"name":"d","instance_id":-1}]})",
+                    "instance_id"},
+        BadDocument{"HugeInstance",
+                    R"({"devices":[{"name":"d","instance_id":4294967296}]})", "instance_id"},
+        BadDocument{"NegativeSize", Device(R"({"name":"f","type":"uint8","size":-1})"), "size"},
+        BadDocument{"MissingSize", Device(R"({"name":"f","type":"uint8"})"), "size"},
+        BadDocument{"FractionalSize", Device(R"({"name":"f","type":"uint8","size":1.5})"),
+                    "size"},
+        BadDocument{"NegativeArrayLen",
+                    Device(R"({"name":"f","type":"uint8","size":1,"array_len":-2})"),
+                    "array_len"},
+        BadDocument{"ZeroArrayLen", Device(R"({"name":"f","type":"uint8","size":1,"array_len":0})"),
+                    "array_len"},
+        BadDocument{"NegativeVersion",
+                    R"({"devices":[{"name":"d","instance_id":0,"vmsd_name":"d","version":-1}]})",
+                    "version"},
+        BadDocument{"FieldsNotArray",
+                    R"({"devices":[{"name":"d","instance_id":0,"vmsd_name":"d","fields":{}}]})",
+                    "\"fields\""},
+        BadDocument{"SubsectionWithoutName",
+                    R"({"devices":[{"name":"d","instance_id":0,"vmsd_name":"d","subsections":[{"fields":[]}]}]})",
+                    "vmsd_name"},
+        BadDocument{"DuplicateDevice",
+                    R"({"devices":[{"name":"d","instance_id":3,"vmsd_name":"d"},
+                                   {"name":"d","instance_id":3,"vmsd_name":"d"}]})",
+                    "described twice"},
+        BadDocument{"UnterminatedString", R"({"devices":[{"name":"d)", "unterminated"},
+        BadDocument{"NestingOverTheLimit", Nested(kMaxDescriptionNesting), "over the limit"}),
+    [](const ::testing::TestParamInfo<BadDocument>& info) { return info.param.name; });
+
+TEST(DescriptionTest, NestingAtTheLimitIsAccepted) {
+  // Root object + 63 arrays = 64 levels.
+  absl::StatusOr<VmDescription> d = ParseVmDescription(Nested(kMaxDescriptionNesting - 1));
+  EXPECT_TRUE(d.ok()) << d.status();
+}
+
+TEST(DescriptionTest, BracketsInsideStringsDoNotCountAsNesting) {
+  std::string json = absl::StrCat(R"({"devices":[],"x":")", std::string(1000, '['), R"("})");
+  EXPECT_TRUE(ParseVmDescription(json).ok());
+}
+
+TEST(DescriptionTest, DeepNestingIsRefusedBeforeParsing) {
+  // Far deeper than any recursive parser's stack would survive.
+  absl::StatusOr<VmDescription> d = ParseVmDescription(Nested(200000));
+  ASSERT_FALSE(d.ok());
+  EXPECT_TRUE(absl::StrContains(d.status().message(), "over the limit")) << d.status();
+}
+
+}  // namespace
+}  // namespace qmig
