@@ -89,7 +89,7 @@ bool GuestArena::MarkRequested(Block& block, uint64_t page) {
 }
 
 absl::Status GuestArena::RegisterUserfault() {
-  if (registered()) return absl::OkStatus();
+  if (registered() || uffd_.fd.valid()) return absl::OkStatus();
   absl::StatusOr<Userfaultfd> uffd = OpenUserfaultfd();
   if (!uffd.ok()) return uffd.status();
   for (const auto& block : blocks_) {
@@ -107,6 +107,7 @@ absl::Status GuestArena::RegisterUserfault() {
     }
   }
   uffd_ = std::move(*uffd);
+  registered_.store(true, std::memory_order_release);
   return absl::OkStatus();
 }
 
@@ -188,13 +189,12 @@ absl::Status GuestArena::Discard(Block& block, uint64_t start, uint64_t length) 
 }
 
 void GuestArena::Unregister() {
-  if (!registered()) return;
+  if (!registered_.exchange(false)) return;
   for (const auto& block : blocks_) {
     struct uffdio_range range = {reinterpret_cast<uint64_t>(block->base), block->mapped};
     ioctl(uffd(), UFFDIO_WAKE, &range);
     ioctl(uffd(), UFFDIO_UNREGISTER, &range);
   }
-  uffd_.fd.Reset();
 }
 
 }  // namespace qmig

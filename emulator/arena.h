@@ -81,7 +81,7 @@ class GuestArena {
   // Registers every block with userfaultfd in MISSING mode. Pages already
   // received stay; every absent page now faults.
   absl::Status RegisterUserfault();
-  bool registered() const { return uffd_.fd.valid(); }
+  bool registered() const { return registered_.load(std::memory_order_acquire); }
   int uffd() const { return uffd_.fd.get(); }
   const std::string& uffd_how() const { return uffd_.how; }
 
@@ -92,7 +92,8 @@ class GuestArena {
   // Drops pages (MADV_DONTNEED) and marks them discarded.
   absl::Status Discard(Block& block, uint64_t start, uint64_t length);
   // Wakes every waiter and stops fault delivery: missing pages then read as
-  // zero. Used at teardown and after a detected deadlock.
+  // zero. Used at teardown and after a detected deadlock. The descriptor
+  // stays open (a fault thread may still poll it) until the arena dies.
   void Unregister();
 
   uint64_t EAGAINRetries() const { return eagain_retries_; }
@@ -104,6 +105,7 @@ class GuestArena {
 
   std::vector<std::unique_ptr<Block>> blocks_;
   Userfaultfd uffd_;
+  std::atomic<bool> registered_{false};
   std::atomic<uint64_t> eagain_retries_{0};
 };
 

@@ -112,26 +112,37 @@ std::string FormatMultifdSummary(const MultifdSummary& s, const std::string& nam
 
 }  // namespace
 
-int RunCheck(const std::vector<std::string>& operands, const CommonOptions& options) {
-  if (operands.size() != 1) return UsageError("check takes one FILE (or - for stdin)");
+absl::StatusOr<ParseOptions> MakeParseOptions(const CommonOptions& options) {
   ParseOptions parse_options;
   if (options.profile != "auto") {
     const Profile* profile = FindProfileByName(options.profile);
-    if (profile == nullptr) return UsageError(absl::StrCat("unknown profile '", options.profile, "'"));
+    if (profile == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("unknown profile '", options.profile, "'"));
+    }
     parse_options.profile = profile->id;
   }
   if (options.max_package > kMaxPackageLimit) {
-    return UsageError(absl::StrCat("--max_package is at most ", kMaxPackageLimit));
+    return absl::InvalidArgumentError(absl::StrCat("--max_package is at most ", kMaxPackageLimit));
   }
   parse_options.limits.max_package_bytes = options.max_package;
-  std::optional<VmDescription> schema;
   if (!options.schema_path.empty()) {
+    // Loaded once per process and kept: the parse options point at it.
+    static VmDescription* schema = nullptr;
     absl::StatusOr<VmDescription> loaded =
         LoadSchema(options.schema_path, parse_options.limits.max_schema_file_bytes);
-    if (!loaded.ok()) return UsageError(std::string(loaded.status().message()));
-    schema = std::move(*loaded);
-    parse_options.schema = &*schema;
+    if (!loaded.ok()) return loaded.status();
+    delete schema;
+    schema = new VmDescription(std::move(*loaded));
+    parse_options.schema = schema;
   }
+  return parse_options;
+}
+
+int RunCheck(const std::vector<std::string>& operands, const CommonOptions& options) {
+  if (operands.size() != 1) return UsageError("check takes one FILE (or - for stdin)");
+  absl::StatusOr<ParseOptions> made = MakeParseOptions(options);
+  if (!made.ok()) return UsageError(std::string(made.status().message()));
+  ParseOptions parse_options = *made;
   std::map<std::string, uint64_t> block_lengths;
   if (!options.main_path.empty()) {
     absl::StatusOr<std::map<std::string, uint64_t>> lengths = BlockLengthsOf(options.main_path);

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
+#include "parser/stream_parser.h"
 #include "parser/wire/limits.h"
 
 namespace qmig {
@@ -22,11 +24,18 @@ struct CommonOptions {
   std::string kind = "auto";
   std::string main_path;    // companion main stream of a return path or multifd channel
   std::string output_path;  // -o
+  std::string return_path;  // replay: a recorded return path to compare with
+  std::string guest = "none";
+  bool tcp = false;
   uint64_t max_package = kOriginalPackageLimit;
 };
 
+// ParseOptions from the common flags (profile, limits, --schema).
+absl::StatusOr<ParseOptions> MakeParseOptions(const CommonOptions& options);
+
 int RunCheck(const std::vector<std::string>& operands, const CommonOptions& options);
 int RunSchema(const std::vector<std::string>& operands, const CommonOptions& options);
+int RunReplay(const std::vector<std::string>& operands, const CommonOptions& options);
 
 }  // namespace qmig
 

@@ -2,6 +2,7 @@
 //
 //   qmig check [--json] [--profile=NAME] [--schema=FILE] FILE|-
 //   qmig schema STREAM [-o FILE]
+//   qmig replay STREAM [--return_path=FILE] [--guest=PATTERN] [--tcp]
 //
 // Exit status: 0 valid, 1 invalid, 2 usage or I/O error.
 #include <cstdio>
@@ -28,6 +29,12 @@ ABSL_FLAG(uint64_t, max_package, qmig::kOriginalPackageLimit,
           "largest PACKAGED blob accepted, in bytes (up to 4294967295)");
 ABSL_FLAG(bool, quiet, false, "print only errors and the verdict line");
 ABSL_FLAG(std::string, o, "", "output file (schema)");
+ABSL_FLAG(std::string, return_path, "",
+          "replay: the recorded return path of the same migration, to compare with");
+ABSL_FLAG(std::string, guest, "none",
+          "replay: guest threads after RUN: none, sequential, random, hot or trace:FILE, "
+          "with ,threads=N,touches=N,pages=N,seed=N,block=NAME");
+ABSL_FLAG(bool, tcp, false, "replay over loopback TCP instead of a socket pair");
 
 namespace {
 
@@ -39,6 +46,9 @@ constexpr char kUsage[] =
     "                   multifd channel); exit 0 valid, 1 invalid, 2 usage/I/O error\n"
     "  schema STREAM    write the stream's vmstate description (VMDESCRIPTION JSON),\n"
     "                   for --schema; -o FILE writes it to FILE\n"
+    "  replay STREAM    replay a captured stream into the loopback destination (real\n"
+    "                   socket, userfaultfd arena); --return_path=FILE compares with\n"
+    "                   a recorded return path, --guest=PATTERN runs guest threads\n"
     "\n"
     "Run 'qmig --help' for the flags.";
 
@@ -63,9 +73,13 @@ int main(int argc, char** argv) {
   options.max_package = absl::GetFlag(FLAGS_max_package);
   options.main_path = absl::GetFlag(FLAGS_main);
   options.output_path = absl::GetFlag(FLAGS_o);
+  options.return_path = absl::GetFlag(FLAGS_return_path);
+  options.guest = absl::GetFlag(FLAGS_guest);
+  options.tcp = absl::GetFlag(FLAGS_tcp);
 
   if (command == "check") return qmig::RunCheck(operands, options);
   if (command == "schema") return qmig::RunSchema(operands, options);
+  if (command == "replay") return qmig::RunReplay(operands, options);
   std::cerr << "qmig: unknown command '" << command << "'\n" << kUsage << "\n";
   return qmig::kExitUsage;
 }

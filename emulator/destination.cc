@@ -1,0 +1,568 @@
+#include "emulator/destination.h"
+
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <deque>
+#include <functional>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include <mutex>
+#include "emulator/return_path_writer.h"
+#include "parser/page_codec.h"
+#include "parser/wire/constants.h"
+
+namespace qmig {
+
+namespace {
+// How long guest threads may take to finish their touches after the stream
+// ended (they only read memory, so this is generous).
+constexpr absl::Duration kGuestDrainTimeout = absl::Seconds(30);
+}  // namespace
+
+class Destination::Impl : public StreamObserver {
+ public:
+  explicit Impl(DestinationOptions options)
+      : options_(std::move(options)), return_path_(options_.return_path_fd) {}
+
+  ~Impl() override { Teardown(); }
+
+  DestinationReport Run(ByteSource& source) {
+    ParseOptions parse_options = options_.parse;
+    parse_options.observer = this;
+    DestinationReport report;
+    report.parse = ParseMigrationStream(source, parse_options);
+    Finish(report.parse);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      for (Finding& finding : findings_) report.parse.findings.Add(std::move(finding));
+      findings_.clear();
+      report.stats = stats_;
+    }
+    return report;
+  }
+
+  GuestArena* arena() { return arena_.get(); }
+
+  // --- StreamObserver: called on the parsing thread (the listen path) ---
+
+  void OnRamBlock(absl::string_view block, uint64_t length, uint64_t page_size) override {
+    pending_blocks_.push_back({std::string(block), length, page_size});
+  }
+
+  void OnRamBlockListEnd() override {
+    if (arena_ != nullptr) {
+      // QEMU resizes blocks here; qmig keeps its first layout and reports
+      // pages outside it through the parser's offset checks.
+      pending_blocks_.clear();
+      return;
+    }
+    absl::StatusOr<std::unique_ptr<GuestArena>> arena = GuestArena::Create(pending_blocks_);
+    pending_blocks_.clear();
+    if (!arena.ok()) {
+      Report(FindingCode::kEmuPlacementFailed, 0, std::string(arena.status().message()));
+      return;
+    }
+    arena_ = std::move(*arena);
+  }
+
+  void OnPackageBegin(uint64_t, uint32_t) override { ++package_depth_; }
+  void OnPackageEnd(uint64_t) override { --package_depth_; }
+
+  void OnSection(uint8_t type, uint32_t, absl::string_view, uint32_t, uint32_t,
+                 uint64_t) override {
+    if (type != static_cast<uint8_t>(SectionType::kFull) || !loader_running_) return;
+    // Device state inside the package: loaded by the main thread while the
+    // listen path goes on reading the stream.
+    absl::Duration delay = options_.device_load_delay;
+    Enqueue([delay] {
+      if (delay > absl::ZeroDuration()) absl::SleepFor(delay);
+    });
+  }
+
+  void OnCommand(CommandKind kind, uint64_t offset, absl::Span<const uint8_t> payload) override {
+    switch (kind) {
+      case CommandKind::kOpenReturnPath:
+        return_path_open_ = true;
+        break;
+      case CommandKind::kPing: {
+        if (payload.size() != 4 || !return_path_open_) break;
+        uint32_t value = uint32_t{payload[0]} << 24 | uint32_t{payload[1]} << 16 |
+                         uint32_t{payload[2]} << 8 | payload[3];
+        if (loader_running_) {
+          Enqueue([this, value] { SendPong(value); });
+        } else {
+          SendPong(value);
+        }
+        break;
+      }
+      case CommandKind::kPostcopyRamDiscard:
+        ApplyDiscard(offset, payload);
+        break;
+      case CommandKind::kPostcopyListen:
+        StartListening(offset);
+        break;
+      case CommandKind::kPostcopyRun:
+        if (loader_running_) {
+          Enqueue([this] { StartGuest(); });
+        } else {
+          StartGuest();
+        }
+        break;
+      default:
+        break;
+    }
+  }
+
+  void OnRamPage(absl::string_view block_name, uint64_t offset, RamRecordKind kind,
+                 absl::Span<const uint8_t> body, uint64_t stream_offset) override {
+    if (arena_ == nullptr) return;
+    GuestArena::Block* block = arena_->Find(block_name);
+    if (block == nullptr || offset >= block->mapped) return;  // the parser reported it
+    uint64_t page = offset / GuestArena::kPage;
+    if (!arena_->registered()) {
+      WritePrecopyPage(*block, offset, kind, body, stream_offset);
+      return;
+    }
+    absl::StatusOr<Placement> placed =
+        kind == RamRecordKind::kZero
+            ? arena_->PlaceZeroPage(*block, offset)
+            : arena_->PlacePage(*block, offset, body.subspan(0, GuestArena::kPage));
+    if (kind != RamRecordKind::kZero && kind != RamRecordKind::kPage) return;
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++stats_.postcopy_pages;
+    if (kind == RamRecordKind::kZero) ++stats_.zero_pages;
+    if (!placed.ok()) {
+      AddFinding(FindingCode::kEmuPlacementFailed, stream_offset,
+                 std::string(placed.status().message()), block_name, offset);
+      return;
+    }
+    if (*placed == Placement::kAlreadySame) {
+      AddFinding(FindingCode::kEmuPageDoubled, stream_offset,
+                 "page sent again after it was placed, with the same bytes", block_name, offset);
+    } else if (*placed == Placement::kAlreadyDifferent) {
+      AddFinding(FindingCode::kEmuPageConflict, stream_offset,
+                 "page sent again after it was placed, with different bytes: the guest may "
+                 "already have read the first version",
+                 block_name, offset);
+    }
+    auto request = request_times_.find({block, page});
+    if (request != request_times_.end()) {
+      ++stats_.requests_served;
+      stats_.fault_latency_us.push_back(absl::ToDoubleMicroseconds(absl::Now() - request->second));
+      request_times_.erase(request);
+    }
+  }
+
+ private:
+  using PageKey = std::pair<GuestArena::Block*, uint64_t>;
+
+  void Report(FindingCode code, uint64_t offset, std::string message) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    AddFinding(code, offset, std::move(message), {}, 0);
+  }
+
+  void AddFinding(FindingCode code, uint64_t offset, std::string message, absl::string_view block,
+                  uint64_t block_offset) {
+    constexpr size_t kMaxEmulatorFindings = 1000;
+    if (findings_.size() >= kMaxEmulatorFindings) return;
+    Finding finding;
+    finding.code = code;
+    finding.severity = DescribeFinding(code).severity;
+    finding.offset = offset;
+    if (!block.empty()) finding.path = absl::StrFormat("%s@0x%x", block, block_offset);
+    finding.message = std::move(message);
+    findings_.push_back(std::move(finding));
+  }
+
+  void WritePrecopyPage(GuestArena::Block& block, uint64_t offset, RamRecordKind kind,
+                        absl::Span<const uint8_t> body, uint64_t stream_offset) {
+    uint64_t page = offset / GuestArena::kPage;
+    uint8_t* target = arena_->PagePointer(block, offset);
+    switch (kind) {
+      case RamRecordKind::kZero:
+        // Untouched anonymous memory is already zero.
+        if (arena_->State(block, page) == PageState::kReceived) {
+          std::memset(target, body.empty() ? 0 : body[0], GuestArena::kPage);
+        } else if (!body.empty() && body[0] != 0) {
+          std::memset(target, body[0], GuestArena::kPage);  // what QEMU 7.2 does
+        }
+        break;
+      case RamRecordKind::kPage:
+        std::memcpy(target, body.data(), GuestArena::kPage);
+        break;
+      case RamRecordKind::kXbzrle:
+        // Malformed deltas were reported by the parser; apply what decodes.
+        DecodeXbzrle(body, absl::MakeSpan(target, GuestArena::kPage), GuestArena::kPage, nullptr)
+            .IgnoreError();
+        break;
+      case RamRecordKind::kCompressed:
+        InflatePage(body, absl::MakeSpan(target, GuestArena::kPage)).IgnoreError();
+        break;
+    }
+    arena_->SetState(block, page, PageState::kReceived);
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++stats_.precopy_pages;
+    if (kind == RamRecordKind::kZero) ++stats_.zero_pages;
+    (void)stream_offset;
+  }
+
+  // u8 version, u8 len, name, u8 0, then (be64 start, be64 length) pairs.
+  void ApplyDiscard(uint64_t offset, absl::Span<const uint8_t> payload) {
+    if (arena_ == nullptr || payload.size() < 3) return;
+    size_t name_length = payload[1];
+    if (payload.size() < 3 + name_length) return;
+    std::string name(payload.begin() + 2, payload.begin() + 2 + name_length);
+    GuestArena::Block* block = arena_->Find(name);
+    if (block == nullptr) return;
+    auto be64 = [](const uint8_t* p) {
+      uint64_t v = 0;
+      for (int i = 0; i < 8; ++i) v = v << 8 | p[i];
+      return v;
+    };
+    for (size_t at = 3 + name_length; at + 16 <= payload.size(); at += 16) {
+      uint64_t start = be64(&payload[at]), length = be64(&payload[at + 8]);
+      if (start % GuestArena::kPage != 0 || length % GuestArena::kPage != 0 ||
+          start > block->mapped || length > block->mapped - start) {
+        continue;  // the parser reported it
+      }
+      absl::Status status = arena_->Discard(*block, start, length);
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!status.ok()) {
+        AddFinding(FindingCode::kEmuPlacementFailed, offset, std::string(status.message()), name,
+                   start);
+      } else {
+        stats_.discarded_pages += length / GuestArena::kPage;
+      }
+    }
+  }
+
+  void StartListening(uint64_t offset) {
+    if (arena_ == nullptr || arena_->registered()) return;
+    absl::Status status = arena_->RegisterUserfault();
+    if (!status.ok()) {
+      Report(FindingCode::kEmuUffdUnavailable, offset, std::string(status.message()));
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stats_.postcopy = true;
+      stats_.userfaultfd = arena_->uffd_how();
+    }
+    wake_ = UniqueFd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    fault_thread_ = std::thread([this] { FaultLoop(); });
+    if (package_depth_ > 0) {
+      loader_running_ = true;
+      loader_thread_ = std::thread([this] { LoaderLoop(); });
+    }
+  }
+
+  void StartGuest() {
+    if (arena_ == nullptr || !arena_->registered() || guest_ != nullptr) return;
+    guest_ = std::make_unique<GuestThreads>(*arena_, options_.guest);
+    guest_->Start();
+  }
+
+  void SendPong(uint32_t value) {
+    absl::Status status = return_path_.Pong(value);
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (status.ok()) ++stats_.pongs;
+  }
+
+  // The device-loading thread ("QEMU's main thread" after LISTEN).
+  void Enqueue(std::function<void()> work) {
+    {
+      std::lock_guard<std::mutex> lock(loader_mutex_);
+      loader_queue_.push_back(std::move(work));
+    }
+    loader_ready_.notify_one();
+  }
+
+  void LoaderLoop() {
+    while (true) {
+      std::function<void()> work;
+      {
+        std::unique_lock<std::mutex> lock(loader_mutex_);
+        loader_ready_.wait(lock, [this] { return !loader_queue_.empty() || loader_stop_; });
+        if (loader_queue_.empty()) return;
+        work = std::move(loader_queue_.front());
+        loader_queue_.pop_front();
+      }
+      work();
+    }
+  }
+
+  // Reads faults, marks pages requested and asks the source for them.
+  void FaultLoop() {
+    while (!fault_stop_.load()) {
+      struct pollfd pfds[2] = {{arena_->uffd(), POLLIN, 0}, {wake_.get(), POLLIN, 0}};
+      int ready = poll(pfds, 2, -1);
+      if (ready <= 0 || (pfds[0].revents & POLLIN) == 0) continue;
+      struct uffd_msg messages[16];
+      ssize_t n = read(arena_->uffd(), messages, sizeof(messages));
+      if (n <= 0) continue;
+      for (ssize_t i = 0; i < n / static_cast<ssize_t>(sizeof(uffd_msg)); ++i) {
+        if (messages[i].event != UFFD_EVENT_PAGEFAULT) continue;
+        HandleFault(messages[i].arg.pagefault.address);
+      }
+    }
+  }
+
+  void HandleFault(uint64_t address) {
+    uint64_t page = 0;
+    GuestArena::Block* block = arena_->BlockOf(address, &page);
+    if (block == nullptr) return;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      ++stats_.faults;
+    }
+    if (stream_ended_.load()) {
+      // No page can come any more: the guest would hang here. Record it and
+      // let the thread go on with a zero page.
+      if (arena_->State(*block, page) != PageState::kReceived) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        never_delivered_.insert({block, page});
+      }
+      arena_->PlaceZeroPage(*block, page * GuestArena::kPage).IgnoreError();
+      WakePage(*block, page);
+      return;
+    }
+    bool already_here = arena_->MarkRequested(*block, page);
+    if (already_here) {
+      // Either placed between the fault and now, or a zero page received in
+      // precopy that nobody ever wrote: it is logically there but not
+      // mapped. ZEROPAGE maps it (EEXIST when it was a race); then wake.
+      arena_->PlaceZeroPage(*block, page * GuestArena::kPage).IgnoreError();
+      WakePage(*block, page);
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!request_times_.emplace(PageKey{block, page}, absl::Now()).second) return;  // asked
+      ++stats_.page_requests;
+    }
+    return_path_.RequestPages(block->name, page * GuestArena::kPage, GuestArena::kPage)
+        .IgnoreError();
+  }
+
+  void WakePage(GuestArena::Block& block, uint64_t page) {
+    struct uffdio_range range = {reinterpret_cast<uint64_t>(block.base) + page * GuestArena::kPage,
+                                 GuestArena::kPage};
+    ioctl(arena_->uffd(), UFFDIO_WAKE, &range);
+  }
+
+  // The stream has ended: account for every page, then stop every thread.
+  void Finish(const ParseResult& parse) {
+    StopLoader();
+    if (arena_ != nullptr) AccountPages(parse);  // before released guests fill pages in
+    if (arena_ != nullptr && arena_->registered()) {
+      // From now on a fault cannot be served by the stream: the fault thread
+      // records it and releases the guest with a zero page.
+      stream_ended_.store(true);
+      std::vector<PageKey> waiting;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        for (const auto& [key, time] : request_times_) waiting.push_back(key);
+      }
+      for (const PageKey& key : waiting) {
+        if (arena_->State(*key.first, key.second) == PageState::kReceived) continue;
+        {
+          std::lock_guard<std::mutex> lock(mutex_);
+          never_delivered_.insert(key);
+        }
+        arena_->PlaceZeroPage(*key.first, key.second * GuestArena::kPage).IgnoreError();
+      }
+      // Guests run their course: every touch now either finds its page or is
+      // released by the fault thread. A guest still running after the bound
+      // is released by unregistering.
+      if (guest_ != nullptr && !guest_->WaitFor(kGuestDrainTimeout)) {
+        Report(FindingCode::kEmuPageNeverDelivered, parse.summary.bytes,
+               "guest threads did not finish in time after the stream ended; released");
+        guest_->Stop();
+        arena_->Unregister();
+      }
+      ReportNeverDelivered(parse.summary.bytes);
+    }
+    if (guest_ != nullptr) guest_->Stop();
+    if (arena_ != nullptr) arena_->Unregister();  // releases any thread still waiting
+    StopThreads();
+    if (guest_ != nullptr) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stats_.guest_touches = guest_->touches();
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (arena_ != nullptr) stats_.eagain_retries = arena_->EAGAINRetries();
+    }
+    if (return_path_open_) {
+      bool failed = parse.findings.error_count() > 0;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        for (const Finding& finding : findings_) failed |= finding.severity == Severity::kError;
+      }
+      return_path_.Shut(failed ? 1 : 0).IgnoreError();
+    }
+  }
+
+  void ReportNeverDelivered(uint64_t offset) {
+    constexpr size_t kMaxListed = 20;
+    std::lock_guard<std::mutex> lock(mutex_);
+    size_t listed = 0;
+    for (const PageKey& key : never_delivered_) {
+      if (listed++ == kMaxListed) {
+        AddFinding(FindingCode::kEmuPageNeverDelivered, offset,
+                   absl::StrCat(never_delivered_.size() - kMaxListed, " more pages like these"),
+                   {}, 0);
+        break;
+      }
+      AddFinding(FindingCode::kEmuPageNeverDelivered, offset,
+                 "a guest thread needed this page and the stream ended without it (the guest "
+                 "would hang)",
+                 key.first->name, key.second * GuestArena::kPage);
+    }
+  }
+
+  void AccountPages(const ParseResult& parse) {
+    if (!parse.summary.eof_seen) return;  // a cut stream: pages are missing anyway
+    for (const auto& block : arena_->blocks()) {
+      // Blocks left out by x-ignore-shared are never in the stream.
+      bool ignored = false;
+      for (const RamBlockSummary& summary : parse.summary.ram_blocks) {
+        if (summary.name == block->name && summary.guest_address.has_value()) ignored = true;
+      }
+      uint64_t lost = 0, never = 0, first_lost = 0, first_never = 0;
+      for (uint64_t page = 0; page < block->pages(); ++page) {
+        PageState state = arena_->State(*block, page);
+        if (state == PageState::kDiscarded) {
+          if (lost++ == 0) first_lost = page;
+        } else if (state == PageState::kAbsent) {
+          if (never++ == 0) first_never = page;
+        }
+      }
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (lost > 0) {
+        AddFinding(FindingCode::kEmuPageLost, parse.summary.bytes,
+                   absl::StrCat(lost, " discarded page", lost == 1 ? " was" : "s were",
+                                " never sent again; the guest sees zeros there"),
+                   block->name, first_lost * GuestArena::kPage);
+      }
+      if (never > 0 && !ignored) {
+        AddFinding(FindingCode::kEmuPageNeverSent, parse.summary.bytes,
+                   absl::StrCat(never, " of ", block->pages(),
+                                " pages never arrived on this stream (multifd channels carry "
+                                "pages elsewhere)"),
+                   block->name, first_never * GuestArena::kPage);
+      }
+    }
+  }
+
+  void StopLoader() {
+    if (!loader_thread_.joinable()) return;
+    {
+      std::lock_guard<std::mutex> lock(loader_mutex_);
+      loader_stop_ = true;
+    }
+    loader_ready_.notify_one();
+    loader_thread_.join();
+    loader_running_ = false;
+  }
+
+  void StopThreads() {
+    StopLoader();
+    if (guest_ != nullptr) guest_->Join();
+    fault_stop_.store(true);
+    uint64_t one = 1;
+    if (wake_.valid() && write(wake_.get(), &one, sizeof(one)) < 0) {
+      // Cannot happen for an eventfd below its maximum; the loop would still
+      // stop at its next fault.
+    }
+    if (fault_thread_.joinable()) fault_thread_.join();
+  }
+
+  void Teardown() {
+    if (guest_ != nullptr) guest_->Stop();
+    if (arena_ != nullptr) arena_->Unregister();
+    StopThreads();
+  }
+
+  DestinationOptions options_;
+  ReturnPathWriter return_path_;
+  std::vector<ArenaBlockSpec> pending_blocks_;
+  std::unique_ptr<GuestArena> arena_;
+  int package_depth_ = 0;
+  bool return_path_open_ = false;
+
+  std::thread fault_thread_;
+  std::atomic<bool> fault_stop_{false};
+  UniqueFd wake_;  // an eventfd that ends the fault thread's poll
+
+  std::thread loader_thread_;
+  bool loader_running_ = false;  // touched by the parsing thread only
+  std::mutex loader_mutex_;
+  std::condition_variable loader_ready_;
+  std::deque<std::function<void()>> loader_queue_;  // guarded by loader_mutex_
+  bool loader_stop_ = false;  // guarded by loader_mutex_
+
+  std::unique_ptr<GuestThreads> guest_;
+
+  std::mutex mutex_;
+  DestinationStats stats_;  // guarded by mutex_
+  std::vector<Finding> findings_;  // guarded by mutex_
+  std::map<PageKey, absl::Time> request_times_;  // guarded by mutex_
+  std::set<PageKey> never_delivered_;  // guarded by mutex_
+  std::atomic<bool> stream_ended_{false};
+};
+
+Destination::Destination(DestinationOptions options)
+    : impl_(std::make_unique<Impl>(std::move(options))) {}
+Destination::~Destination() = default;
+
+DestinationReport Destination::Run(ByteSource& source) { return impl_->Run(source); }
+GuestArena* Destination::arena() { return impl_->arena(); }
+
+uint64_t CompareWithSource(GuestArena& arena, const std::vector<SourceBlock>& source,
+                           FindingList& findings, uint32_t max_reports) {
+  uint64_t differing = 0;
+  uint32_t reported = 0;
+  for (const SourceBlock& expected : source) {
+    GuestArena::Block* block = arena.Find(expected.name);
+    if (block == nullptr) {
+      Finding finding{FindingCode::kEmuMemoryMismatch, Severity::kError};
+      finding.path = expected.name;
+      finding.message = "the source has this block; the destination never got it";
+      findings.Add(std::move(finding));
+      ++differing;
+      continue;
+    }
+    uint64_t pages = std::min<uint64_t>(block->pages(),
+                                        (expected.bytes.size() + GuestArena::kPage - 1) /
+                                            GuestArena::kPage);
+    for (uint64_t page = 0; page < pages; ++page) {
+      uint64_t offset = page * GuestArena::kPage;
+      size_t length = std::min<size_t>(GuestArena::kPage, expected.bytes.size() - offset);
+      if (std::memcmp(block->base + offset, expected.bytes.data() + offset, length) == 0) continue;
+      ++differing;
+      if (reported++ < max_reports) {
+        Finding finding{FindingCode::kEmuMemoryMismatch, Severity::kError};
+        finding.path = absl::StrFormat("%s@0x%x", block->name, offset);
+        finding.message = "destination page differs from the source's";
+        findings.Add(std::move(finding));
+      }
+    }
+  }
+  return differing;
+}
+
+}  // namespace qmig

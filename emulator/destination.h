@@ -1,0 +1,97 @@
+// Destination: a loopback stand-in for QEMU's incoming side.
+//
+// It reads a migration stream through the strict parser and acts on it as
+// QEMU's destination does, over a real userfaultfd-backed GuestArena:
+//  * precopy pages are written straight into the arena;
+//  * on LISTEN the arena is registered with userfaultfd and the stream after
+//    the package is read by the listen path (the parsing thread) while a
+//    separate device-loading thread works through the package's device
+//    state, PINGs and RUN, as QEMU's main thread does;
+//  * from RUN on, guest threads touch pages; a touch of a missing page is a
+//    real fault, served by a fault thread that sends REQ_PAGES on the return
+//    path; the page is placed with UFFDIO_COPY when the stream brings it;
+//  * PINGs are answered with PONGs once the return path is open, and SHUT
+//    ends the return path.
+// It reports what QEMU would not notice: pages placed twice with other
+// bytes, pages requested and never delivered, discarded pages never sent
+// again, and (given the source's memory) memory that ends up different.
+#ifndef QMIG_EMULATOR_DESTINATION_H_
+#define QMIG_EMULATOR_DESTINATION_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "emulator/arena.h"
+#include "emulator/guest.h"
+#include "parser/stream_parser.h"
+#include "parser/wire/byte_source.h"
+
+namespace qmig {
+
+struct DestinationOptions {
+  ParseOptions parse;        // limits, profile, schema (its observer is ignored)
+  int return_path_fd = -1;   // where return-path messages go; -1: nowhere
+  GuestPattern guest;        // what guest threads do after RUN
+  // Simulated time the device-loading thread spends per device section, to
+  // widen the window in which the listen path runs alongside it.
+  absl::Duration device_load_delay = absl::ZeroDuration();
+};
+
+struct DestinationStats {
+  uint64_t precopy_pages = 0;     // written before LISTEN
+  uint64_t postcopy_pages = 0;    // placed with UFFDIO_COPY / ZEROPAGE
+  uint64_t zero_pages = 0;
+  uint64_t discarded_pages = 0;
+  uint64_t faults = 0;            // page faults read from userfaultfd
+  uint64_t page_requests = 0;     // REQ_PAGES sent
+  uint64_t requests_served = 0;   // requested pages that arrived
+  uint64_t pongs = 0;
+  uint64_t guest_touches = 0;
+  uint64_t eagain_retries = 0;
+  std::vector<double> fault_latency_us;  // request to placement, per served request
+  bool postcopy = false;
+  std::string userfaultfd;        // how it was opened, when it was
+};
+
+struct DestinationReport {
+  ParseResult parse;              // the parser's summary; findings hold both kinds
+  DestinationStats stats;
+  bool valid() const { return parse.findings.error_count() == 0; }
+};
+
+class Destination {
+ public:
+  explicit Destination(DestinationOptions options);
+  ~Destination();
+  Destination(const Destination&) = delete;
+  Destination& operator=(const Destination&) = delete;
+
+  // Runs the incoming side over `source` until the stream ends, then tears
+  // down every thread and registration. Call once.
+  DestinationReport Run(ByteSource& source);
+
+  // The guest memory after Run (nullptr when no MEM_SIZE arrived).
+  GuestArena* arena();
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Compares the arena with a source image; reports each differing page range
+// (at most `max_reports` findings) into `findings`. Returns the count of
+// differing pages.
+struct SourceBlock {
+  std::string name;
+  absl::Span<const uint8_t> bytes;
+};
+uint64_t CompareWithSource(GuestArena& arena, const std::vector<SourceBlock>& source,
+                           FindingList& findings, uint32_t max_reports = 20);
+
+}  // namespace qmig
+
+#endif  // QMIG_EMULATOR_DESTINATION_H_
