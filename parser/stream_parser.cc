@@ -71,9 +71,9 @@ void StreamParser::Run() {
     }
     if (*end == LoopEnd::kRun) continue;  // the listen thread reads on
     if (*end == LoopEnd::kEndOfInput) {
-      context_.Fail(FindingCode::kTruncated, reader.offset(),
-                    absl::StrCat("truncated at offset ", reader.offset(),
-                                 ": the input ends before the EOF record"));
+      context_.Report(FindingCode::kTruncated, reader.offset(),
+                      absl::StrCat("truncated at offset ", reader.offset(),
+                                   ": the input ends before the EOF record"));
       break;
     }
     summary_.eof_seen = true;

@@ -68,7 +68,10 @@ absl::StatusOr<VmstateField> ParseField(const Json& object, const std::string& w
   if (object.contains("array_len")) {
     absl::StatusOr<uint64_t> array_len = GetUnsigned(object, "array_len", here);
     if (!array_len.ok()) return array_len.status();
-    if (*array_len == 0) return Invalid(here, "\"array_len\" is 0");
+    if (*array_len == 0 || *array_len > kMaxDescribedArrayLength) {
+      return Invalid(here, absl::StrCat("\"array_len\" ", *array_len, " outside 1..",
+                                        kMaxDescribedArrayLength));
+    }
     field.array_len = *array_len;
   }
   if (object.contains("index")) {
@@ -127,10 +130,25 @@ absl::StatusOr<VmsdDescription> ParseVmsd(const Json& object, const std::string&
 }  // namespace
 
 const DeviceDescription* VmDescription::Find(absl::string_view name, uint32_t instance_id) const {
+  if (!index_.empty()) {
+    auto it = index_.find(std::make_pair(std::string(name), instance_id));
+    return it == index_.end() ? nullptr : &devices[it->second];
+  }
   for (const DeviceDescription& device : devices) {
     if (device.name == name && device.instance_id == instance_id) return &device;
   }
   return nullptr;
+}
+
+bool VmDescription::IndexDevices() {
+  index_.clear();
+  index_.reserve(devices.size());
+  for (size_t i = 0; i < devices.size(); ++i) {
+    if (!index_.emplace(std::make_pair(devices[i].name, devices[i].instance_id), i).second) {
+      return false;
+    }
+  }
+  return true;
 }
 
 absl::StatusOr<VmDescription> ParseVmDescription(absl::string_view text) {
@@ -175,10 +193,10 @@ absl::StatusOr<VmDescription> ParseVmDescription(absl::string_view text) {
     absl::StatusOr<VmsdDescription> vmsd = ParseVmsd(item, where);
     if (!vmsd.ok()) return vmsd.status();
     device.vmsd = std::move(*vmsd);
-    if (description.Find(device.name, device.instance_id) != nullptr) {
-      return Invalid(where, absl::StrCat("instance ", device.instance_id, " described twice"));
-    }
     description.devices.push_back(std::move(device));
+  }
+  if (!description.IndexDevices()) {
+    return absl::InvalidArgumentError("a device instance is described twice");
   }
   return description;
 }

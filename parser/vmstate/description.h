@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
@@ -49,8 +50,14 @@ struct VmDescription {
   std::optional<VmsdDescription> configuration;
   std::vector<DeviceDescription> devices;
 
-  // The device for a section, or nullptr.
+  // The device for a section, or nullptr. Constant time once IndexDevices()
+  // ran (ParseVmDescription does); a linear scan otherwise.
   const DeviceDescription* Find(absl::string_view name, uint32_t instance_id) const;
+  // Indexes `devices` by (name, instance); false when one appears twice.
+  bool IndexDevices();
+
+ private:
+  absl::flat_hash_map<std::pair<std::string, uint32_t>, size_t> index_;
 };
 
 // Parses a VMDESCRIPTION JSON document. Errors name what is wrong and where
@@ -59,6 +66,8 @@ absl::StatusOr<VmDescription> ParseVmDescription(absl::string_view json);
 
 // Largest nesting of JSON arrays/objects accepted.
 inline constexpr int kMaxDescriptionNesting = 64;
+// Most elements one compressed array may declare.
+inline constexpr uint64_t kMaxDescribedArrayLength = uint64_t{1} << 24;
 
 }  // namespace qmig
 

@@ -1,5 +1,7 @@
 #include "parser/vmstate/interpreter.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "parser/wire/checked_math.h"
 #include "parser/wire/constants.h"
@@ -24,6 +26,9 @@ class Decoder {
     }
     for (const VmstateField& field : vmsd.fields) {
       uint64_t count = field.array_len > 0 ? field.array_len : 1;
+      // Elements that occupy no bytes need no decoding; iterating them would
+      // let a description make the loop as long as it likes.
+      if (field.size == 0) count = std::min<uint64_t>(count, 1);
       for (uint64_t i = 0; i < count; ++i) {
         std::string name = prefix.empty() ? field.name : absl::StrCat(prefix, ".", field.name);
         if (field.array_len > 0) absl::StrAppend(&name, "[", i, "]");
