@@ -1,0 +1,244 @@
+#!/usr/bin/env python3
+"""Regenerates the seed corpora in fuzz/corpus/<target>_fuzzer/ from corpus/qemu-7.2.
+
+Seeds are small cuts of real QEMU 7.2 streams, shaped like each fuzz target's
+input (see the contract comment on top of each fuzz/<target>.cc): a mutator
+starting from real records reaches deep states far sooner than one starting
+from nothing, and small seeds keep executions fast. Every seed stays a few KiB;
+RAM pages are the only bulky records, so only a few seeds carry one.
+
+Usage: fuzz/make_seeds.py [--corpus corpus/qemu-7.2] [--out fuzz/corpus]
+The output is deterministic; the old seed directories are replaced.
+"""
+
+import argparse
+import glob
+import hashlib
+import json
+import os
+import re
+import shutil
+import struct
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import qemu_stream as qs  # noqa: E402
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TARGETS = tuple(t + "_fuzzer" for t in (
+    "stream", "package", "ram", "config", "vmstate", "description", "return_path", "multifd"))
+# The stream whose VMDESCRIPTION the vmstate fuzzer embeds (fuzz/BUILD).
+SCHEMA_STREAM = "pc-i440fx-7.2.mig"
+# Largest VMDESCRIPTION JSON put into one seed.
+MAX_SEED_JSON = 6 * 1024
+
+
+def compact(obj):
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def trim_ram(data, rec, keep_pages):
+    """A RAM section record with its payload cut to a few records of each
+    kind (MEM_SIZE always kept) plus EOS. PAGE records (4 KiB each) only
+    when `keep_pages`."""
+    out = bytearray(data[rec.start:rec.info["body"]])
+    kept = {}
+    last_named = None
+    for r in rec.info["ram"]:
+        if r.kind == "EOS":
+            break
+        limit = {"MEM_SIZE": 1, "ZERO": 2, "PAGE": 1 if keep_pages else 0, "XBZRLE": 2,
+                 "COMPRESS": 2, "FLAG": 1}[r.kind]
+        if kept.get(r.kind, 0) >= limit:
+            continue
+        kept[r.kind] = kept.get(r.kind, 0) + 1
+        record = data[r.start:r.end]
+        # A CONTINUE record needs its block named by the record before it:
+        # name it where the cut dropped that record.
+        if r.info.get("flags", 0) & qs.RAM_CONTINUE and last_named != r.info["resolved"]:
+            word = struct.unpack(">Q", record[:8])[0] & ~qs.RAM_CONTINUE
+            name = r.info["resolved"].encode("latin-1")
+            record = struct.pack(">Q", word) + bytes([len(name)]) + name + record[8:]
+        if "resolved" in r.info:
+            last_named = r.info["resolved"]
+        out += record
+    out += struct.pack(">Q", qs.RAM_EOS)
+    out += data[rec.info["body_end"]:rec.end]  # the footer, if any
+    return bytes(out)
+
+
+def ram_payload(data, rec, keep_pages):
+    whole = trim_ram(data, rec, keep_pages)
+    head = rec.info["body"] - rec.start
+    tail = rec.end - rec.info["body_end"]
+    return whole[head:len(whole) - tail]
+
+
+def stream_skeleton(data, records, keep_pages, with_devices=False):
+    """The stream's records with RAM sections trimmed, at most two RAM
+    PARTs, device sections dropped unless asked, then EOF."""
+    out = bytearray()
+    parts = 0
+    for rec in records:
+        if rec.kind in ("EOF", "VMDESC"):
+            break
+        if rec.info.get("ram") is not None:
+            if rec.kind == "PART":
+                parts += 1
+                if parts > 2:
+                    continue
+            out += trim_ram(data, rec, keep_pages)
+        elif rec.kind == "FULL" and not with_devices:
+            continue
+        else:
+            out += data[rec.start:rec.end]
+    out.append(qs.EOF)
+    return bytes(out)
+
+
+def device_groups(devices, size_of):
+    """Consecutive runs of devices whose JSON fits in MAX_SEED_JSON."""
+    groups, current, size = [], [], 0
+    for device in devices:
+        n = size_of(device)
+        if n > MAX_SEED_JSON:
+            continue
+        if current and size + n > MAX_SEED_JSON:
+            groups.append(current)
+            current, size = [], 0
+        current.append(device)
+        size += n
+    if current:
+        groups.append(current)
+    return groups
+
+
+def seeds_for(corpus):
+    seeds = {t: {} for t in TARGETS}
+    streams = {}
+    for path in sorted(glob.glob(os.path.join(corpus, "*.mig"))):
+        data = open(path, "rb").read()
+        streams[os.path.basename(path)[:-4]] = (data, qs.walk_stream(data))
+
+    configs = {}
+    for name, (data, records) in streams.items():
+        keep_pages = name in ("pc-i440fx-7.2", "postcopy")
+        # stream: the real skeleton of every stream.
+        seeds["stream_fuzzer"][f"{name}.skeleton"] = stream_skeleton(data, records, keep_pages)
+        for rec in records:
+            if rec.kind == "CONFIG":
+                # config: what follows the 0x07 byte, then EOF.
+                configs.setdefault(data[rec.start + 1:rec.end], name)
+            if rec.kind == "PACKAGED":
+                blob = data[rec.info["blob"]:rec.info["blob"] + rec.info["length"]]
+                seeds["package_fuzzer"][f"{name}.package"] = blob
+        # ram: the first RAM PART (and any with XBZRLE/COMPRESS records).
+        done = set()
+        for rec in records:
+            if rec.kind not in ("PART", "END") or rec.info.get("ram") is None:
+                continue
+            kinds = frozenset(r.kind for r in rec.info["ram"]) - {"EOS"}
+            if not kinds or kinds <= done:
+                continue
+            done |= kinds
+            seeds["ram_fuzzer"][f"{name}.part@{rec.start:x}"] = ram_payload(data, rec, keep_pages)
+    for config, name in configs.items():
+        seeds["config_fuzzer"][f"{name}.config"] = config + bytes([qs.EOF])
+
+    # A postcopy package cut to its commands only, and one with a device.
+    data, records = streams["postcopy"]
+    package = [r for r in records if r.kind == "PACKAGED"][0]
+    inner_data = b"QEVM\0\0\0\3" + data[package.info["blob"]:package.end]
+    skeleton = b"".join(inner_data[r.start:r.end] for r in qs.walk_stream(inner_data)
+                        if r.kind == "COMMAND")
+    seeds["package_fuzzer"]["postcopy.package-commands"] = skeleton
+
+    # Device state with its description: schema stream devices, in groups
+    # small enough for a seed, each with a trailer describing just them.
+    data, records = streams[SCHEMA_STREAM[:-4]]
+    description = json.loads(qs.locate_trailer(data))
+    by_key = {(d["name"], d["instance_id"]): d for d in description["devices"]}
+    fulls = [r for r in records if r.kind == "FULL"]
+    head = b"".join(data[r.start:r.end] for r in records if r.kind in ("HEADER", "CONFIG"))
+    groups = device_groups(fulls, lambda r: len(compact(
+        by_key[(r.info["idstr"], r.info["instance"])])))
+    for group in groups:
+        body = head + b"".join(data[r.start:r.end] for r in group) + bytes([qs.EOF])
+        described = dict(description)
+        described["devices"] = [by_key[(r.info["idstr"], r.info["instance"])] for r in group]
+        text = compact(described)
+        trailer = bytes([qs.VMDESC]) + struct.pack(">I", len(text)) + text
+        label = f"{group[0].info['idstr']}..{group[-1].info['idstr']}".replace("/", "_")
+        seeds["stream_fuzzer"][f"devices.{label}"] = body + trailer
+        seeds["description_fuzzer"][f"devices.{label}.json"] = text
+        inside = b"".join(data[r.start:r.end] for r in group[:3])
+        commands = seeds["package_fuzzer"]["postcopy.package-commands"]
+        # LISTEN first, devices, then the PING and RUN that end the package.
+        listen = commands[:5]
+        seeds["package_fuzzer"][f"devices.{label}"] = listen + inside + commands[5:]
+    # Devices whose description is too big for a seed: unverified on purpose.
+    big = [r for r in fulls if len(compact(by_key[(r.info["idstr"], r.info["instance"])]))
+           > MAX_SEED_JSON and r.info["body_end"] - r.info["body"] < 4096]
+    if big:
+        seeds["stream_fuzzer"]["devices.undescribed"] = head + b"".join(
+            data[r.start:r.end] for r in big) + bytes([qs.EOF])
+
+    # vmstate: [device index in the embedded description] + the body.
+    index = {(d["name"], d["instance_id"]): i for i, d in enumerate(description["devices"])}
+    for r in fulls:
+        key = (r.info["idstr"], r.info["instance"])
+        body = data[r.info["body"]:r.info["body_end"]]
+        if key in index and len(body) <= 8192:
+            seeds["vmstate_fuzzer"][f"{index[key]:02d}.{key[0]}.{key[1]}".replace("/", "_")] = (
+                bytes([index[key]]) + body)
+
+    # Return paths as recorded.
+    for path in sorted(glob.glob(os.path.join(corpus, "*.rp"))):
+        seeds["return_path_fuzzer"][os.path.basename(path)] = open(path, "rb").read()
+
+    # multifd: MultiFDInit plus the first packet, and plus a one-page packet.
+    for path in sorted(glob.glob(os.path.join(corpus, "multifd.ch*.bin"))):
+        data = open(path, "rb").read()
+        name = os.path.basename(path)[:-4]
+        pos, packets = 64, []
+        while pos + 32 <= len(data):
+            _, _, _, alloc, normal = struct.unpack(">IIIII", data[pos:pos + 20])
+            size = 320 + 8 * alloc + 4096 * normal
+            packets.append((pos, size, normal))
+            pos += size
+        seeds["multifd_fuzzer"][f"{name}.sync"] = data[:packets[0][0] + packets[0][1]]
+        for pos, size, normal in packets:
+            if normal == 1:
+                seeds["multifd_fuzzer"][f"{name}.one-page"] = data[:64] + data[pos:pos + size]
+                break
+    return seeds
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", default=os.path.join(TOP, "corpus", "qemu-7.2"))
+    parser.add_argument("--out", default=os.path.join(TOP, "fuzz", "corpus"))
+    args = parser.parse_args()
+    seeds = seeds_for(args.corpus)
+    total = 0
+    for target, files in seeds.items():
+        directory = os.path.join(args.out, target)
+        shutil.rmtree(directory, ignore_errors=True)
+        os.makedirs(directory)
+        unique, size = {}, 0
+        for name, content in sorted(files.items()):
+            name = re.sub(r"[^A-Za-z0-9._@-]", "_", name)
+            digest = hashlib.sha1(content).hexdigest()
+            if digest in unique:
+                continue
+            unique[digest] = name
+            size += len(content)
+            with open(os.path.join(directory, name), "wb") as f:
+                f.write(content)
+        total += size
+        print(f"{target}: {len(unique)} seeds, {size} bytes")
+    print(f"total: {total} bytes")
+
+
+if __name__ == "__main__":
+    main()
