@@ -12,13 +12,12 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "emulator/connection.h"
 #include "emulator/destination.h"
 #include "parser/return_path.h"
 #include "parser/wire/byte_source.h"
 
 namespace qmig {
-
-enum class Transport { kSocketPair, kTcpLoopback };
 
 struct ReplayOptions {
   DestinationOptions destination;

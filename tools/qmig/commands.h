@@ -27,6 +27,10 @@ struct CommonOptions {
   std::string return_path;  // replay: a recorded return path to compare with
   std::string guest = "none";
   bool tcp = false;
+  std::string inject = "none";  // loopback: the source fault to inject
+  std::string image;            // loopback: guest image file
+  uint64_t ram_mib = 16;        // loopback: synthetic guest size
+  bool precopy = false;         // loopback: precopy only
   uint64_t max_package = kOriginalPackageLimit;
 };
 
@@ -36,6 +40,7 @@ absl::StatusOr<ParseOptions> MakeParseOptions(const CommonOptions& options);
 int RunCheck(const std::vector<std::string>& operands, const CommonOptions& options);
 int RunSchema(const std::vector<std::string>& operands, const CommonOptions& options);
 int RunReplay(const std::vector<std::string>& operands, const CommonOptions& options);
+int RunLoopbackCommand(const std::vector<std::string>& operands, const CommonOptions& options);
 
 }  // namespace qmig
 

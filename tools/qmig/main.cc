@@ -3,6 +3,7 @@
 //   qmig check [--json] [--profile=NAME] [--schema=FILE] FILE|-
 //   qmig schema STREAM [-o FILE]
 //   qmig replay STREAM [--return_path=FILE] [--guest=PATTERN] [--tcp]
+//   qmig loopback [--image=FILE|--ram_mib=N] [--inject=FAULT] [--guest=PATTERN]
 //
 // Exit status: 0 valid, 1 invalid, 2 usage or I/O error.
 #include <cstdio>
@@ -34,7 +35,13 @@ ABSL_FLAG(std::string, return_path, "",
 ABSL_FLAG(std::string, guest, "none",
           "replay: guest threads after RUN: none, sequential, random, hot or trace:FILE, "
           "with ,threads=N,touches=N,pages=N,seed=N,block=NAME");
-ABSL_FLAG(bool, tcp, false, "replay over loopback TCP instead of a socket pair");
+ABSL_FLAG(bool, tcp, false, "replay/loopback over loopback TCP instead of a socket pair");
+ABSL_FLAG(std::string, inject, "none",
+          "loopback: a source fault: drop-page, double-page, discard-after-listen, "
+          "mis-size-package, forbidden-in-package, run-before-listen, stop-mid-stream");
+ABSL_FLAG(std::string, image, "", "loopback: a guest image file to migrate");
+ABSL_FLAG(uint64_t, ram_mib, 16, "loopback: size of the synthetic guest, in MiB");
+ABSL_FLAG(bool, precopy, false, "loopback: precopy only (no postcopy)");
 
 namespace {
 
@@ -49,6 +56,8 @@ constexpr char kUsage[] =
     "  replay STREAM    replay a captured stream into the loopback destination (real\n"
     "                   socket, userfaultfd arena); --return_path=FILE compares with\n"
     "                   a recorded return path, --guest=PATTERN runs guest threads\n"
+    "  loopback         migrate a guest image from a synthetic source into the\n"
+    "                   loopback destination; --inject=FAULT makes the source misbehave\n"
     "\n"
     "Run 'qmig --help' for the flags.";
 
@@ -76,10 +85,15 @@ int main(int argc, char** argv) {
   options.return_path = absl::GetFlag(FLAGS_return_path);
   options.guest = absl::GetFlag(FLAGS_guest);
   options.tcp = absl::GetFlag(FLAGS_tcp);
+  options.inject = absl::GetFlag(FLAGS_inject);
+  options.image = absl::GetFlag(FLAGS_image);
+  options.ram_mib = absl::GetFlag(FLAGS_ram_mib);
+  options.precopy = absl::GetFlag(FLAGS_precopy);
 
   if (command == "check") return qmig::RunCheck(operands, options);
   if (command == "schema") return qmig::RunSchema(operands, options);
   if (command == "replay") return qmig::RunReplay(operands, options);
+  if (command == "loopback") return qmig::RunLoopbackCommand(operands, options);
   std::cerr << "qmig: unknown command '" << command << "'\n" << kUsage << "\n";
   return qmig::kExitUsage;
 }
