@@ -350,8 +350,19 @@ class Destination::Impl : public StreamObserver {
     }
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      if (!request_times_.emplace(PageKey{block, page}, absl::Now()).second) return;  // asked
-      ++stats_.page_requests;
+      if (stream_ended_.load()) {
+        // The stream ended after the check above: nothing will bring the
+        // page, and Finish() has already collected the open requests.
+        never_delivered_.insert({block, page});
+      } else {
+        if (!request_times_.emplace(PageKey{block, page}, absl::Now()).second) return;  // asked
+        ++stats_.page_requests;
+      }
+    }
+    if (stream_ended_.load()) {
+      arena_->PlaceZeroPage(*block, page * GuestArena::kPage).IgnoreError();
+      WakePage(*block, page);
+      return;
     }
     return_path_.RequestPages(block->name, page * GuestArena::kPage, GuestArena::kPage)
         .IgnoreError();
@@ -370,10 +381,12 @@ class Destination::Impl : public StreamObserver {
     if (arena_ != nullptr && arena_->registered()) {
       // From now on a fault cannot be served by the stream: the fault thread
       // records it and releases the guest with a zero page.
-      stream_ended_.store(true);
       std::vector<PageKey> waiting;
       {
+        // Under the lock, so that a request is either collected here or sees
+        // the flag in HandleFault.
         std::lock_guard<std::mutex> lock(mutex_);
+        stream_ended_.store(true);
         for (const auto& [key, time] : request_times_) waiting.push_back(key);
       }
       for (const PageKey& key : waiting) {

@@ -44,7 +44,7 @@ absl::StatusOr<std::vector<std::pair<std::string, uint64_t>>> LoadTrace(const st
 absl::StatusOr<GuestPattern> ParseGuestPattern(absl::string_view spec) {
   GuestPattern pattern;
   std::vector<std::string> parts = absl::StrSplit(spec, ',');
-  absl::string_view kind = parts.empty() ? "none" : parts[0];
+  const std::string kind = parts.empty() ? std::string("none") : parts[0];
   if (kind == "none" || kind.empty()) {
     pattern.kind = GuestPattern::Kind::kNone;
   } else if (kind == "sequential") {
@@ -56,7 +56,7 @@ absl::StatusOr<GuestPattern> ParseGuestPattern(absl::string_view spec) {
   } else if (absl::StartsWith(kind, "trace:")) {
     pattern.kind = GuestPattern::Kind::kTrace;
     absl::StatusOr<std::vector<std::pair<std::string, uint64_t>>> trace =
-        LoadTrace(std::string(kind.substr(6)));
+        LoadTrace(kind.substr(6));
     if (!trace.ok()) return trace.status();
     pattern.trace = std::move(*trace);
   } else {

@@ -57,17 +57,11 @@ absl::Status FdSource::Fill(uint64_t offset, size_t want, size_t capacity) {
         absl::StrCat("read at ", offset, " behind the retained window at ", window_start_));
   }
   uint64_t window_end = window_start_ + window_len_;
-  if (offset + want <= window_end || eof_) {
-    if (offset > window_end) {
-      // Only reachable past end of input; nothing more to read.
-      return absl::OkStatus();
-    }
-    return absl::OkStatus();
-  }
+  if (offset + want <= window_end || eof_) return absl::OkStatus();
   // Drop what lies before `offset`, then read more.
   if (offset > window_start_) {
     size_t drop = static_cast<size_t>(std::min<uint64_t>(offset - window_start_, window_len_));
-    std::memmove(buffer_.data(), buffer_.data() + drop, window_len_ - drop);
+    if (window_len_ > drop) std::memmove(buffer_.data(), buffer_.data() + drop, window_len_ - drop);
     window_len_ -= drop;
     window_start_ += drop;
   }
