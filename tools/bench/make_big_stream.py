@@ -28,6 +28,10 @@ import tempfile
 import threading
 import time
 
+# The QMP client of the corpus generator (tools/corpus/make_corpus.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "corpus"))
+from make_corpus import QMP, QMPError  # noqa: E402
+
 QEMU = os.environ.get("QEMU", "qemu-system-x86_64")
 PAGE = 4096
 REGION = 256 * 1024          # bytes per qtest memset
@@ -44,36 +48,10 @@ class Error(Exception):
 
 # --- QMP / qtest clients (same protocol handling as tools/corpus/make_corpus.py)
 
-class QMP:
-    def __init__(self, sock):
-        self.f = sock.makefile("rwb")
-        greeting = self._read()
-        if "QMP" not in greeting:
-            raise Error("bad QMP greeting: %r" % greeting)
-        self.cmd("qmp_capabilities")
-
-    def _read(self):
-        line = self.f.readline()
-        if not line:
-            raise Error("QMP connection closed")
-        return json.loads(line)
-
-    def cmd(self, name, **args):
-        msg = {"execute": name}
-        if args:
-            msg["arguments"] = args
-        self.f.write((json.dumps(msg) + "\n").encode())
-        self.f.flush()
-        while True:
-            r = self._read()
-            if "event" in r:
-                continue
-            if "error" in r:
-                raise Error("%s %s -> %s" % (name, json.dumps(args), r["error"].get("desc")))
-            return r.get("return")
-
-
 class QTest:
+    """A qtest client that pipelines many commands (the corpus one waits for
+    each reply, too slow for filling gigabytes)."""
+
     def __init__(self, sock):
         self.f = sock.makefile("rwb")
 
@@ -239,7 +217,7 @@ def make(path, mem_mib, timeout):
         log("migrated in %.1f s" % (time.time() - t0))
         try:
             qmp.cmd("quit")
-        except Error:
+        except (Error, QMPError):
             pass
         try:
             proc.wait(30)
@@ -287,14 +265,14 @@ def main():
                 log("reusing %s (%d bytes)" % (path, meta["size"]))
                 print(path)
                 return 0
-        except (OSError, ValueError, Error) as e:
+        except (OSError, ValueError, Error, QMPError) as e:
             log("not reusing %s: %s" % (path, e))
     for stale in (path, done):
         if os.path.exists(stale):
             os.unlink(stale)
     try:
         size = make(path, a.mem, a.timeout)
-    except Error as e:
+    except (Error, QMPError) as e:
         log("error: %s" % e)
         return 1
     log("wrote %s (%d bytes)" % (path, size))

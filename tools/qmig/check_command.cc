@@ -203,11 +203,7 @@ int RunCheck(const std::vector<std::string>& operands, const CommonOptions& opti
     std::cout << out.dump(2) << "\n";
   } else {
     if (!options.quiet) std::cout << summary_text;
-    for (const Finding& finding : findings->findings()) {
-      if (options.quiet && finding.severity != Severity::kError) continue;
-      std::cout << FormatFinding(finding) << "\n";
-    }
-    std::cout << FormatVerdict(*findings) << "\n";
+    PrintFindings(*findings, options.quiet);
   }
   return valid ? kExitValid : kExitInvalid;
 }

@@ -17,12 +17,6 @@ namespace {
 // Largest guest image qmig loopback accepts, to keep it a test tool.
 constexpr uint64_t kMaxLoopbackImage = uint64_t{4} << 30;
 
-double Median(std::vector<double> values, double p) {
-  if (values.empty()) return 0;
-  std::sort(values.begin(), values.end());
-  return values[std::min(values.size() - 1, static_cast<size_t>(p * (values.size() - 1) + 0.5))];
-}
-
 }  // namespace
 
 int RunLoopbackCommand(const std::vector<std::string>& operands, const CommonOptions& options) {
@@ -89,8 +83,8 @@ int RunLoopbackCommand(const std::vector<std::string>& operands, const CommonOpt
                       {"page_requests", stats.page_requests},
                       {"requests_served", stats.requests_served},
                       {"guest_touches", stats.guest_touches},
-                      {"fault_latency_us_p50", Median(stats.fault_latency_us, 0.5)},
-                      {"fault_latency_us_p99", Median(stats.fault_latency_us, 0.99)}}},
+                      {"fault_latency_us_p50", Percentile(stats.fault_latency_us, 0.5)},
+                      {"fault_latency_us_p99", Percentile(stats.fault_latency_us, 0.99)}}},
         {"summary", SummaryToJson(result->report.parse.summary)},
         {"findings", FindingsToJson(findings)},
     };
@@ -110,19 +104,15 @@ int RunLoopbackCommand(const std::vector<std::string>& operands, const CommonOpt
           "dest      %d precopy + %d postcopy pages, %d faults, %d requests, %d served "
           "(latency p50 %.0f us, p99 %.0f us), %d guest touches\n",
           stats.precopy_pages, stats.postcopy_pages, stats.faults, stats.page_requests,
-          stats.requests_served, Median(stats.fault_latency_us, 0.5),
-          Median(stats.fault_latency_us, 0.99), stats.guest_touches);
+          stats.requests_served, Percentile(stats.fault_latency_us, 0.5),
+          Percentile(stats.fault_latency_us, 0.99), stats.guest_touches);
       std::cout << "memory    " << (result->differing_pages == 0
                                        ? std::string("identical to the source's")
                                        : absl::StrCat(result->differing_pages,
                                                       " pages differ from the source's"))
                 << "\n";
     }
-    for (const Finding& finding : findings.findings()) {
-      if (options.quiet && finding.severity != Severity::kError) continue;
-      std::cout << FormatFinding(finding) << "\n";
-    }
-    std::cout << FormatVerdict(findings) << "\n";
+    PrintFindings(findings, options.quiet);
   }
   return valid ? kExitValid : kExitInvalid;
 }

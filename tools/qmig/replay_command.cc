@@ -17,13 +17,6 @@
 namespace qmig {
 namespace {
 
-double Percentile(std::vector<double> values, double p) {
-  if (values.empty()) return 0;
-  std::sort(values.begin(), values.end());
-  size_t index = static_cast<size_t>(p * (values.size() - 1) + 0.5);
-  return values[std::min(index, values.size() - 1)];
-}
-
 nlohmann::json StatsToJson(const DestinationStats& s) {
   return {{"precopy_pages", s.precopy_pages},
           {"postcopy_pages", s.postcopy_pages},
@@ -129,11 +122,7 @@ int RunReplay(const std::vector<std::string>& operands, const CommonOptions& opt
                         : "")
                 << "\n";
     }
-    for (const Finding& finding : findings.findings()) {
-      if (options.quiet && finding.severity != Severity::kError) continue;
-      std::cout << FormatFinding(finding) << "\n";
-    }
-    std::cout << FormatVerdict(findings) << "\n";
+    PrintFindings(findings, options.quiet);
   }
   return valid ? kExitValid : kExitInvalid;
 }

@@ -1,5 +1,8 @@
 #include "tools/qmig/report.h"
 
+#include <algorithm>
+#include <iostream>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -129,6 +132,21 @@ std::string FormatSummary(const StreamSummary& s, const std::string& input_name)
                                    : "none",
                   "\n");
   return out;
+}
+
+void PrintFindings(const FindingList& findings, bool errors_only) {
+  for (const Finding& finding : findings.findings()) {
+    if (errors_only && finding.severity != Severity::kError) continue;
+    std::cout << FormatFinding(finding) << "\n";
+  }
+  std::cout << FormatVerdict(findings) << "\n";
+}
+
+double Percentile(std::vector<double> values, double p) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  size_t index = static_cast<size_t>(p * (values.size() - 1) + 0.5);
+  return values[std::min(index, values.size() - 1)];
 }
 
 std::string FormatVerdict(const FindingList& findings) {

@@ -4,6 +4,7 @@
 #define QMIG_TOOLS_QMIG_REPORT_H_
 
 #include <string>
+#include <vector>
 
 #include "nlohmann/json.hpp"
 #include "parser/stream_parser.h"
@@ -19,6 +20,10 @@ nlohmann::json FindingsToJson(const FindingList& findings);
 nlohmann::json SummaryToJson(const StreamSummary& summary);
 
 std::string FormatFinding(const Finding& finding);
+// Prints every finding (only errors when `errors_only`), then the verdict.
+void PrintFindings(const FindingList& findings, bool errors_only);
+// The p-th percentile (0..1) of `values`; 0 when empty.
+double Percentile(std::vector<double> values, double p);
 std::string FormatSummary(const StreamSummary& summary, const std::string& input_name);
 std::string FormatVerdict(const FindingList& findings);
 
