@@ -105,10 +105,17 @@ absl::Status StreamParser::ParseDeviceBody(Reader& reader, const SectionState& s
     summary_.device_fields += stats.fields;
     return absl::OkStatus();
   }
+  if (descriptions != nullptr && descriptions->from_dump()) CheckDumpedVersion(*descriptions, section, offset);
   uint64_t start = reader.offset();
   QMIG_ASSIGN_OR_RETURN(uint64_t end, ScanForDeviceEnd(reader, section.id));
   ++summary_.devices_unverified;
-  if (descriptions != nullptr) {
+  if (descriptions != nullptr && descriptions->from_dump()) {
+    context_.Report(FindingCode::kDeviceUnverified, start,
+                    absl::StrCat(end - start,
+                                 " bytes delimited by scanning, not decoded: -dump-vmstate output "
+                                 "has no array lengths or field types (use qmig schema on a "
+                                 "precopy stream of the same machine)"));
+  } else if (descriptions != nullptr) {
     context_.Report(FindingCode::kDeviceNoDescription, start,
                     absl::StrCat(end - start, " bytes delimited by scanning, not decoded: the ",
                                  summary_.device_description_source,
@@ -120,6 +127,25 @@ absl::Status StreamParser::ParseDeviceBody(Reader& reader, const SectionState& s
                                  "description (the stream has no trailer; pass --schema)"));
   }
   return absl::OkStatus();
+}
+
+// With -dump-vmstate output, a section's vmsd is its idstr, or the part
+// after the last '/' for qdev devices ("0000:00:01.0/PIIX3").
+void StreamParser::CheckDumpedVersion(const VmDescription& dump, const SectionState& section,
+                                      uint64_t offset) {
+  absl::string_view vmsd = section.idstr;
+  auto it = dump.vmsd_versions.find(std::string(vmsd));
+  if (it == dump.vmsd_versions.end() && vmsd.rfind('/') != absl::string_view::npos) {
+    it = dump.vmsd_versions.find(std::string(vmsd.substr(vmsd.rfind('/') + 1)));
+  }
+  if (it == dump.vmsd_versions.end()) return;
+  if (section.version > it->second.version || section.version < it->second.minimum) {
+    context_.Report(FindingCode::kDeviceVersion, offset,
+                    absl::StrCat("section version ", section.version, " is outside ",
+                                 it->second.minimum, "..", it->second.version,
+                                 ", which the -dump-vmstate description accepts for '", it->first,
+                                 "'"));
+  }
 }
 
 absl::StatusOr<uint64_t> StreamParser::ScanForDeviceEnd(Reader& reader, uint32_t section_id) {

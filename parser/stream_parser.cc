@@ -139,6 +139,12 @@ absl::Status StreamParser::ParseConfiguration(Reader& reader) {
   QMIG_ASSIGN_OR_RETURN(absl::Span<const uint8_t> name, reader.Bytes(length));
   summary_.machine = std::string(name.begin(), name.end());
   profile_.ObserveMachine(*summary_.machine);
+  if (options_.schema != nullptr && !options_.schema->dump_machine.empty() &&
+      options_.schema->dump_machine != *summary_.machine) {
+    context_.Report(FindingCode::kConfigBadName, offset + 4,
+                    absl::StrCat("machine '", *summary_.machine, "' but the --schema dump is of '",
+                                 options_.schema->dump_machine, "'; QEMU refuses another machine"));
+  }
   if (!IsPrintableName(name)) {
     context_.Report(FindingCode::kConfigBadName, offset + 4,
                     "machine name holds a NUL or a non-printable byte");

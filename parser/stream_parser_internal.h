@@ -85,6 +85,7 @@ class StreamParser {
   absl::Status ParseDeviceBody(Reader& reader, const SectionState& section, uint64_t offset);
   const VmDescription* DeviceDescriptions(Reader& reader);
   absl::StatusOr<uint64_t> ScanForDeviceEnd(Reader& reader, uint32_t section_id);
+  void CheckDumpedVersion(const VmDescription& dump, const SectionState& section, uint64_t offset);
 
   bool InPostcopyRamMode() const {
     return postcopy_ >= PostcopyState::kListening && postcopy_ < PostcopyState::kEnd;

@@ -163,6 +163,33 @@ absl::StatusOr<VmDescription> ParseVmDescription(absl::string_view text) {
   if (!root.is_object()) return absl::InvalidArgumentError("JSON root is not an object");
 
   VmDescription description;
+  auto machine = root.find("vmschkmachine");
+  if (machine != root.end()) {
+    // QEMU -dump-vmstate: {"vmschkmachine": {"Name": M}, TYPE: {"Name": vmsd,
+    // "version_id": V, "minimum_version_id": N, "Description": {...}}, ...}
+    if (!machine->is_object()) return absl::InvalidArgumentError("\"vmschkmachine\" is not an object");
+    absl::StatusOr<std::string> name = GetString(*machine, "Name", "vmschkmachine");
+    if (!name.ok()) return name.status();
+    description.dump_machine = *name;
+    for (auto it = root.begin(); it != root.end(); ++it) {
+      if (it.key() == "vmschkmachine") continue;
+      const Json& entry = it.value();
+      std::string where = absl::StrCat("'", it.key(), "'");
+      if (!entry.is_object()) return Invalid(where, "entry is not an object");
+      absl::StatusOr<std::string> vmsd = GetString(entry, "Name", where);
+      absl::StatusOr<uint64_t> version = GetUnsigned(entry, "version_id", where);
+      absl::StatusOr<uint64_t> minimum = GetUnsigned(entry, "minimum_version_id", where);
+      for (const absl::Status& status : {vmsd.status(), version.status(), minimum.status()}) {
+        if (!status.ok()) return status;
+      }
+      if (*version > 0xffffffffu || *minimum > *version) {
+        return Invalid(where, "version bounds out of order or too large");
+      }
+      description.vmsd_versions[*vmsd] = {static_cast<uint32_t>(*version),
+                                          static_cast<uint32_t>(*minimum)};
+    }
+    return description;
+  }
   if (root.contains("page_size")) {
     absl::StatusOr<uint64_t> page_size = GetUnsigned(root, "page_size", "root");
     if (!page_size.ok()) return page_size.status();

@@ -9,6 +9,7 @@
 #define QMIG_PARSER_VMSTATE_DESCRIPTION_H_
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -45,10 +46,24 @@ struct DeviceDescription {
   VmsdDescription vmsd;
 };
 
+// Version bounds of one vmsd, as QEMU's -dump-vmstate lists them.
+struct VmsdVersions {
+  uint32_t version = 0;
+  uint32_t minimum = 0;
+};
+
 struct VmDescription {
   uint64_t page_size = 0;
   std::optional<VmsdDescription> configuration;
   std::vector<DeviceDescription> devices;
+
+  // From QEMU's -dump-vmstate output instead of a VMDESCRIPTION: per vmsd
+  // name, the versions a destination accepts. That output has no array
+  // lengths and no field types, so it cannot delimit a device section; it
+  // does tell which section versions QEMU would refuse.
+  std::map<std::string, VmsdVersions> vmsd_versions;
+  std::string dump_machine;  // the machine type the dump was made for
+  bool from_dump() const { return !dump_machine.empty() || !vmsd_versions.empty(); }
 
   // The device for a section, or nullptr. Constant time once IndexDevices()
   // ran (ParseVmDescription does); a linear scan otherwise.
@@ -60,8 +75,9 @@ struct VmDescription {
   absl::flat_hash_map<std::pair<std::string, uint32_t>, size_t> index_;
 };
 
-// Parses a VMDESCRIPTION JSON document. Errors name what is wrong and where
-// in the document.
+// Parses a VMDESCRIPTION JSON document, or the output of QEMU's
+// -dump-vmstate (recognised by its "vmschkmachine" entry). Errors name what
+// is wrong and where in the document.
 absl::StatusOr<VmDescription> ParseVmDescription(absl::string_view json);
 
 // Largest nesting of JSON arrays/objects accepted.

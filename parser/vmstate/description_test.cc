@@ -167,3 +167,31 @@ TEST(DescriptionTest, DeepNestingIsRefusedBeforeParsing) {
 
 }  // namespace
 }  // namespace qmig
+
+namespace qmig {
+namespace {
+
+TEST(DumpVmstateTest, VersionBoundsAndMachineAreRead) {
+  absl::StatusOr<VmDescription> dump = ParseVmDescription(
+      R"({"vmschkmachine": {"Name": "pc-i440fx-7.2"},
+          "PIIX3": {"Name": "PIIX3", "version_id": 3, "minimum_version_id": 2,
+                    "Description": {"name": "PIIX3", "Fields": []}},
+          "ps2-kbd": {"Name": "ps2kbd", "version_id": 3, "minimum_version_id": 2}})");
+  ASSERT_TRUE(dump.ok()) << dump.status();
+  EXPECT_TRUE(dump->from_dump());
+  EXPECT_EQ(dump->dump_machine, "pc-i440fx-7.2");
+  EXPECT_TRUE(dump->devices.empty());
+  ASSERT_EQ(dump->vmsd_versions.count("ps2kbd"), 1u);
+  EXPECT_EQ(dump->vmsd_versions["ps2kbd"].version, 3u);
+  EXPECT_EQ(dump->vmsd_versions["PIIX3"].minimum, 2u);
+}
+
+TEST(DumpVmstateTest, BoundsOutOfOrderAreRejected) {
+  EXPECT_FALSE(ParseVmDescription(R"({"vmschkmachine": {"Name": "pc"},
+      "x": {"Name": "x", "version_id": 1, "minimum_version_id": 2}})")
+                   .ok());
+  EXPECT_FALSE(ParseVmDescription(R"({"vmschkmachine": {"Name": "pc"}, "x": 3})").ok());
+}
+
+}  // namespace
+}  // namespace qmig
