@@ -67,8 +67,16 @@ const VmDescription* StreamParser::DeviceDescriptions(Reader& reader) {
   // trailer; probe only from the top level.
   if (!trailer_probed_ && context_.package_depth() == 0) {
     trailer_probed_ = true;
-    absl::StatusOr<bool> whole =
-        source_.BufferToEnd(reader.offset(), options_.limits.max_buffered_device_state);
+    // Buffer the rest of the stream until it ends with a whole trailer; on a
+    // live connection, also stop when the source goes quiet (it may be
+    // waiting for us before it closes).
+    const uint64_t max_json = options_.limits.max_vmdesc_bytes;
+    absl::StatusOr<bool> whole = source_.BufferUntil(
+        reader.offset(), options_.limits.max_buffered_device_state,
+        [max_json](absl::Span<const uint8_t> tail) {
+          return LocateTrailer(tail, 0, max_json).has_value();
+        },
+        options_.live ? kLiveIdle : absl::InfiniteDuration());
     if (whole.ok() && *whole) {
       absl::StatusOr<absl::Span<const uint8_t>> tail = source_.View(reader.offset(), 1);
       if (tail.ok()) {

@@ -419,6 +419,11 @@ void StreamParser::CheckEndOfStream(uint64_t offset) {
 
 absl::Status StreamParser::ParseAfterEof(Reader& reader) {
   PathScope scope(context_, "trailer");
+  if (options_.live) {
+    // A live source sends its trailer right after EOF, then waits for SHUT.
+    QMIG_ASSIGN_OR_RETURN(bool more, source_.WaitForData(reader.offset(), kLiveIdle));
+    if (!more) return absl::OkStatus();
+  }
   QMIG_ASSIGN_OR_RETURN(absl::Span<const uint8_t> next, reader.PeekUpTo(5));
   if (next.empty()) {
     if (!summary_.headerless && postcopy_ == PostcopyState::kNone) {
@@ -471,6 +476,7 @@ absl::Status StreamParser::ParseAfterEof(Reader& reader) {
                       std::string(description.status().message()), {}, /*qemu_accepts=*/true);
     }
   }
+  if (options_.live) return absl::OkStatus();  // the peer may wait for us now
   QMIG_ASSIGN_OR_RETURN(absl::Span<const uint8_t> rest, reader.PeekUpTo(1));
   if (!rest.empty()) {
     return context_.Fail(FindingCode::kTrailingBytes, reader.offset(),

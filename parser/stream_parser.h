@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "parser/vmstate/description.h"
 #include "parser/wire/byte_source.h"
@@ -64,7 +65,15 @@ struct ParseOptions {
   // A vmstate description to decode device sections with (--schema).
   const VmDescription* schema = nullptr;
   StreamObserver* observer = nullptr;
+  // The input is a live connection whose peer may wait for an answer before
+  // it closes (a real migration source waits for the return path's SHUT):
+  // never wait for the end of input, only for bytes that must come.
+  bool live = false;
 };
+
+// How long a live peer may stay quiet before optional bytes (a trailer)
+// count as not coming.
+inline constexpr absl::Duration kLiveIdle = absl::Seconds(1);
 
 struct RamBlockSummary {
   std::string name;

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -46,6 +47,18 @@ absl::StatusOr<absl::Span<const uint8_t>> MemorySource::View(uint64_t offset, si
 
 absl::StatusOr<bool> MemorySource::BufferToEnd(uint64_t, uint64_t) {
   return true;  // Everything is already in memory, at no extra cost.
+}
+
+absl::StatusOr<bool> MemorySource::BufferUntil(
+    uint64_t offset, uint64_t, const std::function<bool(absl::Span<const uint8_t>)>& complete,
+    absl::Duration) {
+  absl::StatusOr<absl::Span<const uint8_t>> tail = View(offset, 1);
+  if (!tail.ok()) return tail.status();
+  return complete(*tail) || true;  // everything is here already
+}
+
+absl::StatusOr<bool> MemorySource::WaitForData(uint64_t offset, absl::Duration) {
+  return offset < base_ + data_.size();
 }
 
 FdSource::FdSource(int fd, std::optional<uint64_t> known_size)
@@ -126,6 +139,51 @@ absl::StatusOr<bool> FdSource::BufferToEnd(uint64_t offset, uint64_t max_bytes) 
     if (have > max_bytes) return false;
     if (capacity >= max_bytes + 1) return false;
     capacity = static_cast<size_t>(std::min<uint64_t>(capacity * 2, max_bytes + 1));
+  }
+}
+
+absl::StatusOr<bool> FdSource::Readable(absl::Duration timeout) {
+  struct pollfd pfd = {fd_, POLLIN, 0};
+  int ready = ::poll(&pfd, 1, static_cast<int>(absl::ToInt64Milliseconds(timeout)));
+  if (ready < 0 && errno != EINTR) return absl::ErrnoToStatus(errno, "poll");
+  return ready > 0;
+}
+
+absl::StatusOr<bool> FdSource::WaitForData(uint64_t offset, absl::Duration timeout) {
+  if (offset < window_start_ + window_len_ && offset >= window_start_) return true;
+  if (eof_) return false;
+  absl::StatusOr<bool> readable = Readable(timeout);
+  if (!readable.ok() || !*readable) return readable;
+  absl::StatusOr<absl::Span<const uint8_t>> view = View(offset, 1);
+  if (!view.ok()) return view.status();
+  return !view->empty();
+}
+
+absl::StatusOr<bool> FdSource::BufferUntil(
+    uint64_t offset, uint64_t max_bytes,
+    const std::function<bool(absl::Span<const uint8_t>)>& complete, absl::Duration idle) {
+  auto tail = [&]() -> absl::Span<const uint8_t> {
+    uint64_t end = window_start_ + window_len_;
+    if (offset < window_start_ || offset >= end) return {};
+    return absl::Span<const uint8_t>(buffer_.data() + (offset - window_start_),
+                                     static_cast<size_t>(end - offset));
+  };
+  // Keep everything from `offset` on while reading more, one read at a time.
+  absl::Status status = Fill(offset, 1, std::max(kStreamWindowBytes, buffer_.size()));
+  if (!status.ok()) return status;
+  while (true) {
+    uint64_t have = tail().size();
+    if (have > max_bytes) return false;  // more than may be held, whatever it holds
+    if (complete(tail())) return true;
+    if (eof_ || have == max_bytes) return false;
+    // Wait without reading: a read here must keep the bytes from `offset`.
+    absl::StatusOr<bool> more = Readable(idle);
+    if (!more.ok()) return more.status();
+    if (!*more) return complete(tail());
+    size_t capacity = std::max(buffer_.size(), static_cast<size_t>(std::min<uint64_t>(
+                                                   2 * (have + 1), max_bytes + 1)));
+    status = Fill(offset, static_cast<size_t>(have + 1), capacity);
+    if (!status.ok()) return status;
   }
 }
 

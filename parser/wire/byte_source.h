@@ -9,12 +9,14 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "absl/types/span.h"
 
 namespace qmig {
@@ -34,6 +36,18 @@ class ByteSource {
   // once, if that costs at most `max_bytes` of buffer. Returns true when the
   // whole rest of the input is now available.
   virtual absl::StatusOr<bool> BufferToEnd(uint64_t offset, uint64_t max_bytes) = 0;
+
+  // Like BufferToEnd, but also stops as soon as `complete` holds for the
+  // bytes buffered from `offset` on, or when nothing arrives for `idle`: a
+  // live peer may wait for an answer before it closes the connection.
+  // Returns whether `complete` holds (or the whole rest of the input is in).
+  virtual absl::StatusOr<bool> BufferUntil(
+      uint64_t offset, uint64_t max_bytes,
+      const std::function<bool(absl::Span<const uint8_t>)>& complete, absl::Duration idle) = 0;
+
+  // Whether a byte at `offset` arrives within `timeout` (false at the end of
+  // input or when the peer stays quiet).
+  virtual absl::StatusOr<bool> WaitForData(uint64_t offset, absl::Duration timeout) = 0;
 
   // The total input size, when known in advance (regular files).
   virtual std::optional<uint64_t> Size() const = 0;
@@ -57,6 +71,10 @@ class MemorySource final : public ByteSource {
 
   absl::StatusOr<absl::Span<const uint8_t>> View(uint64_t offset, size_t want) override;
   absl::StatusOr<bool> BufferToEnd(uint64_t offset, uint64_t max_bytes) override;
+  absl::StatusOr<bool> BufferUntil(uint64_t offset, uint64_t max_bytes,
+                                   const std::function<bool(absl::Span<const uint8_t>)>& complete,
+                                   absl::Duration idle) override;
+  absl::StatusOr<bool> WaitForData(uint64_t offset, absl::Duration timeout) override;
   std::optional<uint64_t> Size() const override { return base_ + data_.size(); }
 
  private:
@@ -74,12 +92,18 @@ class FdSource final : public ByteSource {
 
   absl::StatusOr<absl::Span<const uint8_t>> View(uint64_t offset, size_t want) override;
   absl::StatusOr<bool> BufferToEnd(uint64_t offset, uint64_t max_bytes) override;
+  absl::StatusOr<bool> BufferUntil(uint64_t offset, uint64_t max_bytes,
+                                   const std::function<bool(absl::Span<const uint8_t>)>& complete,
+                                   absl::Duration idle) override;
+  absl::StatusOr<bool> WaitForData(uint64_t offset, absl::Duration timeout) override;
   std::optional<uint64_t> Size() const override { return known_size_; }
   size_t PeakBufferBytes() const override { return peak_; }
 
  private:
   // Reads until the window holds `[offset, offset + want)` or input ends.
   absl::Status Fill(uint64_t offset, size_t want, size_t capacity);
+  // Whether the descriptor has bytes (or EOF) to read within `timeout`.
+  absl::StatusOr<bool> Readable(absl::Duration timeout);
 
   int fd_;
   std::optional<uint64_t> known_size_;

@@ -31,6 +31,10 @@ struct CommonOptions {
   std::string image;            // loopback: guest image file
   uint64_t ram_mib = 16;        // loopback: synthetic guest size
   bool precopy = false;         // loopback: precopy only
+  std::string dump_memory;      // listen: write this RAM block's final bytes here
+  std::string dump_block = "pc.ram";
+  int64_t accept_timeout_s = 60;
+  int64_t stall_timeout_s = 30;
   uint64_t max_package = kOriginalPackageLimit;
 };
 
@@ -41,6 +45,7 @@ int RunCheck(const std::vector<std::string>& operands, const CommonOptions& opti
 int RunSchema(const std::vector<std::string>& operands, const CommonOptions& options);
 int RunReplay(const std::vector<std::string>& operands, const CommonOptions& options);
 int RunLoopbackCommand(const std::vector<std::string>& operands, const CommonOptions& options);
+int RunListen(const std::vector<std::string>& operands, const CommonOptions& options);
 
 }  // namespace qmig
 

@@ -1,0 +1,160 @@
+// qmig listen tcp:HOST:PORT: the loopback destination as a real migration
+// target. A QEMU source runs `migrate tcp:HOST:PORT`; qmig answers on the
+// return path, faults its guest threads through userfaultfd in postcopy, and
+// at the end can write the memory it received (--dump_memory) to compare
+// with the source's.
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <iostream>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "emulator/destination.h"
+#include "emulator/userfaultfd.h"
+#include "nlohmann/json.hpp"
+#include "tools/qmig/commands.h"
+#include "tools/qmig/report.h"
+
+namespace qmig {
+namespace {
+
+absl::StatusOr<UniqueFd> ListenOn(absl::string_view address, std::string* bound) {
+  std::vector<std::string> parts = absl::StrSplit(address, ':');
+  uint32_t port = 0;
+  if (parts.size() != 3 || parts[0] != "tcp" || !absl::SimpleAtoi(parts[2], &port) ||
+      port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("listen address '", address, "' is not tcp:HOST:PORT"));
+  }
+  sockaddr_in addr = {};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  if (inet_pton(AF_INET, parts[1].c_str(), &addr.sin_addr) != 1) {
+    return absl::InvalidArgumentError(absl::StrCat("'", parts[1], "' is not an IPv4 address"));
+  }
+  UniqueFd listener(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  int one = 1;
+  setsockopt(listener.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (!listener.valid() || bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      listen(listener.get(), 4) != 0) {
+    return absl::ErrnoToStatus(errno, absl::StrCat("listen on ", address));
+  }
+  socklen_t length = sizeof(addr);
+  getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &length);
+  *bound = absl::StrFormat("tcp:%s:%d", parts[1], ntohs(addr.sin_port));
+  return listener;
+}
+
+absl::StatusOr<UniqueFd> AcceptWithin(int listener, absl::Duration timeout) {
+  struct pollfd pfd = {listener, POLLIN, 0};
+  int ready = poll(&pfd, 1, static_cast<int>(absl::ToInt64Milliseconds(timeout)));
+  if (ready == 0) return absl::DeadlineExceededError("no source connected in time");
+  if (ready < 0) return absl::ErrnoToStatus(errno, "poll");
+  UniqueFd connection(accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));
+  if (!connection.valid()) return absl::ErrnoToStatus(errno, "accept");
+  int one = 1;
+  setsockopt(connection.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  return connection;
+}
+
+}  // namespace
+
+int RunListen(const std::vector<std::string>& operands, const CommonOptions& options) {
+  if (operands.size() != 1) {
+    std::cerr << "qmig: listen takes one address, tcp:HOST:PORT\n";
+    return kExitUsage;
+  }
+  DestinationOptions destination;
+  absl::StatusOr<ParseOptions> parse = MakeParseOptions(options);
+  absl::StatusOr<GuestPattern> guest = ParseGuestPattern(options.guest);
+  for (const absl::Status& status : {parse.status(), guest.status()}) {
+    if (!status.ok()) {
+      std::cerr << "qmig: " << status.message() << "\n";
+      return kExitUsage;
+    }
+  }
+  destination.parse = *parse;
+  destination.parse.live = true;
+  destination.guest = *guest;
+  std::string bound;
+  absl::StatusOr<UniqueFd> listener = ListenOn(operands[0], &bound);
+  if (!listener.ok()) {
+    std::cerr << "qmig: " << listener.status().message() << "\n";
+    return kExitUsage;
+  }
+  std::cerr << "qmig: listening on " << bound << "\n";
+  absl::StatusOr<UniqueFd> connection =
+      AcceptWithin(listener->get(), absl::Seconds(options.accept_timeout_s));
+  if (!connection.ok()) {
+    std::cerr << "qmig: " << connection.status().message() << "\n";
+    return kExitUsage;
+  }
+  // A source that goes quiet for this long counts as stopped.
+  struct timeval stall = absl::ToTimeval(absl::Seconds(options.stall_timeout_s));
+  setsockopt(connection->get(), SOL_SOCKET, SO_RCVTIMEO, &stall, sizeof(stall));
+  destination.return_path_fd = connection->get();
+
+  Destination incoming(destination);
+  FdSource source(connection->get());
+  DestinationReport report = incoming.Run(source);
+  shutdown(connection->get(), SHUT_RDWR);
+
+  if (!options.dump_memory.empty()) {
+    GuestArena* arena = incoming.arena();
+    GuestArena::Block* block = arena != nullptr ? arena->Find(options.dump_block) : nullptr;
+    if (block == nullptr) {
+      std::cerr << "qmig: no RAM block '" << options.dump_block << "' to dump\n";
+    } else {
+      std::ofstream out(options.dump_memory, std::ios::binary);
+      out.write(reinterpret_cast<const char*>(block->base), static_cast<std::streamsize>(block->length));
+      if (!out.good()) std::cerr << "qmig: cannot write " << options.dump_memory << "\n";
+    }
+  }
+  const FindingList& findings = report.parse.findings;
+  const DestinationStats& stats = report.stats;
+  bool valid = findings.error_count() == 0;
+  if (options.json) {
+    nlohmann::json out = {{"schema_version", kJsonSchemaVersion},
+                          {"kind", "listen"},
+                          {"address", bound},
+                          {"valid", valid},
+                          {"errors", findings.error_count()},
+                          {"warnings", findings.warning_count()},
+                          {"summary", SummaryToJson(report.parse.summary)},
+                          {"emulator", {{"precopy_pages", stats.precopy_pages},
+                                        {"postcopy_pages", stats.postcopy_pages},
+                                        {"faults", stats.faults},
+                                        {"page_requests", stats.page_requests},
+                                        {"requests_served", stats.requests_served},
+                                        {"pongs", stats.pongs},
+                                        {"guest_touches", stats.guest_touches}}},
+                          {"findings", FindingsToJson(findings)}};
+    std::cout << out.dump(2) << "\n";
+  } else {
+    if (!options.quiet) {
+      const StreamSummary& s = report.parse.summary;
+      std::cout << absl::StrFormat("received  %d bytes on %s, machine %s, postcopy state %s\n",
+                                   s.bytes, bound, s.machine.value_or("?"),
+                                   PostcopyStateName(s.postcopy));
+      std::cout << absl::StrFormat(
+          "pages     %d precopy, %d postcopy, %d discarded; %d faults, %d requests, %d served "
+          "(p50 %.0f us); %d PONGs sent\n",
+          stats.precopy_pages, stats.postcopy_pages, stats.discarded_pages, stats.faults,
+          stats.page_requests, stats.requests_served, Percentile(stats.fault_latency_us, 0.5),
+          stats.pongs);
+    }
+    PrintFindings(findings, options.quiet);
+  }
+  return valid ? kExitValid : kExitInvalid;
+}
+
+}  // namespace qmig
