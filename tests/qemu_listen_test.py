@@ -15,10 +15,8 @@ import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.environ.get("TEST_SRCDIR", "")
-ROOT = os.path.join(ROOT, os.environ.get("TEST_WORKSPACE", "qmig")) if ROOT else os.path.dirname(HERE)
-QMIG = os.environ.get("QMIG") or os.path.join(ROOT, "tools", "qmig", "qmig")
+from qemu_testing import QMIG, ROOT, require_qemu
+
 sys.path.insert(0, os.path.join(ROOT, "tools", "corpus"))
 import make_corpus as mc  # noqa: E402
 
@@ -83,8 +81,7 @@ CASES = [
 
 
 def main():
-    if shutil.which("qemu-system-x86_64") is None:
-        print("FAIL: qemu-system-x86_64 is not installed; run tools/setup", file=sys.stderr)
+    if not require_qemu():
         return 1
     work = tempfile.mkdtemp(prefix="qmig-listen-", dir="/tmp")
     failures = 0

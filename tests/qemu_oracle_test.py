@@ -6,7 +6,6 @@ the streams QEMU wrongly accepts, saying that QEMU would have accepted them.
 
 Needs qemu-system-x86 (installed by tools/setup); fails loudly without it.
 """
-import json
 import os
 import shutil
 import struct
@@ -14,15 +13,7 @@ import subprocess
 import sys
 import tempfile
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.environ.get("TEST_SRCDIR", "")
-if ROOT:
-    ROOT = os.path.join(ROOT, os.environ.get("TEST_WORKSPACE", "qmig"))
-else:
-    ROOT = os.path.dirname(HERE)
-CORPUS = os.path.join(ROOT, "corpus", "qemu-7.2")
-QMIG = os.environ.get("QMIG") or os.path.join(ROOT, "tools", "qmig", "qmig")
-MAKE_CORPUS = os.path.join(ROOT, "tools", "corpus", "make_corpus.py")
+from qemu_testing import CORPUS, qemu_verdict, qmig_check, require_qemu
 
 
 def read(name):
@@ -35,26 +26,6 @@ def find(data, needle, start=0):
     if at < 0:
         raise AssertionError(f"pattern {needle!r} not found")
     return at
-
-
-def qemu_verdict(path, meta):
-    out = subprocess.run(
-        [sys.executable, MAKE_CORPUS, "--verdict", path, "--meta", os.path.join(CORPUS, meta),
-         "--timeout", "30"], capture_output=True, text=True, timeout=120)
-    try:
-        return json.loads(out.stdout)
-    except json.JSONDecodeError:
-        raise AssertionError(f"verdict tool exited {out.returncode}: {out.stderr[-2000:]}")
-
-
-def qmig_check(path, schema=None):
-    args = [QMIG, "check", "--json"] + ([f"--schema={schema}"] if schema else []) + [path]
-    out = subprocess.run(args, capture_output=True, text=True, timeout=120)
-    if out.returncode not in (0, 1):
-        raise AssertionError(f"qmig exited {out.returncode}: {out.stderr}")
-    report = json.loads(out.stdout)
-    assert report["valid"] == (out.returncode == 0)
-    return report
 
 
 # --- mutations of pc-i440fx-7.2.mig (precopy with footers and a trailer) ---
@@ -177,8 +148,7 @@ CASES = [
 
 
 def main():
-    if shutil.which("qemu-system-x86_64") is None:
-        print("FAIL: qemu-system-x86_64 is not installed; run tools/setup", file=sys.stderr)
+    if not require_qemu():
         return 1
     failures = 0
     work = tempfile.mkdtemp(prefix="qmig-oracle-", dir="/tmp")
@@ -193,8 +163,8 @@ def main():
             with open(path, "wb") as f:
                 f.write(data)
             meta = stream.replace(".mig", ".meta.json")
-            qemu = qemu_verdict(path, meta)
-            report = qmig_check(path, dump if schema else None)
+            qemu = qemu_verdict(path, os.path.join(CORPUS, meta))
+            report = qmig_check(path, *([f"--schema={dump}"] if schema else []))
             codes = {f["code"]: f for f in report["findings"] if f["severity"] == "error"}
             problems = []
             if qemu["status"] != qemu_expected:

@@ -13,15 +13,10 @@ import json
 import os
 import shutil
 import struct
-import subprocess
 import sys
 import tempfile
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.environ.get("TEST_SRCDIR", "")
-ROOT = os.path.join(ROOT, os.environ.get("TEST_WORKSPACE", "qmig")) if ROOT else os.path.dirname(HERE)
-QMIG = os.environ.get("QMIG") or os.path.join(ROOT, "tools", "qmig", "qmig")
-MAKE_CORPUS = os.path.join(ROOT, "tools", "corpus", "make_corpus.py")
+from qemu_testing import ROOT, qemu_verdict, qmig_check, require_qemu
 
 
 def rebuild(regression):
@@ -37,8 +32,7 @@ def rebuild(regression):
 
 
 def main():
-    if shutil.which("qemu-system-x86_64") is None:
-        print("FAIL: qemu-system-x86_64 is not installed; run tools/setup", file=sys.stderr)
+    if not require_qemu():
         return 1
     files = sorted(glob.glob(os.path.join(ROOT, "corpus", "regressions", "qemu", "*.json")))
     if not files:
@@ -52,9 +46,7 @@ def main():
             name = os.path.basename(path)[:-len(".json")]
             stream = os.path.join(work, name + ".mig")
             open(stream, "wb").write(rebuild(regression))
-            out = subprocess.run([QMIG, "check", "--json", stream], capture_output=True, text=True,
-                                 timeout=120)
-            report = json.loads(out.stdout)
+            report = qmig_check(stream)
             codes = sorted({f["code"] for f in report["findings"] if f["severity"] == "error"})
             problems = []
             if report["valid"] != regression["qmig"]["valid"]:
@@ -62,10 +54,7 @@ def main():
             missing = set(regression["qmig"]["error_codes"]) - set(codes)
             if missing:
                 problems.append("qmig lacks %s (has %s)" % (sorted(missing), codes))
-            qemu = json.loads(subprocess.run(
-                [sys.executable, MAKE_CORPUS, "--verdict", stream, "--meta",
-                 os.path.join(ROOT, regression["qemu_7_2"]["meta"]), "--timeout", "30"],
-                capture_output=True, text=True, timeout=120).stdout)
+            qemu = qemu_verdict(stream, os.path.join(ROOT, regression["qemu_7_2"]["meta"]))
             if qemu["status"] != regression["qemu_7_2"]["verdict"]:
                 problems.append("QEMU now says %s" % qemu["status"])
             crashed = qemu.get("exit_code", 0) is not None and qemu.get("exit_code", 0) < 0
