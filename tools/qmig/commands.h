@@ -35,6 +35,7 @@ struct CommonOptions {
   std::string dump_block = "pc.ram";
   int64_t accept_timeout_s = 60;
   int64_t stall_timeout_s = 30;
+  std::string record;           // tap: file prefix for the recorded directions
   uint64_t max_package = kOriginalPackageLimit;
 };
 
@@ -46,6 +47,7 @@ int RunSchema(const std::vector<std::string>& operands, const CommonOptions& opt
 int RunReplay(const std::vector<std::string>& operands, const CommonOptions& options);
 int RunLoopbackCommand(const std::vector<std::string>& operands, const CommonOptions& options);
 int RunListen(const std::vector<std::string>& operands, const CommonOptions& options);
+int RunTap(const std::vector<std::string>& operands, const CommonOptions& options);
 
 }  // namespace qmig
 

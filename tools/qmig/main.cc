@@ -44,6 +44,9 @@ ABSL_FLAG(uint64_t, ram_mib, 16, "loopback: size of the synthetic guest, in MiB"
 ABSL_FLAG(bool, precopy, false, "loopback: precopy only (no postcopy)");
 ABSL_FLAG(std::string, dump_memory, "", "listen: write the received RAM block to this file");
 ABSL_FLAG(std::string, dump_block, "pc.ram", "listen: the RAM block --dump_memory writes");
+ABSL_FLAG(std::string, record, "",
+          "tap: record each connection to PREFIX.N.fwd (source to destination) and "
+          "PREFIX.N.rev (the return path)");
 ABSL_FLAG(int64_t, accept_timeout_s, 60, "listen: seconds to wait for the source to connect");
 ABSL_FLAG(int64_t, stall_timeout_s, 30,
           "listen/replay: seconds of silence after which the source counts as stopped");
@@ -64,6 +67,8 @@ constexpr char kUsage[] =
     "  loopback         migrate a guest image from a synthetic source into the\n"
     "                   loopback destination; --inject=FAULT makes the source misbehave\n"
     "  listen tcp:HOST:PORT  be the destination of a real QEMU migration\n"
+    "  tap tcp:LISTEN tcp:UPSTREAM  forward a migration unchanged, validate both\n"
+    "                   directions live, --record=PREFIX records them\n"
     "\n"
     "Run 'qmig --help' for the flags.";
 
@@ -99,12 +104,14 @@ int main(int argc, char** argv) {
   options.dump_block = absl::GetFlag(FLAGS_dump_block);
   options.accept_timeout_s = absl::GetFlag(FLAGS_accept_timeout_s);
   options.stall_timeout_s = absl::GetFlag(FLAGS_stall_timeout_s);
+  options.record = absl::GetFlag(FLAGS_record);
 
   if (command == "check") return qmig::RunCheck(operands, options);
   if (command == "schema") return qmig::RunSchema(operands, options);
   if (command == "replay") return qmig::RunReplay(operands, options);
   if (command == "loopback") return qmig::RunLoopbackCommand(operands, options);
   if (command == "listen") return qmig::RunListen(operands, options);
+  if (command == "tap") return qmig::RunTap(operands, options);
   std::cerr << "qmig: unknown command '" << command << "'\n" << kUsage << "\n";
   return qmig::kExitUsage;
 }
