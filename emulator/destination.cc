@@ -54,7 +54,28 @@ class Destination::Impl : public StreamObserver {
     return report;
   }
 
-  GuestArena* arena() { return arena_.get(); }
+  GuestArena* arena() { return arena_ready_.load() ? arena_.get() : nullptr; }
+
+  bool PlaceChannelPage(absl::string_view block_name, uint64_t offset,
+                        absl::Span<const uint8_t> page, absl::Duration wait) {
+    absl::Time deadline = absl::Now() + wait;
+    while (!arena_ready_.load()) {
+      if (absl::Now() > deadline) return false;
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+    GuestArena::Block* block = arena_->Find(block_name);
+    if (block == nullptr || offset % GuestArena::kPage != 0 || offset >= block->mapped ||
+        page.size() != GuestArena::kPage) {
+      return false;
+    }
+    // Multifd carries precopy pages only; postcopy goes through the main
+    // channel (or preempt), so a plain copy is right here.
+    std::memcpy(arena_->PagePointer(*block, offset), page.data(), GuestArena::kPage);
+    arena_->SetState(*block, offset / GuestArena::kPage, PageState::kReceived);
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++stats_.precopy_pages;
+    return true;
+  }
 
   // --- StreamObserver: called on the parsing thread (the listen path) ---
 
@@ -76,6 +97,7 @@ class Destination::Impl : public StreamObserver {
       return;
     }
     arena_ = std::move(*arena);
+    arena_ready_.store(true);
   }
 
   void OnPackageBegin(uint64_t, uint32_t) override { ++package_depth_; }
@@ -377,6 +399,7 @@ class Destination::Impl : public StreamObserver {
   // The stream has ended: account for every page, then stop every thread.
   void Finish(const ParseResult& parse) {
     StopLoader();
+    if (options_.on_main_stream_end) options_.on_main_stream_end();
     if (arena_ != nullptr) AccountPages(parse);  // before released guests fill pages in
     if (arena_ != nullptr && arena_->registered()) {
       // From now on a fault cannot be served by the stream: the fault thread
@@ -514,6 +537,7 @@ class Destination::Impl : public StreamObserver {
   ReturnPathWriter return_path_;
   std::vector<ArenaBlockSpec> pending_blocks_;
   std::unique_ptr<GuestArena> arena_;
+  std::atomic<bool> arena_ready_{false};  // arena_ is set; channel threads may use it
   int package_depth_ = 0;
   bool return_path_open_ = false;
 
@@ -544,6 +568,10 @@ Destination::~Destination() = default;
 
 DestinationReport Destination::Run(ByteSource& source) { return impl_->Run(source); }
 GuestArena* Destination::arena() { return impl_->arena(); }
+bool Destination::PlaceChannelPage(absl::string_view block, uint64_t offset,
+                                   absl::Span<const uint8_t> page, absl::Duration wait) {
+  return impl_->PlaceChannelPage(block, offset, page, wait);
+}
 
 uint64_t CompareWithSource(GuestArena& arena, const std::vector<SourceBlock>& source,
                            FindingList& findings, uint32_t max_reports) {

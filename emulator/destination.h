@@ -19,6 +19,7 @@
 #define QMIG_EMULATOR_DESTINATION_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -39,6 +40,9 @@ struct DestinationOptions {
   // Simulated time the device-loading thread spends per device section, to
   // widen the window in which the listen path runs alongside it.
   absl::Duration device_load_delay = absl::ZeroDuration();
+  // Called when the main stream has ended, before pages are accounted: the
+  // place to wait for other channels (multifd) to deliver what they carry.
+  std::function<void()> on_main_stream_end;
 };
 
 struct DestinationStats {
@@ -76,6 +80,12 @@ class Destination {
 
   // The guest memory after Run (nullptr when no MEM_SIZE arrived).
   GuestArena* arena();
+
+  // A page that arrived on another channel (multifd), from any thread. Waits
+  // up to `wait` for the main stream's block list; false if it never came
+  // or the page lies outside its block.
+  bool PlaceChannelPage(absl::string_view block, uint64_t offset, absl::Span<const uint8_t> page,
+                        absl::Duration wait = absl::Seconds(10));
 
  private:
   class Impl;

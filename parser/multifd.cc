@@ -1,5 +1,7 @@
 #include "parser/multifd.h"
 
+#include <vector>
+
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -96,6 +98,13 @@ class MultifdParser {
     while (name_length < name_bytes.size() && name_bytes[name_length] != 0) ++name_length;
     std::string block(name_bytes.begin(), name_bytes.begin() + name_length);
     QMIG_ASSIGN_OR_RETURN(absl::Span<const uint8_t> table, reader.Bytes(8 * size_t{pages_alloc}));
+    std::vector<uint64_t> offsets;  // at most kMultifdPagesPerPacket
+    offsets.reserve(normal_pages);
+    for (uint32_t i = 0; i < normal_pages; ++i) {
+      uint64_t page = 0;
+      for (int b = 0; b < 8; ++b) page = page << 8 | table[8 * i + b];
+      offsets.push_back(page);
+    }
     if (normal_pages > 0) {
       auto it = options_.block_lengths.find(block);
       if (it == options_.block_lengths.end() && !options_.block_lengths.empty()) {
@@ -103,8 +112,7 @@ class MultifdParser {
                         absl::StrCat("unknown RAM block '", absl::CHexEscape(block), "'"));
       }
       for (uint32_t i = 0; i < normal_pages; ++i) {
-        uint64_t page = 0;
-        for (int b = 0; b < 8; ++b) page = page << 8 | table[8 * i + b];
+        uint64_t page = offsets[i];
         bool bad = page % kTargetPageSize != 0 ||
                    (it != options_.block_lengths.end() &&
                     (it->second < kTargetPageSize || page > it->second - kTargetPageSize));
@@ -118,7 +126,12 @@ class MultifdParser {
       result_.summary.pages_by_block[block] += normal_pages;
     }
     if (compression == 0) {
-      return reader.Skip(uint64_t{normal_pages} * kTargetPageSize);
+      if (!options_.on_page) return reader.Skip(uint64_t{normal_pages} * kTargetPageSize);
+      for (uint32_t i = 0; i < normal_pages; ++i) {
+        QMIG_ASSIGN_OR_RETURN(absl::Span<const uint8_t> page, reader.Bytes(kTargetPageSize));
+        options_.on_page(block, offsets[i], page);
+      }
+      return absl::OkStatus();
     }
     return reader.Skip(next_packet_size);
   }

@@ -5,10 +5,13 @@
 #define QMIG_PARSER_MULTIFD_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
 
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 #include "parser/wire/byte_source.h"
 #include "parser/wire/finding.h"
 #include "parser/wire/limits.h"
@@ -31,6 +34,10 @@ struct MultifdOptions {
   std::map<std::string, uint64_t> block_lengths;
   // Channels the destination expects, when known: ids must be below it.
   std::optional<uint32_t> channels;
+  // Receives every uncompressed page (block, offset in block, 4 KiB), as a
+  // view valid during the call. Compressed packets are skipped.
+  std::function<void(absl::string_view block, uint64_t offset, absl::Span<const uint8_t> page)>
+      on_page;
 };
 
 struct MultifdResult {

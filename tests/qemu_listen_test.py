@@ -77,6 +77,7 @@ CASES = [
     ("precopy-return-path", ["return-path"], {}, False, "none"),
     ("postcopy", ["postcopy-ram"], {"max-bandwidth": 256 * 1024}, True,
      "random,threads=2,touches=2000,block=pc.ram"),
+    ("multifd", ["multifd"], {"multifd-channels": 2}, False, "none"),
 ]
 
 

@@ -11,7 +11,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <fstream>
+#include <mutex>
+#include <thread>
+#include <vector>
 #include <iostream>
 
 #include "absl/strings/numbers.h"
@@ -21,6 +25,7 @@
 #include "emulator/destination.h"
 #include "emulator/userfaultfd.h"
 #include "nlohmann/json.hpp"
+#include "parser/multifd.h"
 #include "tools/qmig/commands.h"
 #include "tools/qmig/report.h"
 
@@ -103,10 +108,67 @@ int RunListen(const std::vector<std::string>& operands, const CommonOptions& opt
   setsockopt(connection->get(), SOL_SOCKET, SO_RCVTIMEO, &stall, sizeof(stall));
   destination.return_path_fd = connection->get();
 
+  // Further connections are multifd channels: their pages go into the same
+  // arena. They are accepted while the main stream runs; when it ends, the
+  // destination waits for them before it accounts for pages.
+  std::atomic<bool> accepting{true};
+  std::mutex channels_mutex;
+  std::vector<std::thread> channels;
+  std::vector<UniqueFd> channel_sockets;
+  std::vector<MultifdResult> channel_results;
+  Destination* incoming_ptr = nullptr;
+  std::thread acceptor([&] {
+    while (accepting.load()) {
+      absl::StatusOr<UniqueFd> channel = AcceptWithin(listener->get(), absl::Milliseconds(100));
+      if (!channel.ok()) continue;
+      setsockopt(channel->get(), SOL_SOCKET, SO_RCVTIMEO, &stall, sizeof(stall));
+      std::lock_guard<std::mutex> lock(channels_mutex);
+      int fd = channel->get();
+      channel_sockets.push_back(std::move(*channel));
+      size_t slot = channel_results.size();
+      channel_results.emplace_back(MultifdResult{MultifdSummary{}, FindingList(1000)});
+      channels.emplace_back([&, fd, slot] {
+        MultifdOptions multifd;
+        multifd.on_page = [&](absl::string_view block, uint64_t offset,
+                              absl::Span<const uint8_t> page) {
+          incoming_ptr->PlaceChannelPage(block, offset, page);
+        };
+        FdSource channel_source(fd);
+        MultifdResult result = ParseMultifdChannel(channel_source, multifd);
+        std::lock_guard<std::mutex> lock(channels_mutex);
+        channel_results[slot] = std::move(result);
+      });
+    }
+  });
+  destination.on_main_stream_end = [&] {
+    accepting.store(false);
+    acceptor.join();
+    std::vector<std::thread> running;
+    {
+      std::lock_guard<std::mutex> lock(channels_mutex);
+      running.swap(channels);
+    }
+    for (std::thread& channel : running) channel.join();
+  };
+
   Destination incoming(destination);
+  incoming_ptr = &incoming;
   FdSource source(connection->get());
   DestinationReport report = incoming.Run(source);
   shutdown(connection->get(), SHUT_RDWR);
+  if (acceptor.joinable()) {  // the stream never ended normally
+    accepting.store(false);
+    acceptor.join();
+  }
+  for (std::thread& channel : channels) channel.join();
+  for (size_t i = 0; i < channel_results.size(); ++i) {
+    for (const Finding& finding : channel_results[i].findings.findings()) {
+      Finding copy = finding;
+      copy.path = absl::StrCat("multifd channel ", channel_results[i].summary.channel_id, " > ",
+                               copy.path);
+      report.parse.findings.Add(std::move(copy));
+    }
+  }
 
   if (!options.dump_memory.empty()) {
     GuestArena* arena = incoming.arena();
