@@ -8,6 +8,7 @@ equal the source's, page for page (`pmemsave` on the paused source).
 
 Needs qemu-system-x86 (installed by tools/setup); fails loudly without it.
 """
+import json
 import os
 import shutil
 import subprocess
@@ -81,6 +82,45 @@ CASES = [
 ]
 
 
+def source_killed_mid_postcopy(work):
+    """The source dies during postcopy: qmig must say so and exit in bounded
+    time, releasing any guest thread that waits for a page."""
+    port = mc.free_port()
+    qmig = subprocess.Popen(
+        [QMIG, "listen", "tcp:127.0.0.1:%d" % port, "--json", "--accept_timeout_s=60",
+         "--stall_timeout_s=20", "--guest=sequential,threads=2,touches=4096,block=pc.ram"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    src = mc.Vm("src-killed", mc.machine_args("pc-i440fx-7.2") + ["-S"], work).start()
+    try:
+        for write in mc.std_writes():
+            mc.apply_write(src.qt, write)
+        mc.set_caps(src, ["postcopy-ram"])
+        mc.set_params(src, {"max-bandwidth": 64 * 1024, "max-postcopy-bandwidth": 64 * 1024})
+        time.sleep(0.2)
+        src.qmp.cmd("migrate", uri="tcp:127.0.0.1:%d" % port)
+        time.sleep(0.5)
+        src.qmp.cmd("migrate-start-postcopy")
+        time.sleep(0.3)
+    finally:
+        src.kill()
+    start = time.time()
+    try:
+        out, _ = qmig.communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        qmig.kill()
+        return ["qmig did not exit within 90 s of the source dying"]
+    problems = []
+    report = json.loads(out)
+    codes = {f["code"] for f in report["findings"] if f["severity"] == "error"}
+    if qmig.returncode != 1:
+        problems.append("qmig exited %d" % qmig.returncode)
+    if not codes & {"stream.truncated", "input.io_error"}:
+        problems.append("no truncation reported: %s" % sorted(codes))
+    print("  source killed: qmig exited %d after %.1f s with %s" % (
+        qmig.returncode, time.time() - start, sorted(codes)))
+    return problems
+
+
 def main():
     if not require_qemu():
         return 1
@@ -91,10 +131,13 @@ def main():
             problems = migrate(name, work, caps, params, postcopy, guest)
             print("%-22s %s" % (name, "ok" if not problems else "FAIL " + "; ".join(problems)))
             failures += bool(problems)
+        problems = source_killed_mid_postcopy(work)
+        print("%-22s %s" % ("source-killed", "ok" if not problems else "FAIL " + "; ".join(problems)))
+        failures += bool(problems)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print("%d of %d migrations into qmig completed with identical memory" % (
-        len(CASES) - failures, len(CASES)))
+    print("%d of %d cases passed (migrations into qmig with identical memory, and a source "
+          "killed mid-postcopy)" % (len(CASES) + 1 - failures, len(CASES) + 1))
     return 1 if failures else 0
 
 
