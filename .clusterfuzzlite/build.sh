@@ -37,7 +37,7 @@ if [ -d "$SRC/abseil-cpp" ]; then
   export PKG_CONFIG_PATH="$absl_prefix/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 fi
 absl_modules="absl_status absl_statusor absl_strings absl_str_format absl_flat_hash_map
-  absl_span absl_optional"
+  absl_span absl_optional absl_time"
 # shellcheck disable=SC2086
 absl_cflags="$(pkg-config --cflags $absl_modules)"
 # shellcheck disable=SC2086
@@ -70,14 +70,29 @@ python3 "$qmig/fuzz/embed_vmdesc.py" "$qmig/corpus/qemu-7.2/pc-i440fx-7.2.mig" \
   > "$obj/embedded_vmdesc.cc"
 compile "$qmig/fuzz/fuzz_support.cc" "$obj/fuzz_support.o"
 compile "$obj/embedded_vmdesc.cc" "$obj/embedded_vmdesc.o"
-ar rcs "$obj/libqmig_fuzz.a" "$obj/fuzz_support.o" "$obj/embedded_vmdesc.o"
+# The structure-aware mutator and the stream writer it encodes with.
+compile "$qmig/parser/testing/stream_writer.cc" "$obj/stream_writer.o"
+compile "$qmig/fuzz/stream_records.cc" "$obj/stream_records.o"
+compile "$qmig/fuzz/stream_mutator.cc" "$obj/stream_mutator.o"
+ar rcs "$obj/libqmig_fuzz.a" "$obj/fuzz_support.o" "$obj/embedded_vmdesc.o" \
+  "$obj/stream_writer.o" "$obj/stream_records.o" "$obj/stream_mutator.o"
+# The loopback emulator (emulator_fuzzer): every non-test source.
+emulator_objects=()
+for source in "$qmig"/emulator/*.cc; do
+  case "$source" in *_test.cc) continue ;; esac
+  object="$obj/emulator/$(basename "$source").o"
+  compile "$source" "$object"
+  emulator_objects+=("$object")
+done
+ar rcs "$obj/libqmig_emulator.a" "${emulator_objects[@]}"
 
 for source in "$qmig"/fuzz/*_fuzzer.cc; do
   target="$(basename "$source" .cc)"
   compile "$source" "$obj/$target.o"
   # shellcheck disable=SC2086
   "$CXX" $CXXFLAGS "$obj/$target.o" -o "$OUT/$target" $LIB_FUZZING_ENGINE \
-    "$obj/libqmig_fuzz.a" "$obj/libqmig_parser.a" $absl_libs -lz -lpthread
+    "$obj/libqmig_emulator.a" "$obj/libqmig_fuzz.a" "$obj/libqmig_parser.a" $absl_libs \
+    -lz -lpthread
   cp "$qmig/fuzz/$target.dict" "$OUT/$target.dict"
   rm -f "$OUT/${target}_seed_corpus.zip"
   for dir in "$qmig/fuzz/corpus/$target" "$qmig/corpus/regressions/$target"; do

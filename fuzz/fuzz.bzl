@@ -58,12 +58,11 @@ def qmig_fuzz_target(name, srcs, deps = [], data = []):
         name = seeds,
         srcs = native.glob(["corpus/" + name + "/**"]),
     )
-    regressions = "//corpus/regressions:" + name
     cc_test(
         name = name + "_regression_test",
         size = "small",
         deps = [lib, "//fuzz:replay_main"],
-        data = data + [":" + seeds, regressions],
+        data = data + [":" + seeds] + ["//corpus/regressions:" + name],
         # Directories, relative to the test's working directory (the
         # workspace root in runfiles); the regressions directory exists only
         # once it holds a file.
