@@ -1230,6 +1230,26 @@ def postcopy_writes():
     return ws
 
 
+def _finish_live(src, dst, proxy, writes, dirt, events):
+    """Waits for both sides of a live migration to complete, checks the
+    destination's pages, and shuts everything down. Returns the expected
+    pages, both command lines and the destination's verdict."""
+    rs = wait_status(src, ("completed",), 90)
+    rd = wait_status(dst, ("completed",), 30)
+    events.append("source %s, destination %s" % (rs.get("status"), rd.get("status")))
+    expect = model_of(writes + dirt).expected()
+    ram_check = check_pages(dst, expect) if rd.get("status") == "completed" else None
+    src_full, dst_full = src.full_args(), dst.full_args()
+    src.quit()
+    dst.quit()
+    proxy.close()
+    dst_verdict = {"status": rd.get("status"), "exit_code": dst.exit_code,
+                   "message": _failure_message(dst.stderr_text()) or rd.get("error-desc", "")}
+    if ram_check:
+        dst_verdict["ram_check"] = ram_check
+    return expect, src_full, dst_full, dst_verdict
+
+
 def make_postcopy(ctx, spec):
     name = spec["name"]
     machine = spec.get("machine", "pc-i440fx-7.2")
@@ -1276,19 +1296,8 @@ def make_postcopy(ctx, spec):
         if recover:
             return _postcopy_recover(ctx, spec, src, dst, proxy, caps, params, writes, dirt,
                                      events, t0)
-        rs = wait_status(src, ("completed",), 90)
-        rd = wait_status(dst, ("completed",), 30)
-        events.append("source %s, destination %s" % (rs.get("status"), rd.get("status")))
-        expect = model_of(writes + dirt).expected()
-        ram_check = check_pages(dst, expect) if rd.get("status") == "completed" else None
-        src_full, dst_full = src.full_args(), dst.full_args()
-        src.quit()
-        dst.quit()
-        proxy.close()
-        dst_verdict = {"status": rd.get("status"), "exit_code": dst.exit_code,
-                       "message": _failure_message(dst.stderr_text()) or rd.get("error-desc", "")}
-        if ram_check:
-            dst_verdict["ram_check"] = ram_check
+        expect, src_full, dst_full, dst_verdict = _finish_live(src, dst, proxy, writes, dirt,
+                                                               events)
     finally:
         src.kill()
         dst.kill()
@@ -1358,19 +1367,8 @@ def _postcopy_recover(ctx, spec, src, dst, proxy, caps, params, writes, dirt, ev
         proxy.target = rport
         src.qmp.cmd("migrate", uri="tcp:127.0.0.1:%d" % proxy.port, resume=True)
         events.append("migrate-recover / migrate resume=true")
-        rs = wait_status(src, ("completed",), 90)
-        rd = wait_status(dst, ("completed",), 30)
-        events.append("source %s, destination %s" % (rs.get("status"), rd.get("status")))
-        expect = model_of(writes + dirt).expected()
-        ram_check = check_pages(dst, expect) if rd.get("status") == "completed" else None
-        src_full, dst_full = src.full_args(), dst.full_args()
-        src.quit()
-        dst.quit()
-        proxy.close()
-        dst_verdict = {"status": rd.get("status"), "exit_code": dst.exit_code,
-                       "message": _failure_message(dst.stderr_text()) or rd.get("error-desc", "")}
-        if ram_check:
-            dst_verdict["ram_check"] = ram_check
+        expect, src_full, dst_full, dst_verdict = _finish_live(src, dst, proxy, writes, dirt,
+                                                               events)
     finally:
         src.kill()
         dst.kill()
