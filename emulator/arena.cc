@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "parser/wire/checked_math.h"
 #include "parser/wire/limits.h"
 
 namespace qmig {
@@ -22,9 +23,19 @@ const uint8_t kZeroPage[GuestArena::kPage] = {};
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<GuestArena>> GuestArena::Create(
-    const std::vector<ArenaBlockSpec>& specs) {
+    const std::vector<ArenaBlockSpec>& specs, uint64_t max_total_bytes) {
   std::unique_ptr<GuestArena> arena(new GuestArena());
   if (specs.size() > kMaxRamBlocks) return absl::InvalidArgumentError("too many RAM blocks");
+  uint64_t total = 0;
+  for (const ArenaBlockSpec& spec : specs) {
+    std::optional<uint64_t> sum = CheckedAdd(total, spec.length);
+    if (!sum.has_value() || *sum > max_total_bytes) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("guest RAM of the stream's blocks is over the limit of ", max_total_bytes,
+                       " bytes (ParseLimits::max_guest_ram_bytes)"));
+    }
+    total = *sum;
+  }
   for (const ArenaBlockSpec& spec : specs) {
     if (spec.length == 0 || spec.length > kMaxRamBlockLength) {
       return absl::InvalidArgumentError(

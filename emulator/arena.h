@@ -54,9 +54,10 @@ class GuestArena {
   };
   static constexpr uint64_t kPage = 4096;
 
-  // Maps every block (MAP_NORESERVE: untouched pages cost nothing).
+  // Maps every block (MAP_NORESERVE: untouched pages cost nothing). Fails
+  // when the blocks together exceed `max_total_bytes`.
   static absl::StatusOr<std::unique_ptr<GuestArena>> Create(
-      const std::vector<ArenaBlockSpec>& blocks);
+      const std::vector<ArenaBlockSpec>& blocks, uint64_t max_total_bytes);
   ~GuestArena();
   GuestArena(const GuestArena&) = delete;
   GuestArena& operator=(const GuestArena&) = delete;

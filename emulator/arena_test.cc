@@ -10,15 +10,18 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "parser/wire/limits.h"
 
 namespace qmig {
 namespace {
+
+const uint64_t kLimit = ParseLimits().max_guest_ram_bytes;
 
 std::vector<uint8_t> Page(uint8_t fill) { return std::vector<uint8_t>(GuestArena::kPage, fill); }
 
 TEST(GuestArenaTest, PrecopyWritesGoStraightIntoTheBlock) {
   absl::StatusOr<std::unique_ptr<GuestArena>> arena =
-      GuestArena::Create({{"pc.ram", 16 * GuestArena::kPage, 4096}});
+      GuestArena::Create({{"pc.ram", 16 * GuestArena::kPage, 4096}}, kLimit);
   ASSERT_TRUE(arena.ok()) << arena.status();
   GuestArena::Block* block = (*arena)->Find("pc.ram");
   ASSERT_NE(block, nullptr);
@@ -28,15 +31,21 @@ TEST(GuestArenaTest, PrecopyWritesGoStraightIntoTheBlock) {
 }
 
 TEST(GuestArenaTest, RejectsUnusableBlocks) {
-  EXPECT_FALSE(GuestArena::Create({{"empty", 0, 4096}}).ok());
-  EXPECT_FALSE(GuestArena::Create({{"huge", uint64_t{1} << 60, 4096}}).ok());
+  EXPECT_FALSE(GuestArena::Create({{"empty", 0, 4096}}, kLimit).ok());
+  EXPECT_FALSE(GuestArena::Create({{"huge", uint64_t{1} << 60, 4096}}, kLimit).ok());
+  // Each block fits, together they are over the limit.
+  absl::StatusOr<std::unique_ptr<GuestArena>> over =
+      GuestArena::Create({{"a", 3 << 20, 4096}, {"b", 2 << 20, 4096}}, 4 << 20);
+  ASSERT_FALSE(over.ok());
+  EXPECT_TRUE(absl::IsResourceExhausted(over.status()));
+  EXPECT_TRUE(GuestArena::Create({{"a", 2 << 20, 4096}, {"b", 2 << 20, 4096}}, 4 << 20).ok());
 }
 
 // A guest thread reads a missing page; a handler serves the fault with
 // UFFDIO_COPY; the read returns the placed bytes.
 TEST(GuestArenaTest, FaultOnAMissingPageIsServedByPlacement) {
   absl::StatusOr<std::unique_ptr<GuestArena>> created =
-      GuestArena::Create({{"pc.ram", 8 * GuestArena::kPage, 4096}});
+      GuestArena::Create({{"pc.ram", 8 * GuestArena::kPage, 4096}}, kLimit);
   ASSERT_TRUE(created.ok());
   GuestArena& arena = **created;
   GuestArena::Block& block = *arena.Find("pc.ram");
@@ -74,7 +83,7 @@ TEST(GuestArenaTest, FaultOnAMissingPageIsServedByPlacement) {
 
 TEST(GuestArenaTest, DiscardMakesAPageMissingAgain) {
   absl::StatusOr<std::unique_ptr<GuestArena>> created =
-      GuestArena::Create({{"pc.ram", 4 * GuestArena::kPage, 4096}});
+      GuestArena::Create({{"pc.ram", 4 * GuestArena::kPage, 4096}}, kLimit);
   ASSERT_TRUE(created.ok());
   GuestArena& arena = **created;
   GuestArena::Block& block = *arena.Find("pc.ram");
@@ -92,7 +101,7 @@ TEST(GuestArenaTest, DiscardMakesAPageMissingAgain) {
 
 TEST(GuestArenaTest, UnregisterReleasesAWaitingGuest) {
   absl::StatusOr<std::unique_ptr<GuestArena>> created =
-      GuestArena::Create({{"pc.ram", 4 * GuestArena::kPage, 4096}});
+      GuestArena::Create({{"pc.ram", 4 * GuestArena::kPage, 4096}}, kLimit);
   ASSERT_TRUE(created.ok());
   GuestArena& arena = **created;
   GuestArena::Block& block = *arena.Find("pc.ram");

@@ -90,7 +90,8 @@ class Destination::Impl : public StreamObserver {
       pending_blocks_.clear();
       return;
     }
-    absl::StatusOr<std::unique_ptr<GuestArena>> arena = GuestArena::Create(pending_blocks_);
+    absl::StatusOr<std::unique_ptr<GuestArena>> arena =
+        GuestArena::Create(pending_blocks_, options_.parse.limits.max_guest_ram_bytes);
     pending_blocks_.clear();
     if (!arena.ok()) {
       Report(FindingCode::kEmuPlacementFailed, 0, std::string(arena.status().message()));

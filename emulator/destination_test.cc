@@ -155,6 +155,19 @@ TEST(DestinationTest, PagesThatNeverComeAreFoundNotWaitedForForever) {
   EXPECT_GT(result.report.stats.faults, 0u);
 }
 
+// A stream may declare any RAM size; the arena stops at the limit with a
+// finding instead of allocating a page-state map for 64 TiB.
+TEST(DestinationTest, GuestRamOverTheLimitIsAFindingNotAnAllocation) {
+  StreamWriter w;
+  w.Header().Configuration({"pc-i440fx-7.2"});
+  w.SectionStart(2, "ram", 0, 4).RamMemSize({{"pc.ram", uint64_t{1} << 45}}).RamEos().Footer(2);
+  w.Eof();
+  ReplayResult result = Replay(w.bytes());
+  EXPECT_TRUE(result.report.parse.findings.HasCode(FindingCode::kEmuPlacementFailed))
+      << Errors(result.report.parse.findings);
+  EXPECT_FALSE(result.report.valid());
+}
+
 int CountOpenFds() {
   int count = 0;
   DIR* dir = opendir("/proc/self/fd");

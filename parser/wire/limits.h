@@ -63,6 +63,9 @@ struct ParseLimits {
   uint64_t max_schema_file_bytes = uint64_t{64} << 20;
   // How far the unverified fallback scans for the end of a device section.
   uint64_t max_device_scan_bytes = uint64_t{16} << 20;
+  // Guest RAM the emulator maps for a stream, all blocks together. Mappings
+  // are reserved lazily, but the page-state map costs a byte per page.
+  uint64_t max_guest_ram_bytes = uint64_t{64} << 30;
   // Findings kept; further ones are counted, not stored.
   uint32_t max_findings = 1000;
 };

@@ -73,7 +73,7 @@ double RawCopySeconds(uint64_t pages, const std::vector<uint8_t>& source) {
 // The same pages through GuestArena::PlacePage (state map, error handling).
 double ArenaSeconds(uint64_t pages, const std::vector<uint8_t>& source) {
   absl::StatusOr<std::unique_ptr<GuestArena>> arena =
-      GuestArena::Create({{"pc.ram", pages * kPage, kPage}});
+      GuestArena::Create({{"pc.ram", pages * kPage, kPage}}, pages * kPage);
   if (!arena.ok() || !(*arena)->RegisterUserfault().ok()) return -1;
   GuestArena::Block& block = *(*arena)->Find("pc.ram");
   absl::Time start = absl::Now();
