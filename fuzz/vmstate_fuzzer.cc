@@ -31,14 +31,27 @@ const qmig::VmDescription& Schema() {
 // Reads each decoded field's bytes, so that ASan checks the views.
 class TouchingVisitor final : public qmig::VmstateFieldVisitor {
  public:
-  void OnField(absl::string_view path, absl::string_view type, uint64_t offset, uint64_t size,
-               absl::Span<const uint8_t> bytes) override {
-    qmig::fuzz::Check(bytes.empty() || bytes.size() == size, "a field view of the wrong size");
-    sum_ += qmig::fuzz::Touch(path) + qmig::fuzz::Touch(type) + qmig::fuzz::Touch(bytes);
+  void OnField(const qmig::VmstateFieldView& field) override {
+    qmig::fuzz::Check(field.bytes.empty() || field.bytes.size() == field.size,
+                      "a field view of the wrong size");
+    sum_ += qmig::fuzz::Touch(field.path) + qmig::fuzz::Touch(field.name) +
+            qmig::fuzz::Touch(field.type) + qmig::fuzz::Touch(field.bytes);
+  }
+  void OnStructBegin(const qmig::VmstateFieldView& field) override { ++depth_; }
+  void OnStructEnd() override {
+    qmig::fuzz::Check(depth_-- > 0, "a struct ended that never began");
+  }
+  void OnSubsectionBegin(absl::string_view name, uint32_t, uint64_t) override {
+    sum_ += qmig::fuzz::Touch(name);
+    ++depth_;
+  }
+  void OnSubsectionEnd() override {
+    qmig::fuzz::Check(depth_-- > 0, "a subsection ended that never began");
   }
 
  private:
   uint64_t sum_ = 0;
+  int depth_ = 0;
 };
 
 }  // namespace

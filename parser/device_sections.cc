@@ -108,7 +108,9 @@ absl::Status StreamParser::ParseDeviceBody(Reader& reader, const SectionState& s
                                    device->vmsd.version));
     }
     VmstateDecodeStats stats;
-    QMIG_RETURN_IF_ERROR(DecodeVmstate(reader, device->vmsd, context_, nullptr, &stats));
+    VmstateFieldVisitor* visitor =
+        options_.observer != nullptr ? options_.observer->OnDeviceDecode(*device) : nullptr;
+    QMIG_RETURN_IF_ERROR(DecodeVmstate(reader, device->vmsd, context_, visitor, &stats));
     ++summary_.devices_decoded;
     summary_.device_fields += stats.fields;
     return absl::OkStatus();

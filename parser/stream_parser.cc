@@ -63,6 +63,9 @@ void StreamParser::CountCommand(CommandKind kind) {
 void StreamParser::Run() {
   Reader reader(&source_, &context_);
   absl::Status status = ParseHeader(reader);
+  if (status.ok() && options_.observer != nullptr) {
+    options_.observer->OnHeader(summary_, reader.offset());
+  }
   while (status.ok()) {
     absl::StatusOr<LoopEnd> end = ParseRecords(reader);
     if (!end.ok()) {
@@ -295,7 +298,9 @@ absl::Status StreamParser::ParseStartOrFull(Reader& reader, uint8_t type, uint64
   }
   SectionState& section = sections_[section_id] = std::move(state);
   QMIG_RETURN_IF_ERROR(ParseSectionPayload(reader, section, type, offset));
-  return CheckFooter(reader, section_id);
+  QMIG_RETURN_IF_ERROR(CheckFooter(reader, section_id));
+  if (options_.observer != nullptr) options_.observer->OnSectionEnd(section_id, reader.offset());
+  return absl::OkStatus();
 }
 
 absl::Status StreamParser::ParsePartOrEnd(Reader& reader, uint8_t type, uint64_t offset) {
@@ -344,7 +349,9 @@ absl::Status StreamParser::ParsePartOrEnd(Reader& reader, uint8_t type, uint64_t
   }
   if (type == static_cast<uint8_t>(SectionType::kEnd)) section.ended = true;
   QMIG_RETURN_IF_ERROR(ParseSectionPayload(reader, section, type, offset));
-  return CheckFooter(reader, section_id);
+  QMIG_RETURN_IF_ERROR(CheckFooter(reader, section_id));
+  if (options_.observer != nullptr) options_.observer->OnSectionEnd(section_id, reader.offset());
+  return absl::OkStatus();
 }
 
 absl::Status StreamParser::ParseSectionPayload(Reader& reader, SectionState& section,
@@ -469,6 +476,7 @@ absl::Status StreamParser::ParseAfterEof(Reader& reader) {
     json.append(chunk.begin(), chunk.end());
     QMIG_RETURN_IF_ERROR(reader.Skip(chunk.size()));
   }
+  if (options_.observer != nullptr) options_.observer->OnTrailer(offset, json);
   if (trailer_offset_ != offset || !trailer_description_.has_value()) {
     absl::StatusOr<VmDescription> description = ParseVmDescription(json);
     if (!description.ok()) {

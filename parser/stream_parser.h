@@ -23,6 +23,7 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "parser/vmstate/description.h"
+#include "parser/vmstate/interpreter.h"
 #include "parser/wire/byte_source.h"
 #include "parser/wire/constants.h"
 #include "parser/wire/finding.h"
@@ -36,14 +37,24 @@ absl::string_view PostcopyStateName(PostcopyState state);
 
 enum class RamRecordKind : uint8_t { kZero, kPage, kXbzrle, kCompressed };
 
+struct StreamSummary;
+
 // Optional hooks for tools that want more than a verdict (dump, extract,
 // replay). Views passed in are valid only during the call.
 class StreamObserver {
  public:
   virtual ~StreamObserver() = default;
+  // The file header and CONFIGURATION have been read; `summary` holds what
+  // they say, and the first record starts at `end_offset`.
+  virtual void OnHeader(const StreamSummary& summary, uint64_t end_offset) {}
   virtual void OnSection(uint8_t type, uint32_t section_id, absl::string_view idstr,
                          uint32_t instance_id, uint32_t version, uint64_t offset) {}
   virtual void OnCommand(CommandKind kind, uint64_t offset, absl::Span<const uint8_t> payload) {}
+  // A section's payload and footer have been read whole.
+  virtual void OnSectionEnd(uint32_t section_id, uint64_t end_offset) {}
+  // A device section is about to be decoded with its description; the
+  // returned visitor (if any) receives its fields.
+  virtual VmstateFieldVisitor* OnDeviceDecode(const DeviceDescription& device) { return nullptr; }
   // A RAM page record. `page` holds the page's bytes for kPage, the fill
   // byte for kZero, and the encoded bytes for kXbzrle/kCompressed.
   virtual void OnRamPage(absl::string_view block, uint64_t block_offset, RamRecordKind kind,
@@ -56,6 +67,8 @@ class StreamObserver {
   virtual void OnPackageEnd(uint64_t offset) {}
   // The outermost EOF record.
   virtual void OnEof(uint64_t offset) {}
+  // The whole VMDESCRIPTION trailer: its 0x06 byte is at `offset`.
+  virtual void OnTrailer(uint64_t offset, absl::string_view json) {}
 };
 
 struct ParseOptions {

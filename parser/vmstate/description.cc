@@ -12,8 +12,9 @@ namespace {
 
 using Json = nlohmann::json;
 
-// Deepest nesting of [ and { outside strings; -1 when a string is unclosed.
-int NestingDepth(absl::string_view text) {
+}  // namespace
+
+int JsonNestingDepth(absl::string_view text) {
   int depth = 0, deepest = 0;
   bool in_string = false, escaped = false;
   for (char c : text) {
@@ -29,6 +30,8 @@ int NestingDepth(absl::string_view text) {
   }
   return in_string ? -1 : deepest;
 }
+
+namespace {
 
 absl::Status Invalid(absl::string_view where, absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat(where, ": ", what));
@@ -152,7 +155,7 @@ bool VmDescription::IndexDevices() {
 }
 
 absl::StatusOr<VmDescription> ParseVmDescription(absl::string_view text) {
-  int depth = NestingDepth(text);
+  int depth = JsonNestingDepth(text);
   if (depth < 0) return absl::InvalidArgumentError("JSON: unterminated string");
   if (depth > kMaxDescriptionNesting) {
     return absl::InvalidArgumentError(

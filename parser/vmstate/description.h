@@ -80,6 +80,11 @@ struct VmDescription {
 // is wrong and where in the document.
 absl::StatusOr<VmDescription> ParseVmDescription(absl::string_view json);
 
+// Deepest nesting of [ and { outside strings in a JSON text; -1 when a
+// string is unclosed. Checked before any JSON from a stream is parsed, since
+// the parser recurses per level.
+int JsonNestingDepth(absl::string_view text);
+
 // Largest nesting of JSON arrays/objects accepted.
 inline constexpr int kMaxDescriptionNesting = 64;
 // Most elements one compressed array may declare.

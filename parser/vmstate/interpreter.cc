@@ -31,8 +31,12 @@ class Decoder {
       if (field.size == 0) count = std::min<uint64_t>(count, 1);
       for (uint64_t i = 0; i < count; ++i) {
         std::string name = prefix.empty() ? field.name : absl::StrCat(prefix, ".", field.name);
-        if (field.array_len > 0) absl::StrAppend(&name, "[", i, "]");
-        QMIG_RETURN_IF_ERROR(Field(field, name, depth));
+        std::optional<uint64_t> index = field.index;
+        if (field.array_len > 0) {
+          absl::StrAppend(&name, "[", i, "]");
+          index = i;
+        }
+        QMIG_RETURN_IF_ERROR(Field(field, name, index, depth));
       }
     }
     for (const VmsdDescription& sub : vmsd.subsections) {
@@ -42,10 +46,14 @@ class Decoder {
   }
 
  private:
-  absl::Status Field(const VmstateField& field, const std::string& path, size_t depth) {
+  absl::Status Field(const VmstateField& field, const std::string& path,
+                     std::optional<uint64_t> index, size_t depth) {
     uint64_t start = reader_.offset();
+    VmstateFieldView view{path, field.name, field.type, index, start, field.size, {}};
     if (field.sub != nullptr) {
+      if (visitor_ != nullptr) visitor_->OnStructBegin(view);
       QMIG_RETURN_IF_ERROR(Vmsd(*field.sub, path, depth + 1));
+      if (visitor_ != nullptr) visitor_->OnStructEnd();
       uint64_t used = reader_.offset() - start;
       if (used != field.size) {
         return context_.Fail(FindingCode::kDeviceLength, start,
@@ -65,12 +73,13 @@ class Decoder {
     ++stats_->fields;
     if (field.size > kMaxContiguousView) {
       QMIG_RETURN_IF_ERROR(reader_.Skip(field.size));
-      if (visitor_ != nullptr) visitor_->OnField(path, field.type, start, field.size, {});
+      if (visitor_ != nullptr) visitor_->OnField(view);
       return absl::OkStatus();
     }
     QMIG_ASSIGN_OR_RETURN(absl::Span<const uint8_t> bytes, reader_.Bytes(field.size));
     CheckValue(field, path, start, bytes);
-    if (visitor_ != nullptr) visitor_->OnField(path, field.type, start, field.size, bytes);
+    view.bytes = bytes;
+    if (visitor_ != nullptr) visitor_->OnField(view);
     return absl::OkStatus();
   }
 
@@ -113,7 +122,10 @@ class Decoder {
                       path);
     }
     ++stats_->subsections;
-    return Vmsd(sub, prefix.empty() ? absl::StrCat("/", sub.vmsd_name) : path, depth + 1);
+    if (visitor_ != nullptr) visitor_->OnSubsectionBegin(name, version, start);
+    QMIG_RETURN_IF_ERROR(Vmsd(sub, path, depth + 1));
+    if (visitor_ != nullptr) visitor_->OnSubsectionEnd();
+    return absl::OkStatus();
   }
 
   Reader& reader_;

@@ -6,6 +6,7 @@
 #define QMIG_PARSER_VMSTATE_INTERPRETER_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -17,13 +18,30 @@
 
 namespace qmig {
 
-// Receives each decoded leaf field. `bytes` is empty when the field is larger
-// than kMaxContiguousView (it is then consumed in chunks).
+// One decoded field, as the visitor sees it. Views are valid only during the
+// call.
+struct VmstateFieldView {
+  absl::string_view path;  // from the section: "env.regs[3]", "/cpu/xsave.xmm"
+  absl::string_view name;  // the field's own name: "env.regs"
+  absl::string_view type;  // VMStateInfo name, or "struct"
+  std::optional<uint64_t> index;  // element number of an array field
+  uint64_t offset = 0;     // absolute stream offset of its first byte
+  uint64_t size = 0;       // bytes on the wire
+  // The field's bytes; empty for structs and for fields larger than
+  // kMaxContiguousView (those are consumed in chunks).
+  absl::Span<const uint8_t> bytes;
+};
+
+// Receives a device body's fields in wire order. Structs and subsections
+// bracket the fields they hold, so a visitor can rebuild the tree.
 class VmstateFieldVisitor {
  public:
   virtual ~VmstateFieldVisitor() = default;
-  virtual void OnField(absl::string_view path, absl::string_view type, uint64_t offset,
-                       uint64_t size, absl::Span<const uint8_t> bytes) = 0;
+  virtual void OnField(const VmstateFieldView& field) = 0;
+  virtual void OnStructBegin(const VmstateFieldView& field) {}
+  virtual void OnStructEnd() {}
+  virtual void OnSubsectionBegin(absl::string_view name, uint32_t version, uint64_t offset) {}
+  virtual void OnSubsectionEnd() {}
 };
 
 struct VmstateDecodeStats {

@@ -26,10 +26,9 @@ struct Visit {
 
 class Recorder : public VmstateFieldVisitor {
  public:
-  void OnField(absl::string_view path, absl::string_view type, uint64_t offset, uint64_t size,
-               absl::Span<const uint8_t> bytes) override {
-    visits.push_back({std::string(path), std::string(type), offset, size,
-                      std::vector<uint8_t>(bytes.begin(), bytes.end())});
+  void OnField(const VmstateFieldView& field) override {
+    visits.push_back({std::string(field.path), std::string(field.type), field.offset, field.size,
+                      std::vector<uint8_t>(field.bytes.begin(), field.bytes.end())});
   }
   std::vector<Visit> visits;
 };

@@ -37,6 +37,7 @@ struct CommonOptions {
   int64_t stall_timeout_s = 30;
   std::string record;           // tap: file prefix for the recorded directions
   uint64_t max_package = kOriginalPackageLimit;
+  std::string format = "text";  // dump: text, json or analyze-migration
 };
 
 // ParseOptions from the common flags (profile, limits, --schema).
@@ -47,6 +48,11 @@ int RunSchema(const std::vector<std::string>& operands, const CommonOptions& opt
 int RunReplay(const std::vector<std::string>& operands, const CommonOptions& options);
 int RunLoopbackCommand(const std::vector<std::string>& operands, const CommonOptions& options);
 int RunListen(const std::vector<std::string>& operands, const CommonOptions& options);
+int RunDump(const std::vector<std::string>& operands, const CommonOptions& options);
+int RunDesc(const std::vector<std::string>& operands, const CommonOptions& options);
+int RunExtract(const std::vector<std::string>& operands, const CommonOptions& options);
+int RunDiff(const std::vector<std::string>& operands, const CommonOptions& options);
+int RunReport(const std::vector<std::string>& operands, const CommonOptions& options);
 int RunTap(const std::vector<std::string>& operands, const CommonOptions& options);
 
 }  // namespace qmig

@@ -1,7 +1,12 @@
 // qmig: reads, validates, replays and fuzzes QEMU live-migration streams.
 //
 //   qmig check [--json] [--profile=NAME] [--schema=FILE] FILE|-
-//   qmig schema STREAM [-o FILE]
+//   qmig dump [--json|--format=analyze-migration] FILE|-
+//   qmig desc FILE
+//   qmig extract FILE|- DIR
+//   qmig diff A B
+//   qmig report FILE [--return_path=RP] -o OUT.html
+//   qmig schema STREAM|DUMP [-o FILE]
 //   qmig replay STREAM [--return_path=FILE] [--guest=PATTERN] [--tcp]
 //   qmig loopback [--image=FILE|--ram_mib=N] [--inject=FAULT] [--guest=PATTERN]
 //
@@ -28,7 +33,9 @@ ABSL_FLAG(std::string, main, "",
           "the main stream a return path or multifd channel belongs to (for block sizes)");
 ABSL_FLAG(uint64_t, max_package, qmig::kOriginalPackageLimit,
           "largest PACKAGED blob accepted, in bytes (up to 4294967295)");
-ABSL_FLAG(bool, quiet, false, "print only errors and the verdict line");
+ABSL_FLAG(bool, quiet, false,
+          "print only errors and the verdict line; no progress on stderr");
+ABSL_FLAG(std::string, format, "text", "dump: text, json or analyze-migration");
 ABSL_FLAG(std::string, o, "", "output file (schema)");
 ABSL_FLAG(std::string, return_path, "",
           "replay: the recorded return path of the same migration, to compare with");
@@ -59,6 +66,15 @@ constexpr char kUsage[] =
     "commands:\n"
     "  check FILE|-     validate a migration stream (main channel, return path or\n"
     "                   multifd channel); exit 0 valid, 1 invalid, 2 usage/I/O error\n"
+    "  dump FILE|-      the whole stream as a tree: header, configuration, sections\n"
+    "                   with offsets and sizes, commands, packages, RAM per block,\n"
+    "                   device fields; --json, or --format=analyze-migration\n"
+    "  desc FILE        the vmstate description in use (trailer or --schema)\n"
+    "  extract FILE|- DIR  RAM blocks (sparse files), device state, configuration\n"
+    "  diff A B         what differs between two streams of one machine: RAM pages\n"
+    "                   and device fields; exit 0 equal, 1 different\n"
+    "  report FILE -o OUT.html  one self-contained page: stream map, RAM, devices,\n"
+    "                   findings, postcopy timeline (--return_path=RP)\n"
     "  schema STREAM    write the stream's vmstate description (VMDESCRIPTION JSON),\n"
     "                   for --schema; -o FILE writes it to FILE\n"
     "  replay STREAM    replay a captured stream into the loopback destination (real\n"
@@ -105,6 +121,7 @@ int main(int argc, char** argv) {
   options.accept_timeout_s = absl::GetFlag(FLAGS_accept_timeout_s);
   options.stall_timeout_s = absl::GetFlag(FLAGS_stall_timeout_s);
   options.record = absl::GetFlag(FLAGS_record);
+  options.format = absl::GetFlag(FLAGS_format);
 
   if (command == "check") return qmig::RunCheck(operands, options);
   if (command == "schema") return qmig::RunSchema(operands, options);
@@ -112,6 +129,11 @@ int main(int argc, char** argv) {
   if (command == "loopback") return qmig::RunLoopbackCommand(operands, options);
   if (command == "listen") return qmig::RunListen(operands, options);
   if (command == "tap") return qmig::RunTap(operands, options);
+  if (command == "dump") return qmig::RunDump(operands, options);
+  if (command == "desc") return qmig::RunDesc(operands, options);
+  if (command == "extract") return qmig::RunExtract(operands, options);
+  if (command == "diff") return qmig::RunDiff(operands, options);
+  if (command == "report") return qmig::RunReport(operands, options);
   std::cerr << "qmig: unknown command '" << command << "'\n" << kUsage << "\n";
   return qmig::kExitUsage;
 }

@@ -1,13 +1,20 @@
-// qmig schema STREAM [-o FILE]: writes the stream's vmstate description (its
-// VMDESCRIPTION JSON) so that streams without one (postcopy, suppress-vmdesc,
-// old machine types) can be decoded strictly with --schema.
+// qmig schema STREAM|DUMP [-o FILE]: writes a vmstate description that
+// --schema accepts, so that streams without one (postcopy, suppress-vmdesc,
+// old machine types) can be decoded: from a stream's VMDESCRIPTION trailer,
+// or checked and passed on from QEMU's -dump-vmstate output.
+//
+// qmig desc FILE: the description in use for FILE (its trailer, or --schema),
+// printed as analyze-migration.py's `-d desc` prints it.
 #include <fstream>
 #include <iostream>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
+#include "tools/inspect/analyze_format.h"
 #include "parser/trailer.h"
 #include "parser/vmstate/description.h"
 #include "parser/wire/byte_source.h"
@@ -35,53 +42,122 @@ absl::StatusOr<std::vector<uint8_t>> ReadTail(ByteSource& source, size_t keep) {
   return tail;
 }
 
+// A description's JSON text: the input itself when it is a JSON document
+// (a description file, or -dump-vmstate output), else the stream's trailer.
+// The bool says which.
+absl::StatusOr<std::pair<std::string, bool>> DescriptionText(const std::string& path) {
+  absl::StatusOr<std::unique_ptr<OpenedInput>> input = OpenedInput::Open(path);
+  if (!input.ok()) return input.status();
+  ByteSource& source = (*input)->source();
+  ParseLimits limits;
+  // A stream starts with the QEVM magic or a command byte; JSON with '{'.
+  absl::StatusOr<absl::Span<const uint8_t>> head = source.View(0, 1);
+  if (!head.ok()) return head.status();
+  if (!head->empty() && (absl::ascii_isspace((*head)[0]) || (*head)[0] == '{')) {
+    absl::StatusOr<bool> whole = source.BufferToEnd(0, limits.max_schema_file_bytes);
+    if (!whole.ok()) return whole.status();
+    if (!*whole) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, " is over the limit of ", limits.max_schema_file_bytes, " bytes for a description"));
+    }
+    absl::StatusOr<absl::Span<const uint8_t>> all = source.View(0, 1);
+    if (!all.ok()) return all.status();
+    return std::make_pair(std::string(all->begin(), all->end()), true);
+  }
+  absl::StatusOr<std::vector<uint8_t>> tail =
+      ReadTail(source, static_cast<size_t>(limits.max_vmdesc_bytes) + 16);
+  if (!tail.ok()) {
+    return absl::Status(tail.status().code(),
+                        absl::StrCat("reading ", path, ": ", tail.status().message()));
+  }
+  std::optional<TrailerLocation> trailer = LocateTrailer(*tail, 0, limits.max_vmdesc_bytes);
+  if (!trailer.has_value()) {
+    return absl::NotFoundError(absl::StrCat(
+        path,
+        " ends without a VMDESCRIPTION trailer (postcopy, suppress-vmdesc or an old machine "
+        "type); take the description from a precopy stream of the same machine"));
+  }
+  return std::make_pair(std::string(trailer->json), false);
+}
+
 }  // namespace
 
 int RunSchema(const std::vector<std::string>& operands, const CommonOptions& options) {
   if (operands.size() != 1) {
-    std::cerr << "qmig: schema takes one STREAM (or - for stdin)\n";
+    std::cerr << "qmig: schema takes one STREAM or -dump-vmstate FILE (or - for stdin)\n";
     return kExitUsage;
   }
-  absl::StatusOr<std::unique_ptr<OpenedInput>> input = OpenedInput::Open(operands[0]);
-  if (!input.ok()) {
-    std::cerr << "qmig: " << input.status().message() << "\n";
-    return kExitUsage;
+  absl::StatusOr<std::pair<std::string, bool>> text = DescriptionText(operands[0]);
+  if (!text.ok()) {
+    std::cerr << "qmig: " << text.status().message() << "\n";
+    return absl::IsNotFound(text.status()) ? kExitInvalid : kExitUsage;
   }
-  ParseLimits limits;
-  absl::StatusOr<std::vector<uint8_t>> tail =
-      ReadTail((*input)->source(), static_cast<size_t>(limits.max_vmdesc_bytes) + 16);
-  if (!tail.ok()) {
-    std::cerr << "qmig: reading " << operands[0] << ": " << tail.status().message() << "\n";
-    return kExitUsage;
-  }
-  std::optional<TrailerLocation> trailer = LocateTrailer(*tail, 0, limits.max_vmdesc_bytes);
-  if (!trailer.has_value()) {
-    std::cerr << "qmig: " << operands[0]
-              << " ends without a VMDESCRIPTION trailer (postcopy, suppress-vmdesc or an old "
-                 "machine type); take the description from a precopy stream of the same "
-                 "machine\n";
-    return kExitInvalid;
-  }
-  absl::StatusOr<VmDescription> description = ParseVmDescription(trailer->json);
+  const auto& [json, is_document] = *text;
+  absl::StatusOr<VmDescription> description = ParseVmDescription(json);
   if (!description.ok()) {
-    std::cerr << "qmig: the trailer of " << operands[0]
+    std::cerr << "qmig: " << (is_document ? "" : "the trailer of ") << operands[0]
               << " is not a usable description: " << description.status().message() << "\n";
     return kExitInvalid;
   }
   if (options.output_path.empty() || options.output_path == "-") {
-    std::cout << trailer->json << "\n";
+    std::cout << json << (json.empty() || json.back() != '\n' ? "\n" : "");
   } else {
     std::ofstream out(options.output_path, std::ios::binary);
-    out << trailer->json << "\n";
+    out << json << (json.empty() || json.back() != '\n' ? "\n" : "");
     if (!out.good()) {
       std::cerr << "qmig: cannot write " << options.output_path << "\n";
       return kExitUsage;
     }
   }
   if (!options.quiet) {
-    std::cerr << "qmig: " << description->devices.size() << " device descriptions from "
-              << operands[0] << "\n";
+    if (description->from_dump()) {
+      std::cerr << "qmig: -dump-vmstate output of machine '" << description->dump_machine << "', "
+                << description->vmsd_versions.size()
+                << " vmsds: --schema checks section versions and the machine with it; it has no "
+                   "field sizes or types, so device sections stay unverified (a precopy stream's "
+                   "trailer decodes them)\n";
+    } else {
+      std::cerr << "qmig: " << description->devices.size() << " device descriptions from "
+                << operands[0] << "\n";
+    }
   }
+  return kExitValid;
+}
+
+int RunDesc(const std::vector<std::string>& operands, const CommonOptions& options) {
+  if (operands.size() != 1) {
+    std::cerr << "qmig: desc takes one FILE (or - for stdin)\n";
+    return kExitUsage;
+  }
+  std::string json;
+  if (!options.schema_path.empty()) {
+    absl::StatusOr<std::pair<std::string, bool>> text = DescriptionText(options.schema_path);
+    if (!text.ok()) {
+      std::cerr << "qmig: " << text.status().message() << "\n";
+      return kExitUsage;
+    }
+    json = std::move(text->first);
+  } else {
+    absl::StatusOr<std::pair<std::string, bool>> text = DescriptionText(operands[0]);
+    if (!text.ok()) {
+      std::cerr << "qmig: " << text.status().message() << " (or pass --schema)\n";
+      return absl::IsNotFound(text.status()) ? kExitInvalid : kExitUsage;
+    }
+    json = std::move(text->first);
+  }
+  // Checked first: the description parser bounds nesting before the
+  // document is parsed again in order for printing.
+  absl::StatusOr<VmDescription> description = ParseVmDescription(json);
+  if (!description.ok()) {
+    std::cerr << "qmig: not a usable description: " << description.status().message() << "\n";
+    return kExitInvalid;
+  }
+  nlohmann::ordered_json ordered = ParseOrderedJson(json);
+  if (ordered.is_discarded()) {
+    std::cerr << "qmig: the description is not JSON\n";
+    return kExitInvalid;
+  }
+  std::cout << AnalyzeMigrationText(ordered);
   return kExitValid;
 }
 

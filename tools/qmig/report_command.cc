@@ -1,0 +1,237 @@
+// qmig report FILE [--return_path=RP] -o OUT.html: one self-contained page
+// about a stream. The page (report_template.html, compiled in) renders the
+// JSON this command embeds: records by offset and size, RAM page kinds per
+// block, device sections, findings at their offsets, and for a postcopy
+// capture with its return path a timeline of page requests against pages
+// sent. The data's schema is in docs/JSON.md.
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "nlohmann/json.hpp"
+#include "parser/return_path.h"
+#include "parser/wire/byte_source.h"
+#include "parser/wire/limits.h"
+#include "tools/inspect/stream_inspector.h"
+#include "tools/qmig/commands.h"
+#include "tools/qmig/progress.h"
+#include "tools/qmig/report.h"
+#include "tools/qmig/report_template.h"
+
+namespace qmig {
+namespace {
+
+// Bounds on what the page is given, so it stays quick to load.
+constexpr size_t kMaxReportRecords = 20000;
+constexpr size_t kMaxReportRanges = 4096;
+constexpr size_t kMaxTimelinePages = 50000;
+constexpr char kDataMarker[] = "/*QMIG_REPORT_DATA*/";
+
+class ReportSink final : public RecordSink {
+ public:
+  void OnRecord(const Record& record) override {
+    Add(record);
+    if (record.kind == RecordKind::kDevice) {
+      const nlohmann::ordered_json& d = record.details;
+      devices_.push_back({{"name", d["name"]},
+                          {"instance", d["instance_id"]},
+                          {"version", d["version"]},
+                          {"offset", record.offset},
+                          {"size", record.size},
+                          {"fields", d.contains("fields") ? CountLeaves(d["fields"]) : 0},
+                          {"decoded", d["decoded"]}});
+    }
+  }
+  void OnPackageBegin(const Record& package) override { Add(package); }
+
+  nlohmann::ordered_json records_ = nlohmann::ordered_json::array();
+  uint64_t records_dropped_ = 0;
+  nlohmann::ordered_json devices_ = nlohmann::ordered_json::array();
+
+ private:
+  static uint64_t CountLeaves(const nlohmann::ordered_json& tree) {
+    if (!tree.is_object() && !tree.is_array()) return 1;
+    uint64_t n = 0;
+    for (const auto& child : tree) n += CountLeaves(child);
+    return n;
+  }
+  void Add(const Record& record) {
+    if (records_.size() >= kMaxReportRecords) {
+      ++records_dropped_;
+      return;
+    }
+    records_.push_back({{"offset", record.offset},
+                        {"size", record.size},
+                        {"kind", RecordKindName(record.kind)},
+                        {"label", record.label},
+                        {"depth", record.depth}});
+  }
+};
+
+// Postcopy pages on the main stream after LISTEN, with where they were sent.
+struct Timeline {
+  bool listening = false;
+  std::optional<uint64_t> run_offset;
+  std::vector<std::string> blocks;
+  absl::flat_hash_map<std::string, size_t> block_index;
+  nlohmann::ordered_json pages = nlohmann::ordered_json::array();
+  uint64_t pages_dropped = 0;
+  // First postcopy send of each (block, page).
+  absl::flat_hash_map<std::pair<size_t, uint64_t>, uint64_t> first_sent;
+
+  void OnPage(absl::string_view block, uint64_t offset, uint64_t stream_offset) {
+    if (!listening) return;
+    auto [it, added] = block_index.emplace(std::string(block), blocks.size());
+    if (added) blocks.emplace_back(block);
+    const size_t index = it->second;
+    first_sent.emplace(std::make_pair(index, offset / kTargetPageSize), stream_offset);
+    if (pages.size() < kMaxTimelinePages) {
+      pages.push_back({stream_offset, index, offset});
+    } else {
+      ++pages_dropped;
+    }
+  }
+};
+
+std::string EmbeddableJson(const nlohmann::ordered_json& data) {
+  // Inside <script>, "</" would end the element early.
+  return absl::StrReplaceAll(
+      data.dump(-1, ' ', /*ensure_ascii=*/true, nlohmann::ordered_json::error_handler_t::replace),
+      {{"</", "<\\/"}});
+}
+
+}  // namespace
+
+int RunReport(const std::vector<std::string>& operands, const CommonOptions& options) {
+  if (operands.size() != 1 || options.output_path.empty()) {
+    std::cerr << "qmig: report takes one FILE (or - for stdin) and -o OUT.html\n";
+    return kExitUsage;
+  }
+  absl::StatusOr<ParseOptions> made = MakeParseOptions(options);
+  if (!made.ok()) {
+    std::cerr << "qmig: " << made.status().message() << "\n";
+    return kExitUsage;
+  }
+  ParseOptions parse_options = *made;
+  absl::StatusOr<std::unique_ptr<OpenedInput>> input = OpenedInput::Open(operands[0]);
+  if (!input.ok()) {
+    std::cerr << "qmig: " << input.status().message() << "\n";
+    return kExitUsage;
+  }
+
+  ReportSink sink;
+  Timeline timeline;
+  StreamInspector inspector(&sink, parse_options.limits.max_guest_ram_bytes);
+  inspector.set_command_callback([&timeline](CommandKind kind, uint64_t offset) {
+    if (kind == CommandKind::kPostcopyListen) timeline.listening = true;
+    if (kind == CommandKind::kPostcopyRun && !timeline.run_offset) timeline.run_offset = offset;
+  });
+  const bool want_timeline = !options.return_path.empty();
+  if (want_timeline) {
+    inspector.set_page_callback([&timeline](absl::string_view block, uint64_t offset, RamRecordKind,
+                                            absl::Span<const uint8_t>, uint64_t stream_offset) {
+      timeline.OnPage(block, offset, stream_offset);
+    });
+  }
+  ProgressMeter progress("qmig report", RegularFileSize(operands[0]), options.quiet);
+  inspector.set_progress([&progress](uint64_t offset) { progress.Update(offset); });
+  parse_options.observer = &inspector;
+  ParseResult result = ParseMigrationStream((*input)->source(), parse_options);
+  inspector.Finish(result);
+  progress.Done();
+
+  nlohmann::ordered_json blocks = nlohmann::ordered_json::array();
+  for (const RamMap::Block& block : inspector.ram().blocks()) {
+    nlohmann::ordered_json pages = nlohmann::ordered_json::object();
+    for (size_t kind = 1; kind < kPageKindCount; ++kind) {
+      pages[std::string(PageKindName(static_cast<PageKind>(kind)))] = block.records[kind];
+    }
+    RangeList ranges = inspector.ram().Ranges(block, kMaxReportRanges);
+    blocks.push_back({{"name", block.name},
+                      {"length", block.length},
+                      {"page_size", block.page_size},
+                      {"pages", pages},
+                      {"ranges", ranges.ToJson()},
+                      {"ranges_dropped", ranges.dropped()}});
+  }
+
+  nlohmann::ordered_json data = {
+      {"schema_version", kJsonSchemaVersion},
+      {"input", operands[0]},
+      {"bytes", result.summary.bytes},
+      {"valid", result.valid()},
+      {"errors", result.findings.error_count()},
+      {"warnings", result.findings.warning_count()},
+      {"summary", nlohmann::ordered_json::parse(SummaryToJson(result.summary).dump())},
+      {"records", std::move(sink.records_)},
+      {"records_dropped", sink.records_dropped_},
+      {"ram_blocks", std::move(blocks)},
+      {"devices", std::move(sink.devices_)},
+      {"findings", nlohmann::ordered_json::parse(FindingsToJson(result.findings).dump())},
+      {"timeline", nullptr}};
+
+  if (want_timeline) {
+    absl::StatusOr<std::unique_ptr<OpenedInput>> rp = OpenedInput::Open(options.return_path);
+    if (!rp.ok()) {
+      std::cerr << "qmig: " << rp.status().message() << "\n";
+      return kExitUsage;
+    }
+    ReturnPathOptions rp_options;
+    rp_options.limits = parse_options.limits;
+    for (const RamMap::Block& block : inspector.ram().blocks()) {
+      if (block.length != 0) rp_options.block_lengths[block.name] = block.length;
+    }
+    ReturnPathResult rp_result = ParseReturnPath((*rp)->source(), rp_options);
+    nlohmann::ordered_json requests = nlohmann::ordered_json::array();
+    for (size_t i = 0; i < rp_result.summary.requests.size(); ++i) {
+      const PageRequest& request = rp_result.summary.requests[i];
+      nlohmann::ordered_json answered;
+      auto block = timeline.block_index.find(request.block);
+      if (block != timeline.block_index.end()) {
+        auto sent = timeline.first_sent.find({block->second, request.start / kTargetPageSize});
+        if (sent != timeline.first_sent.end()) answered = sent->second;
+      }
+      requests.push_back({{"index", i},
+                          {"block", request.block},
+                          {"offset", request.start},
+                          {"length", request.length},
+                          {"answered_at", answered}});
+    }
+    data["timeline"] = {{"run_offset", timeline.run_offset.has_value()
+                                           ? nlohmann::ordered_json(*timeline.run_offset)
+                                           : nlohmann::ordered_json()},
+                        {"blocks", timeline.blocks},
+                        {"pages", std::move(timeline.pages)},
+                        {"pages_dropped", timeline.pages_dropped},
+                        {"requests", std::move(requests)},
+                        {"return_path_valid", rp_result.valid()}};
+  }
+
+  std::string page(kReportTemplate);
+  size_t marker = page.find(kDataMarker);
+  if (marker == std::string::npos) {
+    std::cerr << "qmig: the report template has no data marker\n";
+    return kExitUsage;
+  }
+  page.replace(marker, sizeof(kDataMarker) - 1, EmbeddableJson(data));
+  std::ofstream out(options.output_path, std::ios::binary | std::ios::trunc);
+  out << page;
+  out.close();
+  if (!out) {
+    std::cerr << "qmig: cannot write " << options.output_path << "\n";
+    return kExitUsage;
+  }
+  if (!options.quiet) {
+    std::cout << "wrote " << options.output_path << ": " << data["records"].size() << " records, "
+              << result.findings.error_count() << " errors, " << result.findings.warning_count()
+              << " warnings\n";
+  }
+  return result.valid() ? kExitValid : kExitInvalid;
+}
+
+}  // namespace qmig
