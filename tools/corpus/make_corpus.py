@@ -1531,6 +1531,14 @@ def specs():
         description="Precopy of a never-started pc-i440fx-7.2 guest with written patterns: "
                     "CONFIGURATION, section footers, VMDESCRIPTION JSON trailer.",
         require=[req_item("CONFIGURATION"), req_item(r"\+footer")])
+    add(name="pc-i440fx-7.2-changed", machine="pc-i440fx-7.2",
+        writes=std_writes() + [
+            w_writeq(0x100000, 0x1122334455667788),       # changes a page pc-i440fx-7.2 has
+            w_memset(0x700000, 2 * PAGE, 0x5a),            # two pages that are zero there
+        ],
+        description="The pc-i440fx-7.2 guest with three pages changed (0x100000, 0x700000, "
+                    "0x701000): the pair `qmig diff` is tested on.",
+        require=[req_item("CONFIGURATION")])
     add(name="pc-q35-7.2", machine="pc-q35-7.2",
         description="Same as pc-i440fx-7.2 on the q35 machine.",
         require=[req_item("CONFIGURATION"), req_item(r"\+footer")])
