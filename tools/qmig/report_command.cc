@@ -160,10 +160,16 @@ int RunReport(const std::vector<std::string>& operands, const CommonOptions& opt
                       {"ranges_dropped", ranges.dropped()}});
   }
 
+  // The stream's size: a file's, or as far as a pipe went (a cut stream ends
+  // where its truncation finding says, past the last whole record).
+  uint64_t bytes = RegularFileSize(operands[0]).value_or(result.summary.bytes);
+  for (const Finding& finding : result.findings.findings()) {
+    if (finding.code == FindingCode::kTruncated) bytes = std::max(bytes, finding.offset);
+  }
   nlohmann::ordered_json data = {
       {"schema_version", kJsonSchemaVersion},
       {"input", operands[0]},
-      {"bytes", result.summary.bytes},
+      {"bytes", bytes},
       {"valid", result.valid()},
       {"errors", result.findings.error_count()},
       {"warnings", result.findings.warning_count()},

@@ -1,0 +1,580 @@
+#!/usr/bin/env python3
+"""`qmig report` pages, rendered by headless Chromium and checked against
+the JSON embedded in them.
+
+For a few corpus streams (postcopy with its return path, q35, xbzrle, and a
+truncated i440fx stream) the test writes the report, lets Chromium run the
+page's script and dump the resulting DOM, and compares what the page shows
+(map boxes, finding rows and markers, RAM and device rows, timeline points)
+with the data. A synthetic report at the page's size limits (20000 records,
+50000 timeline pages) must render too, and broken data must produce an error
+message rather than a blank page. A screenshot of the postcopy report must
+show the map's colours; it is kept for people to look at.
+
+    report_html_test.py --qmig QMIG --corpus DIR --chromium CHROMIUM
+    report_html_test.py --fake-report SAMPLE.json --chromium CHROMIUM
+
+--fake-report builds each page from the template and SAMPLE.json instead of
+running qmig, for working on the page alone; checks tied to a particular
+stream are then left out. Without Chromium the test fails: it never skips.
+"""
+import argparse
+import copy
+import json
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from html.parser import HTMLParser
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_TEMPLATE = os.path.join(os.path.dirname(HERE), "tools", "qmig", "report_template.html")
+TEMPLATE_MARKER = "/*QMIG_REPORT_DATA*/"
+DATA_SCRIPT = re.compile(r'(<script id="qmig-data" type="application/json">)(.*?)(</script>)', re.S)
+SCREEN = (1280, 2400)
+TRUNCATE_AT = 200000
+# Pixels a kind's colour must cover in the screenshot: several times a
+# legend swatch (12 x 12), so the legend alone cannot pass.
+MIN_COLOUR_PIXELS = 600
+# Generous: only catches rendering that grows badly with the data.
+MAX_RENDER_MS = 20000
+
+
+# ------------------------------------------------------------------ results
+
+class Results:
+    def __init__(self):
+        self.failed = 0
+        self.passed = 0
+
+    def check(self, case, what, ok, detail=""):
+        print("%s  %-12s %s%s" % ("PASS" if ok else "FAIL", case, what,
+                                  (": " + detail) if detail else ""), flush=True)
+        if ok:
+            self.passed += 1
+        else:
+            self.failed += 1
+        return ok
+
+    def equal(self, case, what, got, want):
+        return self.check(case, what, got == want,
+                          "%s" % _short(got) if got == want else "got %s, want %s" % (
+                              _short(got), _short(want)))
+
+
+def _short(value, limit=160):
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+# ------------------------------------------------------------------ reports
+
+def embedded_data(html):
+    """The JSON object a report page carries."""
+    match = DATA_SCRIPT.search(html)
+    if not match:
+        raise AssertionError("no qmig-data script element in the page")
+    # `<\/` is how the page escapes `</`; it is also a valid JSON escape.
+    return json.loads(match.group(2))
+
+
+def with_data(html, data_text):
+    """`html` with `data_text` as its embedded data, escaped as qmig does:
+    any text, so that broken data can be tried too."""
+    escaped = data_text.replace("</", "<\\/")
+    return DATA_SCRIPT.sub(lambda m: m.group(1) + escaped + m.group(3), html, count=1)
+
+
+def fill_template(template_path, data):
+    template = open(template_path, encoding="utf-8").read()
+    if template.count(TEMPLATE_MARKER) != 1:
+        raise AssertionError("the template must hold the data marker exactly once")
+    return template.replace(TEMPLATE_MARKER, json.dumps(data).replace("</", "<\\/"))
+
+
+def qmig_report(qmig, stream, return_path, out):
+    cmd = [qmig, "report", stream, "-o", out]
+    if return_path:
+        cmd.insert(3, "--return_path=" + return_path)
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    # Like `check`, 1 means the stream is invalid; the report is written anyway.
+    if run.returncode not in (0, 1) or not os.path.exists(out):
+        raise AssertionError("%s exited %d: %s" % (" ".join(cmd), run.returncode, run.stderr[-2000:]))
+    return open(out, encoding="utf-8").read(), run.returncode
+
+
+def enlarge(data):
+    """`data` grown to the page's documented limits: 20000 records with
+    packages, 1000 findings, 50000 timeline pages, 4096 ranges per block."""
+    d = copy.deepcopy(data)
+    span = 1 << 30
+    n_records = 20000
+    step = span // n_records
+    records = []
+    offset = 0
+    while len(records) < n_records:
+        if len(records) % 100 == 0 and n_records - len(records) >= 5:
+            records.append({"offset": offset, "size": 5 * step, "kind": "package",
+                            "label": "PACKAGED", "depth": 0})
+            for k in range(4):
+                records.append({"offset": offset + 8 + k * step, "size": step - 16, "kind": "device",
+                                "label": "FULL 'dev' #%d" % k, "depth": 1})
+            offset += 5 * step
+        else:
+            kind = ("ram", "ram", "ram", "command", "iterable")[len(records) % 5]
+            records.append({"offset": offset, "size": step if kind == "ram" else 9, "kind": kind,
+                            "label": kind, "depth": 0})
+            offset += step
+    d.update(bytes=span, records=records, records_dropped=12345)
+    d["devices"] = [{"name": "dev%d" % i, "instance": i % 3, "version": 1, "offset": r["offset"],
+                     "size": r["size"], "fields": i, "decoded": i % 2 == 0}
+                    for i, r in enumerate(r for r in records if r["kind"] == "device")][:400]
+    d["findings"] = [{"code": "sample.code", "severity": ("error", "warning", "note")[i % 3],
+                      "offset": i * (span // 1000), "path": "PART 'ram' #0", "message": "finding %d" % i,
+                      "qemu_accepts": i % 2 == 0} for i in range(1000)]
+    blocks = [("pc.ram", 1 << 30), ("pc.bios", 1 << 18), ("vga.vram", 16 << 20)]
+    d["ram_blocks"] = [{"name": name, "length": length, "page_size": 4096,
+                        "pages": {"zero": 100, "normal": 200, "xbzrle": 3, "compressed": 4},
+                        "ranges": [[i * (length // 4096), (i + 1) * (length // 4096),
+                                    ("zero", "normal", "xbzrle")[i % 3]] for i in range(4096)],
+                        "ranges_dropped": 7}
+                       for name, length in blocks]
+    run = span // 2
+    pages = [[run + i * (span // 2 // 50000), i % 3, (i * 7919 * 4096) % blocks[i % 3][1]]
+             for i in range(50000)]
+    requests = [{"index": i, "block": blocks[0][0], "offset": pages[i * 100][2], "length": 4096,
+                 "answered_at": None if i % 10 == 0 else pages[i * 100][0]} for i in range(500)]
+    d["timeline"] = {"run_offset": run, "blocks": [b for b, _ in blocks], "pages": pages,
+                     "pages_dropped": 99, "requests": requests}
+    return d
+
+
+# ------------------------------------------------------------------ Chromium
+
+def chromium_command(chromium, profile, *extra):
+    # The page renders synchronously while it loads, so the DOM dump and the
+    # screenshot need no --virtual-time-budget. --force-color-profile keeps
+    # the page's colours exact in the screenshot.
+    return [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+            "--no-first-run", "--no-default-browser-check", "--disable-extensions", "--mute-audio",
+            "--hide-scrollbars", "--force-color-profile=srgb", "--force-device-scale-factor=1",
+            "--user-data-dir=" + profile, *extra]
+
+
+def chromium_env(home):
+    env = dict(os.environ)
+    # Chromium writes under HOME and XDG dirs, which may be read-only in a test.
+    env.update(HOME=home, XDG_CONFIG_HOME=os.path.join(home, ".config"),
+               XDG_CACHE_HOME=os.path.join(home, ".cache"))
+    return env
+
+
+class Browser:
+    def __init__(self, chromium, work):
+        self.chromium = chromium
+        self.work = work
+        self.runs = 0
+
+    def _run(self, page, *extra, timeout=180):
+        self.runs += 1
+        profile = os.path.join(self.work, "profile-%d" % self.runs)
+        cmd = chromium_command(self.chromium, profile, *extra) + ["file://" + os.path.abspath(page)]
+        run = subprocess.run(cmd, capture_output=True, timeout=timeout, env=chromium_env(self.work))
+        if run.returncode != 0:
+            raise AssertionError("chromium exited %d: %s" % (
+                run.returncode, run.stderr.decode(errors="replace")[-2000:]))
+        return run
+
+    def dom(self, page):
+        return self._run(page, "--dump-dom").stdout.decode("utf-8")
+
+    def screenshot(self, page, png, size):
+        self._run(page, "--window-size=%d,%d" % size, "--screenshot=" + png)
+        if not os.path.exists(png):
+            raise AssertionError("chromium wrote no screenshot")
+
+
+# ------------------------------------------------------------------ DOM
+
+class Node:
+    __slots__ = ("tag", "attrs", "children")
+
+    def __init__(self, tag, attrs):
+        self.tag = tag
+        self.attrs = attrs
+        self.children = []
+
+    def text(self):
+        parts, stack = [], [self]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, str):
+                parts.append(node)
+            else:
+                stack.extend(reversed(node.children))
+        return "".join(parts)
+
+    def find_all(self, **attrs):
+        """Descendants whose attributes have these values (`_` for `-`)."""
+        want = {k.replace("_", "-"): v for k, v in attrs.items()}
+        found, stack = [], list(reversed(self.children))
+        while stack:
+            node = stack.pop()
+            if isinstance(node, str):
+                continue
+            if all(node.attrs.get(k) == v for k, v in want.items()):
+                found.append(node)
+            stack.extend(reversed(node.children))
+        return found
+
+    def find(self, **attrs):
+        found = self.find_all(**attrs)
+        return found[0] if found else None
+
+
+class DomBuilder(HTMLParser):
+    VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
+            "track", "wbr"}
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.root = Node("#document", {})
+        self.stack = [self.root]
+
+    def handle_starttag(self, tag, attrs):
+        node = Node(tag, {k: (v if v is not None else "") for k, v in attrs})
+        self.stack[-1].children.append(node)
+        if tag not in self.VOID:
+            self.stack.append(node)
+
+    def handle_startendtag(self, tag, attrs):
+        self.stack[-1].children.append(Node(tag, {k: (v if v is not None else "") for k, v in attrs}))
+
+    def handle_endtag(self, tag):
+        for depth in range(len(self.stack) - 1, 0, -1):
+            if self.stack[depth].tag == tag:
+                del self.stack[depth:]
+                return
+
+    def handle_data(self, data):
+        self.stack[-1].children.append(data)
+
+
+def parse_dom(html):
+    builder = DomBuilder()
+    builder.feed(html)
+    builder.close()
+    return builder.root
+
+
+def body_of(dom):
+    for node in dom.find_all():
+        if node.tag == "body":
+            return node
+    raise AssertionError("the page has no body")
+
+
+def number(text):
+    return int(text.strip().replace(",", ""))
+
+
+# ------------------------------------------------------------------ page checks
+
+def check_page(results, case, data, dom):
+    """What the rendered page shows must match its data."""
+    def testid(name):
+        return dom.find(data_testid=name)
+
+    def field(row, name):
+        return row.find(data_field=name).text().strip()
+
+    if not results.equal(case, "rendered flag", body_of(dom).attrs.get("data-rendered"), "1"):
+        error = testid("error")
+        if error is not None:
+            print("      page error: " + " ".join(error.text().split())[:500])
+        return
+    error = testid("error")
+    results.check(case, "no error message", error is not None and "hidden" in error.attrs)
+
+    results.equal(case, "file name", testid("file-name").text().strip(), data["input"])
+    results.equal(case, "verdict", testid("verdict").text().strip(),
+                  "VALID" if data["valid"] else "INVALID")
+    results.equal(case, "error count", number(testid("error-count").text()), data["errors"])
+    results.equal(case, "warning count", number(testid("warning-count").text()), data["warnings"])
+    results.equal(case, "size", int(testid("file-size").attrs["data-bytes"]), data["bytes"])
+
+    boxes = dom.find_all(data_testid="map-record")
+    results.equal(case, "map records", len(boxes), len(data["records"]))
+    results.check(case, "map records at their offsets",
+                  [(int(b.attrs["data-offset"]), int(b.attrs["data-size"]), b.attrs["data-kind"])
+                   for b in boxes] ==
+                  [(r["offset"], r["size"], r["kind"]) for r in data["records"]])
+
+    findings = data["findings"]
+    rows = dom.find_all(data_testid="finding-row")
+    results.equal(case, "finding rows", len(rows), len(findings))
+    results.check(case, "finding rows show offsets in hex and decimal",
+                  [(field(r, "offset-hex"), number(field(r, "offset-dec"))) for r in rows] ==
+                  [(hex(f["offset"]), f["offset"]) for f in findings])
+    markers = dom.find_all(data_testid="finding-marker")
+    results.equal(case, "finding markers on the map", len(markers), len(findings))
+    results.check(case, "finding markers at their offsets",
+                  sorted(int(m.attrs["data-offset"]) for m in markers) ==
+                  sorted(f["offset"] for f in findings))
+
+    rows = dom.find_all(data_testid="device-row")
+    results.equal(case, "device rows", len(rows), len(data["devices"]))
+    results.check(case, "device rows match",
+                  [(field(r, "name"), number(field(r, "instance")), number(field(r, "version")),
+                    field(r, "offset"), number(field(r, "size"))) for r in rows] ==
+                  [(v["name"], v["instance"], v["version"], hex(v["offset"]), v["size"])
+                   for v in data["devices"]])
+
+    blocks = data["ram_blocks"]
+    rows = dom.find_all(data_testid="ram-block-row")
+    results.equal(case, "RAM block rows", [r.attrs.get("data-block") for r in rows],
+                  [b["name"] for b in blocks])
+    kinds = ("zero", "normal", "xbzrle", "compressed")
+    results.check(case, "RAM page counts match",
+                  [[number(r.find(data_kind=k).text()) for k in kinds] for r in rows] ==
+                  [[b["pages"].get(k, 0) for k in kinds] for b in blocks])
+    strips = dom.find_all(data_testid="ram-block-strip")
+    results.equal(case, "RAM range strips",
+                  [(s.attrs.get("data-block"), len(s.find_all(data_testid="ram-range")))
+                   for s in strips],
+                  [(b["name"], len(b["ranges"])) for b in blocks])
+
+    timeline = data.get("timeline")
+    pages = dom.find_all(data_testid="timeline-page")
+    requests = dom.find_all(data_testid="timeline-request")
+    if timeline is None:
+        results.check(case, "no timeline without a return path", not pages and not requests)
+        return
+    results.equal(case, "timeline pages", len(pages), len(timeline["pages"]))
+    results.equal(case, "timeline requests", len(requests), len(timeline["requests"]))
+    results.equal(case, "requests never answered",
+                  sum("never" in r.attrs.get("class", "").split() for r in requests),
+                  sum(q["answered_at"] is None for q in timeline["requests"]))
+
+
+def check_page_safely(results, case, data, dom):
+    try:
+        check_page(results, case, data, dom)
+    except (AttributeError, KeyError, ValueError) as e:
+        # An element or attribute the checks rely on is missing.
+        results.check(case, "page structure", False, "%s: %s" % (type(e).__name__, e))
+
+
+def check_stream_facts(results, case, data, stream, exit_code):
+    """What qmig must have found in these particular corpus streams."""
+    results.equal(case, "exit status follows validity", exit_code, 0 if data["valid"] else 1)
+    results.equal(case, "report schema", data.get("schema_version"), 1)
+    results.equal(case, "input as given", data["input"], stream)
+    results.equal(case, "stream size", data["bytes"], os.path.getsize(stream))
+    if case == "postcopy":
+        t = data.get("timeline")
+        results.check(case, "timeline present with the return path", t is not None)
+        if t is not None:
+            results.check(case, "timeline has pages and requests",
+                          bool(t["pages"]) and bool(t["requests"]),
+                          "%d pages, %d requests" % (len(t["pages"]), len(t["requests"])))
+            answered = [q["answered_at"] for q in t["requests"] if q["answered_at"] is not None]
+            results.check(case, "requests answered after RUN", t["run_offset"] is not None and
+                          all(t["run_offset"] <= a < data["bytes"] for a in answered),
+                          "RUN at %s, answered at %s" % (t["run_offset"], answered))
+        results.check(case, "packaged records nested", any(r["depth"] > 0 for r in data["records"]))
+    elif case == "pc-q35-7.2":
+        results.equal(case, "machine", data["summary"].get("machine"), "pc-q35-7.2")
+        results.check(case, "valid", data["valid"])
+    elif case == "xbzrle":
+        results.check(case, "xbzrle pages counted",
+                      sum(b["pages"]["xbzrle"] for b in data["ram_blocks"]) > 0)
+    elif case == "truncated":
+        results.check(case, "invalid", not data["valid"])
+        results.check(case, "truncation found at the cut", any(
+            f["code"] == "stream.truncated" and f["offset"] == TRUNCATE_AT for f in data["findings"]))
+
+
+# ------------------------------------------------------------------ PNG
+
+def read_png(path):
+    """(width, height, rows of pixel tuples) of an 8-bit RGB or RGBA PNG."""
+    blob = open(path, "rb").read()
+    if blob[:8] != b"\x89PNG\r\n\x1a\n":
+        raise AssertionError("not a PNG")
+    pos, header, idat = 8, None, []
+    while pos < len(blob):
+        length, kind = struct.unpack(">I4s", blob[pos:pos + 8])
+        body = blob[pos + 8:pos + 8 + length]
+        pos += 12 + length
+        if kind == b"IHDR":
+            header = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat.append(body)
+    width, height, bit_depth, colour_type, _, _, interlace = header
+    if bit_depth != 8 or colour_type not in (2, 6) or interlace:
+        raise AssertionError("unsupported PNG: depth %d, colour type %d, interlace %d" % (
+            bit_depth, colour_type, interlace))
+    bpp = 3 if colour_type == 2 else 4
+    raw = zlib.decompress(b"".join(idat))
+    stride = width * bpp
+    prev = bytearray(stride)
+    rows = []
+    for y in range(height):
+        start = y * (stride + 1)
+        line = _unfilter(raw[start], bytearray(raw[start + 1:start + 1 + stride]), prev, bpp)
+        rows.append([tuple(line[i:i + 3]) for i in range(0, stride, bpp)])
+        prev = line
+    return width, height, rows
+
+
+def _unfilter(kind, line, prev, bpp):
+    n = len(line)
+    if kind == 1:
+        for i in range(bpp, n):
+            line[i] = (line[i] + line[i - bpp]) & 255
+    elif kind == 2:
+        line = bytearray((a + b) & 255 for a, b in zip(line, prev))
+    elif kind == 3:
+        for i in range(n):
+            left = line[i - bpp] if i >= bpp else 0
+            line[i] = (line[i] + ((left + prev[i]) >> 1)) & 255
+    elif kind == 4:
+        for i in range(n):
+            a = line[i - bpp] if i >= bpp else 0
+            b = prev[i]
+            c = prev[i - bpp] if i >= bpp else 0
+            pa, pb, pc = abs(b - c), abs(a - c), abs(a + b - 2 * c)
+            line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+    elif kind != 0:
+        raise AssertionError("bad PNG filter %d" % kind)
+    return line
+
+
+def kind_colours(html):
+    """The map's fill colour of each record kind, as the page defines it."""
+    table = re.search(r"const KIND_COLOURS = \{(.*?)\};", html, re.S)
+    if not table:
+        raise AssertionError("no KIND_COLOURS table in the page")
+    return {kind: tuple(int(rgb[i:i + 2], 16) for i in (0, 2, 4))
+            for kind, rgb in re.findall(r"(\w+): '#([0-9a-fA-F]{6})'", table.group(1))}
+
+
+def check_screenshot(results, browser, page, html, keep_dir):
+    case = "screenshot"
+    png = os.path.join(keep_dir, "postcopy-report.png")
+    browser.screenshot(page, png, SCREEN)
+    print("      screenshot kept at " + png)
+    width, height, rows = read_png(png)
+    results.equal(case, "size", (width, height), SCREEN)
+    counts = {}
+    for row in rows:
+        for pixel in row:
+            counts[pixel] = counts.get(pixel, 0) + 1
+    commonest = max(counts.values())
+    results.check(case, "not blank", len(counts) >= 50 and commonest < 0.9 * width * height,
+                  "%d distinct colours, the commonest covers %.0f%%" % (
+                      len(counts), 100.0 * commonest / (width * height)))
+    colours = kind_colours(html)
+    for kind in ("ram", "device"):
+        rgb = colours.get(kind)
+        seen = counts.get(rgb, 0)
+        results.check(case, "map shows %s records" % kind, rgb is not None and seen >= MIN_COLOUR_PIXELS,
+                      "%s covers %d pixels" % ("#%02x%02x%02x" % rgb if rgb else "no colour", seen))
+
+
+# ------------------------------------------------------------------ main
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--qmig", help="the qmig binary")
+    parser.add_argument("--corpus", help="directory of the qemu-7.2 corpus")
+    parser.add_argument("--chromium", default="chromium", help="Chromium binary")
+    parser.add_argument("--fake-report", metavar="SAMPLE.json",
+                        help="build pages from the template and this data instead of running qmig")
+    parser.add_argument("--template", default=DEFAULT_TEMPLATE,
+                        help="the page template (with --fake-report)")
+    args = parser.parse_args()
+    if not args.fake_report and not (args.qmig and args.corpus):
+        parser.error("--qmig and --corpus are needed unless --fake-report is given")
+
+    chromium = shutil.which(args.chromium)
+    if chromium is None:
+        Results().check("setup", "Chromium found", False,
+                        "no %s; install it (apt-get install chromium)" % args.chromium)
+        return 1
+
+    work = tempfile.mkdtemp(prefix="qmig-report-html-")
+    # The screenshot outlives the test, for people to look at.
+    keep_dir = (os.environ.get("TEST_UNDECLARED_OUTPUTS_DIR") or
+                tempfile.mkdtemp(prefix="qmig-report-shots-"))
+    os.makedirs(keep_dir, exist_ok=True)
+    results = Results()
+    browser = Browser(chromium, work)
+    try:
+        cases = [("postcopy", "postcopy.mig", "postcopy.rp"), ("pc-q35-7.2", "pc-q35-7.2.mig", None),
+                 ("xbzrle", "xbzrle.mig", None), ("truncated", None, None)]
+        pages = {}
+        for case, stream, return_path in cases:
+            out = os.path.join(work, case + ".html")
+            if args.fake_report:
+                html = fill_template(args.template, json.load(open(args.fake_report)))
+                open(out, "w", encoding="utf-8").write(html)
+            else:
+                if stream is None:
+                    # Cut inside the stream: invalid, and the page must still render.
+                    stream = os.path.join(work, "pc-i440fx-7.2.truncated.mig")
+                    with open(os.path.join(args.corpus, "pc-i440fx-7.2.mig"), "rb") as src:
+                        open(stream, "wb").write(src.read(TRUNCATE_AT))
+                else:
+                    stream = os.path.join(args.corpus, stream)
+                rp = os.path.join(args.corpus, return_path) if return_path else None
+                html, exit_code = qmig_report(args.qmig, stream, rp, out)
+            data = embedded_data(html)
+            if not args.fake_report:
+                check_stream_facts(results, case, data, stream, exit_code)
+            check_page_safely(results, case, data, parse_dom(browser.dom(out)))
+            pages[case] = (out, html, data)
+
+        # The page's size limits: counts must still match, in bounded time.
+        out, html, data = pages["postcopy"]
+        big = enlarge(data)
+        big_page = os.path.join(work, "large.html")
+        open(big_page, "w", encoding="utf-8").write(with_data(html, json.dumps(big)))
+        started = time.time()
+        dom = parse_dom(browser.dom(big_page))
+        render_ms = int(body_of(dom).attrs.get("data-render-ms", "-1"))
+        results.check("large", "renders in time", 0 <= render_ms <= MAX_RENDER_MS,
+                      "%d ms in the page, %.1f s in all" % (render_ms, time.time() - started))
+        check_page_safely(results, "large", big, dom)
+
+        # Broken data: a message on the page, never a blank page.
+        for name, text in (("not-json", "{oops"), ("no-records", '{"bytes": 10}'),
+                           ("bad-record", '{"bytes": 10, "records": [{"offset": "x"}]}')):
+            broken = os.path.join(work, name + ".html")
+            open(broken, "w", encoding="utf-8").write(with_data(html, text))
+            dom = parse_dom(browser.dom(broken))
+            error = dom.find(data_testid="error")
+            message = " ".join(error.text().split()) if error is not None else ""
+            results.check("broken", name + " shows an error",
+                          body_of(dom).attrs.get("data-rendered") == "error" and error is not None and
+                          "hidden" not in error.attrs and message != "",
+                          message[:140] if error is not None else "no error element")
+
+        check_screenshot(results, browser, pages["postcopy"][0], pages["postcopy"][1], keep_dir)
+    except (AssertionError, OSError, ValueError, subprocess.TimeoutExpired) as e:
+        results.check("setup", "test ran to the end", False, str(e))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print("%d checks passed, %d failed%s" % (results.passed, results.failed,
+                                             " (pages from --fake-report)" if args.fake_report else ""))
+    return 1 if results.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
