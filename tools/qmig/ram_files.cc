@@ -52,9 +52,17 @@ std::string BlockFileName(absl::string_view block) {
 RamFileWriter::RamFileWriter(std::string dir, uint64_t max_total_bytes)
     : dir_(std::move(dir)), budget_(max_total_bytes), page_(kTargetPageSize) {
   pending_.reserve(kWriteRunBytes);
+  inflight_.reserve(kWriteRunBytes);
+  writer_ = std::thread([this] { WriterLoop(); });
 }
 
 RamFileWriter::~RamFileWriter() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  writer_.join();
   for (BlockFile& file : blocks_) {
     if (file.fd >= 0) close(file.fd);
   }
@@ -87,24 +95,54 @@ absl::Status RamFileWriter::DeclareBlock(absl::string_view block, uint64_t lengt
   return absl::OkStatus();
 }
 
-absl::Status RamFileWriter::WriteAt(BlockFile& file, uint64_t offset,
+absl::Status RamFileWriter::WriteAt(int fd, const std::string& path, uint64_t offset,
                                     absl::Span<const uint8_t> bytes) {
   size_t done = 0;
   while (done < bytes.size()) {
-    ssize_t n = pwrite(file.fd, bytes.data() + done, bytes.size() - done,
+    ssize_t n = pwrite(fd, bytes.data() + done, bytes.size() - done,
                        static_cast<off_t>(offset + done));
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return Errno("cannot write", file.path);
+    if (n <= 0) return Errno("cannot write", path);
     done += static_cast<size_t>(n);
   }
   return absl::OkStatus();
 }
 
+void RamFileWriter::WriterLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    cv_.wait(lock, [this] { return has_inflight_ || stopping_; });
+    if (!has_inflight_) return;
+    lock.unlock();
+    absl::Status status = WriteAt(inflight_fd_, inflight_path_, inflight_offset_, inflight_);
+    lock.lock();
+    if (!status.ok() && write_error_.ok()) write_error_ = status;
+    has_inflight_ = false;
+    cv_.notify_all();
+  }
+}
+
+absl::Status RamFileWriter::Drain() {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [this] { return !has_inflight_; });
+  return write_error_;
+}
+
 absl::Status RamFileWriter::Flush() {
   if (pending_.empty()) return absl::OkStatus();
-  absl::Status status = WriteAt(blocks_[pending_block_], pending_offset_, pending_);
+  QMIG_RETURN_IF_ERROR(Drain());
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::swap(pending_, inflight_);
+    // Copied, not referenced: blocks_ may grow while the write runs.
+    inflight_fd_ = blocks_[pending_block_].fd;
+    inflight_path_ = blocks_[pending_block_].path;
+    inflight_offset_ = pending_offset_;
+    has_inflight_ = true;
+  }
+  cv_.notify_all();
   pending_.clear();
-  return status;
+  return absl::OkStatus();
 }
 
 absl::Status RamFileWriter::AddPage(absl::string_view block, uint64_t offset, RamRecordKind kind,
@@ -128,13 +166,14 @@ absl::Status RamFileWriter::AddPage(absl::string_view block, uint64_t offset, Ra
       if (bytes.empty() || bytes[0] == 0) {
         if (!file->nonzero[page]) return absl::OkStatus();  // already a hole
         QMIG_RETURN_IF_ERROR(Flush());
+        QMIG_RETURN_IF_ERROR(Drain());
         file->nonzero[page] = false;
         if (fallocate(file->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                       static_cast<off_t>(offset), kTargetPageSize) == 0) {
           return absl::OkStatus();
         }
         std::fill(page_.begin(), page_.end(), 0);  // no hole punching here: write zeros
-        return WriteAt(*file, offset, page_);
+        return WriteAt(file->fd, file->path, offset, page_);
       }
       std::fill(page_.begin(), page_.end(), bytes[0]);
       data = page_;
@@ -146,6 +185,7 @@ absl::Status RamFileWriter::AddPage(absl::string_view block, uint64_t offset, Ra
     case RamRecordKind::kXbzrle: {
       // The delta applies to what the destination holds for the page.
       QMIG_RETURN_IF_ERROR(Flush());
+      QMIG_RETURN_IF_ERROR(Drain());
       ssize_t n = pread(file->fd, page_.data(), page_.size(), static_cast<off_t>(offset));
       if (n != static_cast<ssize_t>(page_.size())) return Errno("cannot read", file->path);
       size_t error_at = 0;
@@ -171,6 +211,8 @@ absl::Status RamFileWriter::AddPage(absl::string_view block, uint64_t offset, Ra
 
 absl::Status RamFileWriter::Finish() {
   absl::Status status = Flush();
+  absl::Status drained = Drain();
+  if (status.ok()) status = drained;
   for (BlockFile& file : blocks_) {
     if (file.fd >= 0 && close(file.fd) != 0 && status.ok()) status = Errno("cannot close", file.path);
     file.fd = -1;

@@ -1,12 +1,16 @@
 // Guest RAM written out as one sparse file per RAMBlock, from the page
 // records of a stream, in order: zero pages and pages never sent stay holes,
 // XBZRLE deltas apply to what the file holds, compressed pages are inflated.
-// Contiguous pages are gathered into large writes.
+// Contiguous pages are gathered into large writes, which a writer thread
+// performs while the stream is read on (double buffering).
 #ifndef QMIG_TOOLS_QMIG_RAM_FILES_H_
 #define QMIG_TOOLS_QMIG_RAM_FILES_H_
 
+#include <condition_variable>
 #include <cstdint>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -49,8 +53,13 @@ class RamFileWriter {
 
  private:
   absl::StatusOr<BlockFile*> Open(absl::string_view block);
+  // Hands the gathered run to the writer thread.
   absl::Status Flush();
-  absl::Status WriteAt(BlockFile& file, uint64_t offset, absl::Span<const uint8_t> bytes);
+  // Waits until the writer thread is idle; its first error, if any.
+  absl::Status Drain();
+  void WriterLoop();
+  static absl::Status WriteAt(int fd, const std::string& path, uint64_t offset,
+                              absl::Span<const uint8_t> bytes);
 
   std::string dir_;
   uint64_t budget_;
@@ -61,6 +70,18 @@ class RamFileWriter {
   size_t pending_block_ = 0;
   uint64_t pending_offset_ = 0;
   std::vector<uint8_t> page_;  // scratch for decoding one page
+
+  // The run being written by the writer thread.
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<uint8_t> inflight_;
+  int inflight_fd_ = -1;
+  std::string inflight_path_;
+  uint64_t inflight_offset_ = 0;
+  bool has_inflight_ = false;
+  bool stopping_ = false;
+  absl::Status write_error_;
+  std::thread writer_;
 };
 
 }  // namespace qmig
