@@ -235,6 +235,43 @@ def test_dump_json_records(tmp):
     check(run.stderr == b"", "no progress output when stderr is not a terminal")
 
 
+def stderr_on_a_terminal(*args):
+    """Runs qmig with stderr on a pseudo-terminal; what it wrote there."""
+    import pty
+    master, slave = pty.openpty()
+    try:
+        run = subprocess.run([QMIG, *args], stdout=subprocess.DEVNULL, stderr=slave,
+                             timeout=120)
+        os.close(slave)
+        slave = None
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the terminal's other end is closed
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return run.returncode, b"".join(chunks)
+    finally:
+        os.close(master)
+        if slave is not None:
+            os.close(slave)
+
+
+def test_progress(tmp):
+    stream = os.path.join(CORPUS, "pc-i440fx-7.2.mig")  # over 4000 page records
+    for command in (["dump"], ["extract", os.path.join(tmp, "progress")]):
+        rc, err = stderr_on_a_terminal(command[0], stream, *command[1:])
+        check(rc == 0 and b"qmig " + command[0].encode() + b": " in err and
+              err.endswith(b"\r\x1b[K"),
+              "%s on a terminal shows progress on stderr and erases it: %r"
+              % (command[0], err[-60:]))
+    rc, err = stderr_on_a_terminal("dump", "--quiet", stream)
+    check(rc == 0 and err == b"", "--quiet silences the progress")
+
+
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         test_goldens()
@@ -242,6 +279,7 @@ def main():
         test_diff()
         test_pipe_equals_file(tmp)
         test_dump_json_records(tmp)
+        test_progress(tmp)
     print("%d failed checks" % len(failures))
     return 1 if failures else 0
 
