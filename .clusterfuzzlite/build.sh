@@ -85,13 +85,22 @@ for source in "$qmig"/emulator/*.cc; do
   emulator_objects+=("$object")
 done
 ar rcs "$obj/libqmig_emulator.a" "${emulator_objects[@]}"
+# The inspection layer (inspect_fuzzer).
+inspect_objects=()
+for source in "$qmig"/tools/inspect/*.cc; do
+  case "$source" in *_test.cc) continue ;; esac
+  object="$obj/inspect/$(basename "$source").o"
+  compile "$source" "$object"
+  inspect_objects+=("$object")
+done
+ar rcs "$obj/libqmig_inspect.a" "${inspect_objects[@]}"
 
 for source in "$qmig"/fuzz/*_fuzzer.cc; do
   target="$(basename "$source" .cc)"
   compile "$source" "$obj/$target.o"
   # shellcheck disable=SC2086
   "$CXX" $CXXFLAGS "$obj/$target.o" -o "$OUT/$target" $LIB_FUZZING_ENGINE \
-    "$obj/libqmig_emulator.a" "$obj/libqmig_fuzz.a" "$obj/libqmig_parser.a" $absl_libs \
+    "$obj/libqmig_emulator.a" "$obj/libqmig_inspect.a" "$obj/libqmig_fuzz.a" "$obj/libqmig_parser.a" $absl_libs \
     -lz -lpthread
   cp "$qmig/fuzz/$target.dict" "$OUT/$target.dict"
   rm -f "$OUT/${target}_seed_corpus.zip"
