@@ -38,6 +38,10 @@ struct CommonOptions {
   std::string record;           // tap: file prefix for the recorded directions
   uint64_t max_package = kOriginalPackageLimit;
   std::string format = "text";  // dump: text, json or analyze-migration
+  std::string meta;             // qemu-verdict: corpus metadata with dest_args
+  std::string machine;          // qemu-verdict: machine type, when not from the stream
+  std::string qemu = "qemu-system-x86_64";
+  int64_t timeout_s = 30;       // qemu-verdict: how long QEMU may take to load
 };
 
 // ParseOptions from the common flags (profile, limits, --schema).
@@ -53,6 +57,7 @@ int RunDesc(const std::vector<std::string>& operands, const CommonOptions& optio
 int RunExtract(const std::vector<std::string>& operands, const CommonOptions& options);
 int RunDiff(const std::vector<std::string>& operands, const CommonOptions& options);
 int RunReport(const std::vector<std::string>& operands, const CommonOptions& options);
+int RunQemuVerdict(const std::vector<std::string>& operands, const CommonOptions& options);
 int RunTap(const std::vector<std::string>& operands, const CommonOptions& options);
 
 }  // namespace qmig

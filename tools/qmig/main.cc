@@ -6,6 +6,7 @@
 //   qmig extract FILE|- DIR
 //   qmig diff A B
 //   qmig report FILE [--return_path=RP] -o OUT.html
+//   qmig qemu-verdict STREAM [--meta=FILE] [-- QEMU ARGS]
 //   qmig schema STREAM|DUMP [-o FILE]
 //   qmig replay STREAM [--return_path=FILE] [--guest=PATTERN] [--tcp]
 //   qmig loopback [--image=FILE|--ram_mib=N] [--inject=FAULT] [--guest=PATTERN]
@@ -36,6 +37,11 @@ ABSL_FLAG(uint64_t, max_package, qmig::kOriginalPackageLimit,
 ABSL_FLAG(bool, quiet, false,
           "print only errors and the verdict line; no progress on stderr");
 ABSL_FLAG(std::string, format, "text", "dump: text, json or analyze-migration");
+ABSL_FLAG(std::string, meta, "",
+          "qemu-verdict: corpus metadata (.meta.json) whose dest_args configure QEMU");
+ABSL_FLAG(std::string, machine, "", "qemu-verdict: machine type (default: the stream's)");
+ABSL_FLAG(std::string, qemu, "qemu-system-x86_64", "qemu-verdict: the QEMU binary");
+ABSL_FLAG(int64_t, timeout_s, 30, "qemu-verdict: seconds QEMU may take to load the stream");
 ABSL_FLAG(std::string, o, "", "output file (schema)");
 ABSL_FLAG(std::string, return_path, "",
           "replay: the recorded return path of the same migration, to compare with");
@@ -75,6 +81,8 @@ constexpr char kUsage[] =
     "                   and device fields; exit 0 equal, 1 different\n"
     "  report FILE -o OUT.html  one self-contained page: stream map, RAM, devices,\n"
     "                   findings, postcopy timeline (--return_path=RP)\n"
+    "  qemu-verdict STREAM [-- QEMU ARGS]  load STREAM into a real QEMU destination\n"
+    "                   and print its verdict next to qmig's (--meta=FILE configures it)\n"
     "  schema STREAM    write the stream's vmstate description (VMDESCRIPTION JSON),\n"
     "                   for --schema; -o FILE writes it to FILE\n"
     "  replay STREAM    replay a captured stream into the loopback destination (real\n"
@@ -122,6 +130,10 @@ int main(int argc, char** argv) {
   options.stall_timeout_s = absl::GetFlag(FLAGS_stall_timeout_s);
   options.record = absl::GetFlag(FLAGS_record);
   options.format = absl::GetFlag(FLAGS_format);
+  options.meta = absl::GetFlag(FLAGS_meta);
+  options.machine = absl::GetFlag(FLAGS_machine);
+  options.qemu = absl::GetFlag(FLAGS_qemu);
+  options.timeout_s = absl::GetFlag(FLAGS_timeout_s);
 
   if (command == "check") return qmig::RunCheck(operands, options);
   if (command == "schema") return qmig::RunSchema(operands, options);
@@ -134,6 +146,7 @@ int main(int argc, char** argv) {
   if (command == "extract") return qmig::RunExtract(operands, options);
   if (command == "diff") return qmig::RunDiff(operands, options);
   if (command == "report") return qmig::RunReport(operands, options);
+  if (command == "qemu-verdict") return qmig::RunQemuVerdict(operands, options);
   std::cerr << "qmig: unknown command '" << command << "'\n" << kUsage << "\n";
   return qmig::kExitUsage;
 }
