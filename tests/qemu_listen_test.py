@@ -4,13 +4,17 @@
 Precopy (with and without the return path) and postcopy (migrate-start-postcopy
 while precopy runs, guest threads faulting on qmig's side): the source must
 reach `completed`, qmig must find no error, and the memory qmig received must
-equal the source's, page for page (`pmemsave` on the paused source).
+equal the source's, page for page (`pmemsave` on the paused source). After
+each, qmig reports that it holds no more descriptors or threads than before.
+The source killed, cut off or stalled mid-postcopy: qmig says so and exits in
+bounded time.
 
 Needs qemu-system-x86 (installed by tools/setup); fails loudly without it.
 """
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -29,7 +33,7 @@ def migrate(name, work, caps, params, postcopy, guest):
     dump = os.path.join(work, name + ".qmig.ram")
     qmig = subprocess.Popen(
         [QMIG, "listen", "tcp:127.0.0.1:%d" % port, "--dump_memory=" + dump, "--guest=" + guest,
-         "--accept_timeout_s=60", "--stall_timeout_s=30", "--quiet"],
+         "--accept_timeout_s=60", "--stall_timeout_s=30", "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     src = mc.Vm("src-" + name, mc.machine_args("pc-i440fx-7.2") + ["-S"], work).start()
     try:
@@ -59,6 +63,8 @@ def migrate(name, work, caps, params, postcopy, guest):
         problems.append("source ended %s: %s" % (source_state, status.get("error-desc", "")))
     if qmig.returncode != 0:
         problems.append("qmig exited %d: %s %s" % (qmig.returncode, out[-1500:], err[-500:]))
+    else:
+        problems += leaks(json.loads(out))
     if not os.path.exists(dump):
         problems.append("qmig wrote no memory dump")
     elif source_state == "completed":
@@ -73,6 +79,18 @@ def migrate(name, work, caps, params, postcopy, guest):
     return problems
 
 
+def leaks(report):
+    """What a finished `qmig listen --json` says it still holds."""
+    r = report["resources"]
+    problems = []
+    if r["leaked"] or r["descriptors"][0] != r["descriptors"][1] or r["threads"][0] != r["threads"][1]:
+        problems.append("left behind: %s" % r)
+    # Threads' malloc arenas may stay mapped; the guest's RAM may not.
+    if r["mappings"][1] > r["mappings"][0] + 32:
+        problems.append("mappings grew from %d to %d" % tuple(r["mappings"]))
+    return problems
+
+
 CASES = [
     ("precopy", [], {}, False, "none"),
     ("precopy-return-path", ["return-path"], {}, False, "none"),
@@ -82,43 +100,67 @@ CASES = [
 ]
 
 
-def source_killed_mid_postcopy(work):
-    """The source dies during postcopy: qmig must say so and exit in bounded
-    time, releasing any guest thread that waits for a page."""
+def fault_mid_postcopy(work, fault):
+    """The source fails during postcopy, with qmig's guest threads waiting for
+    pages: `killed` (the process dies), `cut` (the connection breaks, through
+    a proxy) or `stalled` (the process is stopped and sends nothing). qmig
+    must say what happened and exit in bounded time, releasing every guest
+    thread and leaving no descriptor or thread behind."""
+    stall_s = 3
     port = mc.free_port()
     qmig = subprocess.Popen(
         [QMIG, "listen", "tcp:127.0.0.1:%d" % port, "--json", "--accept_timeout_s=60",
-         "--stall_timeout_s=20", "--guest=sequential,threads=2,touches=4096,block=pc.ram"],
+         "--stall_timeout_s=%d" % stall_s,
+         "--guest=sequential,threads=2,touches=4096,block=pc.ram"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    src = mc.Vm("src-killed", mc.machine_args("pc-i440fx-7.2") + ["-S"], work).start()
+    proxy = mc.Proxy(port) if fault == "cut" else None
+    src = mc.Vm("src-" + fault, mc.machine_args("pc-i440fx-7.2") + ["-S"], work).start()
     try:
         for write in mc.std_writes():
             mc.apply_write(src.qt, write)
         mc.set_caps(src, ["postcopy-ram"])
         mc.set_params(src, {"max-bandwidth": 64 * 1024, "max-postcopy-bandwidth": 64 * 1024})
         time.sleep(0.2)
-        src.qmp.cmd("migrate", uri="tcp:127.0.0.1:%d" % port)
+        src.qmp.cmd("migrate", uri="tcp:127.0.0.1:%d" % (proxy.port if proxy else port))
         time.sleep(0.5)
         src.qmp.cmd("migrate-start-postcopy")
         time.sleep(0.3)
+        start = time.time()
+        if fault == "cut":
+            proxy.cut()
+        elif fault == "stalled":
+            os.kill(src.proc.pid, signal.SIGSTOP)
+        else:
+            src.kill()
+        try:
+            out, _ = qmig.communicate(timeout=90)
+        except subprocess.TimeoutExpired:
+            qmig.kill()
+            return ["qmig did not exit within 90 s of the source failing"]
+        took = time.time() - start
     finally:
-        src.kill()
-    start = time.time()
-    try:
-        out, _ = qmig.communicate(timeout=90)
-    except subprocess.TimeoutExpired:
-        qmig.kill()
-        return ["qmig did not exit within 90 s of the source dying"]
+        src.kill()  # SIGKILL ends a stopped process too
+        if proxy:
+            proxy.close()
     problems = []
     report = json.loads(out)
     codes = {f["code"] for f in report["findings"] if f["severity"] == "error"}
+    messages = " ".join(f["message"] for f in report["findings"])
     if qmig.returncode != 1:
         problems.append("qmig exited %d" % qmig.returncode)
     if not codes & {"stream.truncated", "input.io_error"}:
-        problems.append("no truncation reported: %s" % sorted(codes))
-    print("  source killed: qmig exited %d after %.1f s with %s" % (
-        qmig.returncode, time.time() - start, sorted(codes)))
+        problems.append("no truncation or read error reported: %s" % sorted(codes))
+    problems += leaks(report)
+    if fault == "stalled" and "stopped sending" not in messages:
+        problems.append("the stall is not named: %s" % messages[:300])
+    if fault == "stalled" and not stall_s - 0.5 <= took <= stall_s + 10:
+        problems.append("qmig took %.1f s to give up on a %d s stall" % (took, stall_s))
+    print("  source %s: qmig exited %d after %.1f s with %s; resources %s" % (
+        fault, qmig.returncode, took, sorted(codes), report["resources"]))
     return problems
+
+
+FAULTS = ["killed", "cut", "stalled"]
 
 
 def main():
@@ -131,13 +173,16 @@ def main():
             problems = migrate(name, work, caps, params, postcopy, guest)
             print("%-22s %s" % (name, "ok" if not problems else "FAIL " + "; ".join(problems)))
             failures += bool(problems)
-        problems = source_killed_mid_postcopy(work)
-        print("%-22s %s" % ("source-killed", "ok" if not problems else "FAIL " + "; ".join(problems)))
-        failures += bool(problems)
+        for fault in FAULTS:
+            problems = fault_mid_postcopy(work, fault)
+            print("%-22s %s" % ("source-" + fault,
+                                "ok" if not problems else "FAIL " + "; ".join(problems)))
+            failures += bool(problems)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print("%d of %d cases passed (migrations into qmig with identical memory, and a source "
-          "killed mid-postcopy)" % (len(CASES) + 1 - failures, len(CASES) + 1))
+    total = len(CASES) + len(FAULTS)
+    print("%d of %d cases passed (migrations into qmig with identical memory; a source killed, "
+          "cut off and stalled mid-postcopy)" % (total - failures, total))
     return 1 if failures else 0
 
 

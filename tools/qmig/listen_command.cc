@@ -3,6 +3,7 @@
 // return path, faults its guest threads through userfaultfd in postcopy, and
 // at the end can write the memory it received (--dump_memory) to compare
 // with the source's.
+#include <dirent.h>
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -71,6 +72,32 @@ absl::StatusOr<UniqueFd> AcceptWithin(int listener, absl::Duration timeout) {
   return connection;
 }
 
+// What the process holds, to show that a migration leaves nothing behind.
+struct ResourceCounts {
+  int descriptors = 0;
+  int threads = 0;
+  int mappings = 0;
+};
+
+int CountDirectory(const char* path) {
+  int count = 0;
+  if (DIR* dir = opendir(path)) {
+    while (dirent* entry = readdir(dir)) count += entry->d_name[0] != '.';
+    closedir(dir);
+  }
+  return count;
+}
+
+ResourceCounts CountResources() {
+  ResourceCounts counts;
+  counts.descriptors = CountDirectory("/proc/self/fd") - 1;  // less the one counting
+  counts.threads = CountDirectory("/proc/self/task");
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line)) ++counts.mappings;
+  return counts;
+}
+
 }  // namespace
 
 int RunListen(const std::vector<std::string>& operands, const CommonOptions& options) {
@@ -97,6 +124,7 @@ int RunListen(const std::vector<std::string>& operands, const CommonOptions& opt
     return kExitUsage;
   }
   std::cerr << "qmig: listening on " << bound << "\n";
+  const ResourceCounts before = CountResources();
   absl::StatusOr<UniqueFd> connection =
       AcceptWithin(listener->get(), absl::Seconds(options.accept_timeout_s));
   if (!connection.ok()) {
@@ -151,10 +179,12 @@ int RunListen(const std::vector<std::string>& operands, const CommonOptions& opt
     for (std::thread& channel : running) channel.join();
   };
 
+  DestinationReport report;
+  {  // the destination's arena, threads and descriptors live in this scope
   Destination incoming(destination);
   incoming_ptr = &incoming;
   FdSource source(connection->get());
-  DestinationReport report = incoming.Run(source);
+  report = incoming.Run(source);
   shutdown(connection->get(), SHUT_RDWR);
   if (acceptor.joinable()) {  // the stream never ended normally
     accepting.store(false);
@@ -181,6 +211,19 @@ int RunListen(const std::vector<std::string>& operands, const CommonOptions& opt
       if (!out.good()) std::cerr << "qmig: cannot write " << options.dump_memory << "\n";
     }
   }
+  }
+  connection->Reset();
+  channel_sockets.clear();
+  // Every descriptor and thread of the migration is gone now; mappings may
+  // keep the allocator's per-thread arenas.
+  const ResourceCounts after = CountResources();
+  const bool leaked =
+      after.descriptors != before.descriptors || after.threads != before.threads;
+  if (leaked) {
+    std::cerr << absl::StrFormat(
+        "qmig: after the migration %d descriptors and %d threads remain, %d and %d before\n",
+        after.descriptors, after.threads, before.descriptors, before.threads);
+  }
   const FindingList& findings = report.parse.findings;
   const DestinationStats& stats = report.stats;
   bool valid = findings.error_count() == 0;
@@ -199,6 +242,11 @@ int RunListen(const std::vector<std::string>& operands, const CommonOptions& opt
                                         {"requests_served", stats.requests_served},
                                         {"pongs", stats.pongs},
                                         {"guest_touches", stats.guest_touches}}},
+                          {"resources",
+                           {{"descriptors", {before.descriptors, after.descriptors}},
+                            {"threads", {before.threads, after.threads}},
+                            {"mappings", {before.mappings, after.mappings}},
+                            {"leaked", leaked}}},
                           {"findings", FindingsToJson(findings)}};
     std::cout << out.dump(2) << "\n";
   } else {
