@@ -154,11 +154,32 @@ class Destination::Impl : public StreamObserver {
     if (arena_ == nullptr) return;
     GuestArena::Block* block = arena_->Find(block_name);
     if (block == nullptr || offset >= block->mapped) return;  // the parser reported it
-    uint64_t page = offset / GuestArena::kPage;
     if (!arena_->registered()) {
       WritePrecopyPage(*block, offset, kind, body, stream_offset);
       return;
     }
+    PlacePostcopyPage(*block, block_name, offset, kind, body, stream_offset);
+  }
+
+  void PlacePreemptPage(absl::string_view block_name, uint64_t offset, RamRecordKind kind,
+                        absl::Span<const uint8_t> body, uint64_t channel_offset) {
+    // Pages are requested after LISTEN, so the arena exists and is
+    // registered by the time any arrive here.
+    if (!arena_ready_.load() || !arena_->registered()) {
+      Report(FindingCode::kEmuPlacementFailed, channel_offset,
+             "a preempt channel page before the destination listens");
+      return;
+    }
+    GuestArena::Block* block = arena_->Find(block_name);
+    if (block == nullptr || offset >= block->mapped) return;  // the channel parser reported it
+    PlacePostcopyPage(*block, block_name, offset, kind, body, channel_offset);
+  }
+
+  void PlacePostcopyPage(GuestArena::Block& block_ref, absl::string_view block_name,
+                         uint64_t offset, RamRecordKind kind, absl::Span<const uint8_t> body,
+                         uint64_t stream_offset) {
+    GuestArena::Block* block = &block_ref;
+    uint64_t page = offset / GuestArena::kPage;
     absl::StatusOr<Placement> placed =
         kind == RamRecordKind::kZero
             ? arena_->PlaceZeroPage(*block, offset)
@@ -569,6 +590,11 @@ Destination::~Destination() = default;
 
 DestinationReport Destination::Run(ByteSource& source) { return impl_->Run(source); }
 GuestArena* Destination::arena() { return impl_->arena(); }
+void Destination::PlacePreemptPage(absl::string_view block, uint64_t offset, RamRecordKind kind,
+                                   absl::Span<const uint8_t> body, uint64_t channel_offset) {
+  impl_->PlacePreemptPage(block, offset, kind, body, channel_offset);
+}
+
 bool Destination::PlaceChannelPage(absl::string_view block, uint64_t offset,
                                    absl::Span<const uint8_t> page, absl::Duration wait) {
   return impl_->PlaceChannelPage(block, offset, page, wait);

@@ -84,6 +84,10 @@ class Destination {
   // A page that arrived on another channel (multifd), from any thread. Waits
   // up to `wait` for the main stream's block list; false if it never came
   // or the page lies outside its block.
+  // A page from the postcopy preempt channel (any thread): placed as a
+  // postcopy page of the main stream is, answering requests.
+  void PlacePreemptPage(absl::string_view block, uint64_t offset, RamRecordKind kind,
+                        absl::Span<const uint8_t> body, uint64_t channel_offset);
   bool PlaceChannelPage(absl::string_view block, uint64_t offset, absl::Span<const uint8_t> page,
                         absl::Duration wait = absl::Seconds(10));
 

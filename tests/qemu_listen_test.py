@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """A real QEMU 7.2 source migrates into `qmig listen` over loopback TCP.
 
-Precopy (with and without the return path) and postcopy (migrate-start-postcopy
-while precopy runs, guest threads faulting on qmig's side): the source must
+Precopy (with and without the return path), multifd, and postcopy with and
+without the preempt channel (migrate-start-postcopy while precopy runs; guest
+threads on qmig's side fault and every page they ask for must come, on the
+preempt channel when there is one): the source must
 reach `completed`, qmig must find no error, and the memory qmig received must
 equal the source's, page for page (`pmemsave` on the paused source). After
 each, qmig reports that it holds no more descriptors or threads than before.
@@ -28,6 +30,12 @@ import make_corpus as mc  # noqa: E402
 RAM = 16 << 20
 
 
+# Non-zero guest memory that precopy has not sent yet when postcopy starts
+# (bandwidth is capped), so qmig's guest threads fault and request pages.
+POSTCOPY_FILL = mc.w_memset(0x800000, 4 << 20, 0x5a)
+POSTCOPY_PARAMS = {"max-bandwidth": 256 * 1024, "max-postcopy-bandwidth": 2 << 20}
+
+
 def migrate(name, work, caps, params, postcopy, guest):
     port = mc.free_port()
     dump = os.path.join(work, name + ".qmig.ram")
@@ -37,7 +45,7 @@ def migrate(name, work, caps, params, postcopy, guest):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     src = mc.Vm("src-" + name, mc.machine_args("pc-i440fx-7.2") + ["-S"], work).start()
     try:
-        for write in mc.std_writes():
+        for write in mc.std_writes() + ([POSTCOPY_FILL] if postcopy else []):
             mc.apply_write(src.qt, write)
         mc.set_caps(src, caps)
         mc.set_params(src, params)
@@ -64,7 +72,19 @@ def migrate(name, work, caps, params, postcopy, guest):
     if qmig.returncode != 0:
         problems.append("qmig exited %d: %s %s" % (qmig.returncode, out[-1500:], err[-500:]))
     else:
-        problems += leaks(json.loads(out))
+        report = json.loads(out)
+        problems += leaks(report)
+        emulator = report["emulator"]
+        print("  %s: %s, channels %s" % (name, {k: emulator[k] for k in
+                                   ("precopy_pages", "postcopy_pages", "page_requests",
+                                    "requests_served")}, report["channels"]))
+        if postcopy and not 0 < emulator["page_requests"] == emulator["requests_served"]:
+            problems.append("guest threads should fault and every request be answered: %s"
+                            % emulator)
+        if "postcopy-preempt" in caps:
+            preempt = [c for c in report["channels"] if c["name"] == "preempt channel"]
+            if not preempt or preempt[0]["pages"] == 0:
+                problems.append("no page came on the preempt channel: %s" % report["channels"])
     if not os.path.exists(dump):
         problems.append("qmig wrote no memory dump")
     elif source_state == "completed":
@@ -94,9 +114,11 @@ def leaks(report):
 CASES = [
     ("precopy", [], {}, False, "none"),
     ("precopy-return-path", ["return-path"], {}, False, "none"),
-    ("postcopy", ["postcopy-ram"], {"max-bandwidth": 256 * 1024}, True,
-     "random,threads=2,touches=2000,block=pc.ram"),
+    ("postcopy", ["postcopy-ram"], POSTCOPY_PARAMS, True,
+     "random,threads=2,touches=3000,block=pc.ram"),
     ("multifd", ["multifd"], {"multifd-channels": 2}, False, "none"),
+    ("postcopy-preempt", ["postcopy-ram", "postcopy-preempt"], POSTCOPY_PARAMS, True,
+     "random,threads=2,touches=3000,block=pc.ram"),
 ]
 
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """`qmig tap` between two real QEMU 7.2 processes: the migration must still
-complete (precopy and postcopy), the tap must validate both directions live
+complete (precopy, postcopy, postcopy with the preempt channel), the tap must validate both directions live
 with no error, and its recordings must read back as valid with `qmig check`.
 
 Needs qemu-system-x86 (installed by tools/setup); fails loudly without it.
@@ -55,6 +55,10 @@ def migrate_through_tap(name, work, caps, params, postcopy):
             problems.append("recordings do not check valid")
         if postcopy and main["summary"]["postcopy_state"] != "end":
             problems.append("recorded stream is not a finished postcopy")
+        if "postcopy-preempt" in caps:
+            preempt = qmig_check(record + ".1.fwd", "--kind=preempt")
+            if not preempt["valid"] or not preempt["summary"]["eos_seen"]:
+                problems.append("the recorded preempt channel does not check valid with its EOS")
     except Exception as e:  # a failed step is a failed case, with what failed
         problems.append("%s: %s" % (type(e).__name__, e))
     finally:
@@ -68,6 +72,7 @@ def migrate_through_tap(name, work, caps, params, postcopy):
 CASES = [
     ("precopy", [], {}, False),
     ("postcopy", ["postcopy-ram"], {"max-bandwidth": 256 * 1024}, True),
+    ("preempt", ["postcopy-ram", "postcopy-preempt"], {"max-bandwidth": 256 * 1024}, True),
 ]
 
 

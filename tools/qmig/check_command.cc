@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 #include "parser/multifd.h"
+#include "parser/preempt_channel.h"
 #include "parser/return_path.h"
 #include "parser/stream_parser.h"
 #include "parser/wire/constants.h"
@@ -160,6 +161,7 @@ int RunCheck(const std::vector<std::string>& operands, const CommonOptions& opti
   ParseResult main_result;
   ReturnPathResult rp_result;
   MultifdResult multifd_result;
+  PreemptChannelResult preempt_result;
   if (kind == "main") {
     main_result = ParseMigrationStream((*input)->source(), parse_options);
     summary_json = SummaryToJson(main_result.summary);
@@ -181,8 +183,22 @@ int RunCheck(const std::vector<std::string>& operands, const CommonOptions& opti
     summary_json = MultifdSummaryToJson(multifd_result.summary);
     summary_text = FormatMultifdSummary(multifd_result.summary, operands[0]);
     findings = &multifd_result.findings;
+  } else if (kind == "preempt") {
+    PreemptChannelOptions preempt_options;
+    preempt_options.limits = parse_options.limits;
+    preempt_options.block_lengths = block_lengths;
+    preempt_result = ParsePreemptChannel((*input)->source(), preempt_options);
+    const PreemptChannelSummary& s = preempt_result.summary;
+    summary_json = {{"pages", s.pages}, {"zero_pages", s.zero_pages},
+                    {"pages_by_block", s.pages_by_block}, {"eos_seen", s.eos_seen},
+                    {"bytes", s.bytes}};
+    summary_text = absl::StrCat("preempt channel ", operands[0], " (", s.bytes, " bytes read)\n  ",
+                                s.pages, " pages (", s.zero_pages, " zero)",
+                                s.eos_seen ? ", ended by EOS" : "", "\n");
+    findings = &preempt_result.findings;
   } else {
-    return UsageError(absl::StrCat("unknown --kind '", kind, "' (auto, main, return-path, multifd)"));
+    return UsageError(absl::StrCat("unknown --kind '", kind,
+                                   "' (auto, main, return-path, multifd, preempt)"));
   }
   if (findings->HasCode(FindingCode::kIoError)) {
     std::cerr << "qmig: I/O error reading " << operands[0] << "\n";

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <fstream>
 #include <mutex>
 #include <thread>
@@ -27,6 +28,7 @@
 #include "emulator/userfaultfd.h"
 #include "nlohmann/json.hpp"
 #include "parser/multifd.h"
+#include "parser/preempt_channel.h"
 #include "tools/qmig/commands.h"
 #include "tools/qmig/report.h"
 
@@ -136,41 +138,85 @@ int RunListen(const std::vector<std::string>& operands, const CommonOptions& opt
   setsockopt(connection->get(), SOL_SOCKET, SO_RCVTIMEO, &stall, sizeof(stall));
   destination.return_path_fd = connection->get();
 
-  // Further connections are multifd channels: their pages go into the same
-  // arena. They are accepted while the main stream runs; when it ends, the
-  // destination waits for them before it accounts for pages.
+  // Further connections are multifd channels (they open with the multifd
+  // magic) or the postcopy preempt channel (no magic: RAM records). They are
+  // accepted while the main stream runs; when it ends, the destination waits
+  // for them (a stall's worth of time at most) before it accounts for pages.
+  struct Channel {
+    std::string name;  // "multifd channel N", "preempt channel"
+    uint64_t pages = 0;
+    FindingList findings{1000};
+  };
   std::atomic<bool> accepting{true};
   std::mutex channels_mutex;
+  std::condition_variable channel_done;
+  size_t channels_running = 0;
   std::vector<std::thread> channels;
   std::vector<UniqueFd> channel_sockets;
-  std::vector<MultifdResult> channel_results;
+  std::vector<Channel> channel_results;
   Destination* incoming_ptr = nullptr;
+  auto shut_channels = [&] {
+    std::lock_guard<std::mutex> lock(channels_mutex);
+    for (UniqueFd& socket : channel_sockets) shutdown(socket.get(), SHUT_RDWR);
+  };
   std::thread acceptor([&] {
     while (accepting.load()) {
       absl::StatusOr<UniqueFd> channel = AcceptWithin(listener->get(), absl::Milliseconds(100));
       if (!channel.ok()) continue;
-      setsockopt(channel->get(), SOL_SOCKET, SO_RCVTIMEO, &stall, sizeof(stall));
       std::lock_guard<std::mutex> lock(channels_mutex);
       int fd = channel->get();
       channel_sockets.push_back(std::move(*channel));
       size_t slot = channel_results.size();
-      channel_results.emplace_back(MultifdResult{MultifdSummary{}, FindingList(1000)});
+      channel_results.emplace_back();
+      ++channels_running;
       channels.emplace_back([&, fd, slot] {
-        MultifdOptions multifd;
-        multifd.on_page = [&](absl::string_view block, uint64_t offset,
-                              absl::Span<const uint8_t> page) {
-          incoming_ptr->PlaceChannelPage(block, offset, page);
-        };
         FdSource channel_source(fd);
-        MultifdResult result = ParseMultifdChannel(channel_source, multifd);
+        // A preempt channel may stay quiet until the guest faults, so it is
+        // identified by its first bytes whenever they come; it ends with EOS,
+        // or is shut down once the main stream is over.
+        absl::StatusOr<absl::Span<const uint8_t>> head = channel_source.View(0, 4);
+        const bool multifd = head.ok() && head->size() >= 4 &&
+                             (uint32_t{(*head)[0]} << 24 | uint32_t{(*head)[1]} << 16 |
+                              uint32_t{(*head)[2]} << 8 | uint32_t{(*head)[3]}) == kMultifdMagic;
+        Channel result;
+        if (multifd) {
+          MultifdOptions options;
+          options.on_page = [&](absl::string_view block, uint64_t offset,
+                                absl::Span<const uint8_t> page) {
+            incoming_ptr->PlaceChannelPage(block, offset, page);
+          };
+          MultifdResult parsed = ParseMultifdChannel(channel_source, options);
+          result.name = absl::StrCat("multifd channel ", parsed.summary.channel_id);
+          result.pages = parsed.summary.pages;
+          result.findings = std::move(parsed.findings);
+        } else {
+          PreemptChannelOptions options;
+          options.live = true;
+          options.on_page = [&](absl::string_view block, uint64_t offset, RamRecordKind kind,
+                                absl::Span<const uint8_t> page, uint64_t channel_offset) {
+            incoming_ptr->PlacePreemptPage(block, offset, kind, page, channel_offset);
+          };
+          PreemptChannelResult parsed = ParsePreemptChannel(channel_source, options);
+          result.name = "preempt channel";
+          result.pages = parsed.summary.pages;
+          result.findings = std::move(parsed.findings);
+        }
         std::lock_guard<std::mutex> lock(channels_mutex);
         channel_results[slot] = std::move(result);
+        --channels_running;
+        channel_done.notify_all();
       });
     }
   });
-  destination.on_main_stream_end = [&] {
+  auto join_channels = [&](absl::Duration grace) {
     accepting.store(false);
-    acceptor.join();
+    if (acceptor.joinable()) acceptor.join();
+    {
+      std::unique_lock<std::mutex> lock(channels_mutex);
+      channel_done.wait_for(lock, absl::ToChronoSeconds(grace),
+                            [&] { return channels_running == 0; });
+    }
+    shut_channels();  // whatever still waits for bytes will not get them
     std::vector<std::thread> running;
     {
       std::lock_guard<std::mutex> lock(channels_mutex);
@@ -178,6 +224,7 @@ int RunListen(const std::vector<std::string>& operands, const CommonOptions& opt
     }
     for (std::thread& channel : running) channel.join();
   };
+  destination.on_main_stream_end = [&] { join_channels(absl::Seconds(options.stall_timeout_s)); };
 
   DestinationReport report;
   {  // the destination's arena, threads and descriptors live in this scope
@@ -186,16 +233,11 @@ int RunListen(const std::vector<std::string>& operands, const CommonOptions& opt
   FdSource source(connection->get());
   report = incoming.Run(source);
   shutdown(connection->get(), SHUT_RDWR);
-  if (acceptor.joinable()) {  // the stream never ended normally
-    accepting.store(false);
-    acceptor.join();
-  }
-  for (std::thread& channel : channels) channel.join();
-  for (size_t i = 0; i < channel_results.size(); ++i) {
-    for (const Finding& finding : channel_results[i].findings.findings()) {
+  join_channels(absl::ZeroDuration());  // no-op after a normal end; else the main stream failed
+  for (const Channel& channel : channel_results) {
+    for (const Finding& finding : channel.findings.findings()) {
       Finding copy = finding;
-      copy.path = absl::StrCat("multifd channel ", channel_results[i].summary.channel_id, " > ",
-                               copy.path);
+      copy.path = absl::StrCat(channel.name, " > ", copy.path);
       report.parse.findings.Add(std::move(copy));
     }
   }
@@ -227,6 +269,12 @@ int RunListen(const std::vector<std::string>& operands, const CommonOptions& opt
   const FindingList& findings = report.parse.findings;
   const DestinationStats& stats = report.stats;
   bool valid = findings.error_count() == 0;
+  nlohmann::json channels_json = nlohmann::json::array();
+  for (const Channel& channel : channel_results) {
+    channels_json.push_back({{"name", channel.name},
+                             {"pages", channel.pages},
+                             {"errors", channel.findings.error_count()}});
+  }
   if (options.json) {
     nlohmann::json out = {{"schema_version", kJsonSchemaVersion},
                           {"kind", "listen"},
@@ -242,6 +290,7 @@ int RunListen(const std::vector<std::string>& operands, const CommonOptions& opt
                                         {"requests_served", stats.requests_served},
                                         {"pongs", stats.pongs},
                                         {"guest_touches", stats.guest_touches}}},
+                          {"channels", channels_json},
                           {"resources",
                            {{"descriptors", {before.descriptors, after.descriptors}},
                             {"threads", {before.threads, after.threads}},

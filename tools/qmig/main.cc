@@ -29,7 +29,8 @@ ABSL_FLAG(std::string, profile, "auto",
 ABSL_FLAG(std::string, schema, "",
           "vmstate description to decode device sections with: a VMDESCRIPTION JSON");
 ABSL_FLAG(std::string, kind, "auto",
-          "what the input is: auto, main, return-path or multifd");
+          "what the input is: auto, main, return-path, multifd or preempt (a postcopy "
+          "preempt channel, which has no magic to detect it by)");
 ABSL_FLAG(std::string, main, "",
           "the main stream a return path or multifd channel belongs to (for block sizes)");
 ABSL_FLAG(uint64_t, max_package, qmig::kOriginalPackageLimit,

@@ -26,6 +26,7 @@
 #include "emulator/return_path_writer.h"
 #include "emulator/userfaultfd.h"
 #include "parser/multifd.h"
+#include "parser/preempt_channel.h"
 #include "parser/return_path.h"
 #include "parser/stream_parser.h"
 #include "tools/qmig/commands.h"
@@ -176,9 +177,16 @@ int RunTap(const std::vector<std::string>& operands, const CommonOptions& option
       absl::StatusOr<absl::Span<const uint8_t>> head = main.View(0, 4);
       bool multifd = head.ok() && head->size() >= 4 && (*head)[0] == 0x11 && (*head)[1] == 0x22 &&
                      (*head)[2] == 0x33 && (*head)[3] == 0x44;
-      std::thread back([backward, record, multifd] {
+      // A main connection opens with the QEVM magic, a recovery connection
+      // with a command; the postcopy preempt channel has no magic at all.
+      bool main_stream = head.ok() && head->size() >= 4 &&
+                         (((*head)[0] == 'Q' && (*head)[1] == 'E' && (*head)[2] == 'V' &&
+                           (*head)[3] == 'M') ||
+                          (*head)[0] == static_cast<uint8_t>(SectionType::kCommand));
+      bool preempt = !multifd && !main_stream && head.ok() && !head->empty();
+      std::thread back([backward, record, multifd, preempt] {
         FdSource rp(backward->validator_fd());
-        if (multifd) {
+        if (multifd || preempt) {
           char sink[4096];
           while (read(backward->validator_fd(), sink, sizeof(sink)) > 0) {
           }
@@ -197,6 +205,12 @@ int RunTap(const std::vector<std::string>& operands, const CommonOptions& option
         for (const Finding& finding : result.findings.findings()) record->findings.Add(finding);
         record->summary = absl::StrCat(result.summary.packets, " packets, ", result.summary.pages,
                                        " pages");
+      } else if (preempt) {
+        record->kind = "preempt";
+        PreemptChannelResult result = ParsePreemptChannel(main, {});
+        for (const Finding& finding : result.findings.findings()) record->findings.Add(finding);
+        record->summary = absl::StrCat(result.summary.pages, " pages",
+                                       result.summary.eos_seen ? ", EOS" : "");
       } else {
         record->kind = "main";
         ParseResult result = ParseMigrationStream(main, stream_options);
