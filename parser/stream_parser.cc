@@ -427,6 +427,9 @@ void StreamParser::CheckEndOfStream(uint64_t offset) {
 absl::Status StreamParser::ParseAfterEof(Reader& reader) {
   PathScope scope(context_, "trailer");
   if (options_.live) {
+    // QEMU writes no trailer once postcopy has begun; a live source then
+    // waits for SHUT, so waiting here would only delay the migration.
+    if (postcopy_ >= PostcopyState::kListening) return absl::OkStatus();
     // A live source sends its trailer right after EOF, then waits for SHUT.
     QMIG_ASSIGN_OR_RETURN(bool more, source_.WaitForData(reader.offset(), kLiveIdle));
     if (!more) return absl::OkStatus();
