@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 #include "parser/multifd.h"
+#include "parser/parse_context.h"
 #include "parser/preempt_channel.h"
 #include "parser/return_path.h"
 #include "parser/stream_parser.h"
@@ -137,6 +138,13 @@ absl::StatusOr<ParseOptions> MakeParseOptions(const CommonOptions& options) {
     parse_options.schema = schema;
   }
   return parse_options;
+}
+
+absl::StatusOr<StreamInput> OpenStreamInput(const std::string& path, const CommonOptions& options) {
+  StreamInput stream;
+  QMIG_ASSIGN_OR_RETURN(stream.parse, MakeParseOptions(options));
+  QMIG_ASSIGN_OR_RETURN(stream.input, OpenedInput::Open(path));
+  return stream;
 }
 
 int RunCheck(const std::vector<std::string>& operands, const CommonOptions& options) {

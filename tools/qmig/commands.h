@@ -3,11 +3,13 @@
 #define QMIG_TOOLS_QMIG_COMMANDS_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "parser/stream_parser.h"
+#include "parser/wire/byte_source.h"
 #include "parser/wire/limits.h"
 
 namespace qmig {
@@ -46,6 +48,14 @@ struct CommonOptions {
 
 // ParseOptions from the common flags (profile, limits, --schema).
 absl::StatusOr<ParseOptions> MakeParseOptions(const CommonOptions& options);
+
+// A stream to parse: the options from the flags and the opened input (a
+// file, a pipe, or "-" for stdin).
+struct StreamInput {
+  ParseOptions parse;
+  std::unique_ptr<OpenedInput> input;
+};
+absl::StatusOr<StreamInput> OpenStreamInput(const std::string& path, const CommonOptions& options);
 
 int RunCheck(const std::vector<std::string>& operands, const CommonOptions& options);
 int RunSchema(const std::vector<std::string>& operands, const CommonOptions& options);

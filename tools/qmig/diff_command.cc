@@ -19,6 +19,7 @@
 #include "tools/inspect/ram_map.h"
 #include "tools/qmig/extract.h"
 #include "tools/qmig/report.h"
+#include "tools/qmig/temp_dir.h"
 
 namespace qmig {
 namespace {
@@ -27,25 +28,6 @@ namespace {
 constexpr size_t kMaxListedRanges = 64;
 constexpr size_t kMaxListedFields = 1000;
 constexpr size_t kCompareChunk = size_t{1} << 20;
-
-// A private temporary directory, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern = absl::StrCat(base != nullptr && *base != '\0' ? base : "/tmp",
-                                       "/qmig-diff.XXXXXX");
-    if (mkdtemp(pattern.data()) != nullptr) path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ignored);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 // Flattens a field tree to path -> value text.
 void Flatten(const nlohmann::ordered_json& tree, const std::string& prefix,
@@ -117,7 +99,7 @@ int RunDiff(const std::vector<std::string>& operands, const CommonOptions& optio
     std::cerr << "qmig: diff takes two streams, A and B (one of them may be - for stdin)\n";
     return kExitUsage;
   }
-  TempDir dir_a, dir_b;
+  TempDir dir_a("qmig-diff"), dir_b("qmig-diff");
   if (dir_a.path().empty() || dir_b.path().empty()) {
     std::cerr << "qmig: cannot create a temporary directory: " << std::strerror(errno) << "\n";
     return kExitUsage;

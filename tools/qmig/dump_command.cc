@@ -234,17 +234,13 @@ int RunDump(const std::vector<std::string>& operands, const CommonOptions& optio
     std::cerr << "qmig: unknown --format '" << format << "' (text, json, analyze-migration)\n";
     return kExitUsage;
   }
-  absl::StatusOr<ParseOptions> made = MakeParseOptions(options);
-  if (!made.ok()) {
-    std::cerr << "qmig: " << made.status().message() << "\n";
+  absl::StatusOr<StreamInput> stream = OpenStreamInput(operands[0], options);
+  if (!stream.ok()) {
+    std::cerr << "qmig: " << stream.status().message() << "\n";
     return kExitUsage;
   }
-  ParseOptions parse_options = *made;
-  absl::StatusOr<std::unique_ptr<OpenedInput>> input = OpenedInput::Open(operands[0]);
-  if (!input.ok()) {
-    std::cerr << "qmig: " << input.status().message() << "\n";
-    return kExitUsage;
-  }
+  ParseOptions& parse_options = stream->parse;
+  OpenedInput& input = *stream->input;
 
   TextDumpSink text(std::cout);
   JsonDumpSink json(std::cout);
@@ -258,7 +254,7 @@ int RunDump(const std::vector<std::string>& operands, const CommonOptions& optio
   inspector.set_progress([&progress](uint64_t offset) { progress.Update(offset); });
   parse_options.observer = &inspector;
   if (format == "json") json.Begin(operands[0]);
-  ParseResult result = ParseMigrationStream((*input)->source(), parse_options);
+  ParseResult result = ParseMigrationStream(input.source(), parse_options);
   inspector.Finish(result);
   progress.Done();
 

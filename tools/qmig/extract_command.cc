@@ -12,6 +12,7 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "parser/parse_context.h"
 #include "parser/wire/byte_source.h"
 #include "tools/inspect/analyze_format.h"
 #include "tools/inspect/stream_inspector.h"
@@ -62,11 +63,8 @@ std::string Pretty(const nlohmann::ordered_json& value) {
 absl::Status ExtractStream(const std::string& input, const std::string& ram_dir,
                            const CommonOptions& options, const std::string& progress_label,
                            Extracted* out) {
-  absl::StatusOr<ParseOptions> made = MakeParseOptions(options);
-  if (!made.ok()) return made.status();
-  ParseOptions parse_options = *made;
-  absl::StatusOr<std::unique_ptr<OpenedInput>> opened = OpenedInput::Open(input);
-  if (!opened.ok()) return opened.status();
+  QMIG_ASSIGN_OR_RETURN(StreamInput stream, OpenStreamInput(input, options));
+  ParseOptions& parse_options = stream.parse;
 
   ExtractSink sink;
   StreamInspector inspector(&sink, parse_options.limits.max_guest_ram_bytes);
@@ -88,7 +86,7 @@ absl::Status ExtractStream(const std::string& input, const std::string& ram_dir,
   ProgressMeter progress(progress_label, RegularFileSize(input), options.quiet);
   inspector.set_progress([&progress](uint64_t offset) { progress.Update(offset); });
   parse_options.observer = &inspector;
-  out->result = ParseMigrationStream((*opened)->source(), parse_options);
+  out->result = ParseMigrationStream(stream.input->source(), parse_options);
   inspector.Finish(out->result);
   progress.Done();
   // Blocks declared but never sent a page still get their (empty) file.

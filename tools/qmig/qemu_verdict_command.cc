@@ -42,6 +42,7 @@
 #include "parser/wire/byte_source.h"
 #include "tools/qmig/commands.h"
 #include "tools/qmig/report.h"
+#include "tools/qmig/temp_dir.h"
 
 extern char** environ;
 
@@ -66,24 +67,6 @@ struct DestinationConfig {
 std::string ShellQuote(const std::string& text) {
   return absl::StrCat("'", absl::StrReplaceAll(text, {{"'", "'\\''"}}), "'");
 }
-
-class TempDir {
- public:
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern = absl::StrCat(base != nullptr && *base != '\0' ? base : "/tmp",
-                                       "/qmig-verdict.XXXXXX");
-    if (mkdtemp(pattern.data()) != nullptr) path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ignored);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 // A QMP connection on a socket QEMU connected to.
 class Qmp {
@@ -133,6 +116,8 @@ class Qmp {
 };
 
 struct QemuVerdict {
+  QemuVerdict(std::string status_in, std::string detail_in)
+      : status(std::move(status_in)), detail(std::move(detail_in)) {}
   std::string status;  // completed, failed, timeout, crashed, error
   std::string detail;  // QEMU's last words, or what went wrong
   std::optional<int> exit_code;
@@ -162,7 +147,6 @@ bool WaitUntil(pid_t pid, absl::Time deadline, int* status) {
 
 QemuVerdict RunQemu(const std::string& qemu, const DestinationConfig& config,
                     const std::string& stream, const std::string& dir, absl::Duration timeout) {
-  QemuVerdict verdict;
   const std::string socket_path = dir + "/qmp.sock";
   const std::string log_path = dir + "/qemu.log";
   int listener = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -412,7 +396,7 @@ int RunQemuVerdict(const std::vector<std::string>& operands, const CommonOptions
                  "resumption of a paused incoming migration, not from a file\n";
     return kExitUsage;
   }
-  TempDir dir;
+  TempDir dir("qmig-verdict");
   if (dir.path().empty()) {
     std::cerr << "qmig: cannot create a temporary directory\n";
     return kExitUsage;

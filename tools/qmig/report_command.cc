@@ -112,17 +112,13 @@ int RunReport(const std::vector<std::string>& operands, const CommonOptions& opt
     std::cerr << "qmig: report takes one FILE (or - for stdin) and -o OUT.html\n";
     return kExitUsage;
   }
-  absl::StatusOr<ParseOptions> made = MakeParseOptions(options);
-  if (!made.ok()) {
-    std::cerr << "qmig: " << made.status().message() << "\n";
+  absl::StatusOr<StreamInput> stream = OpenStreamInput(operands[0], options);
+  if (!stream.ok()) {
+    std::cerr << "qmig: " << stream.status().message() << "\n";
     return kExitUsage;
   }
-  ParseOptions parse_options = *made;
-  absl::StatusOr<std::unique_ptr<OpenedInput>> input = OpenedInput::Open(operands[0]);
-  if (!input.ok()) {
-    std::cerr << "qmig: " << input.status().message() << "\n";
-    return kExitUsage;
-  }
+  ParseOptions& parse_options = stream->parse;
+  OpenedInput& input = *stream->input;
 
   ReportSink sink;
   Timeline timeline;
@@ -141,7 +137,7 @@ int RunReport(const std::vector<std::string>& operands, const CommonOptions& opt
   ProgressMeter progress("qmig report", RegularFileSize(operands[0]), options.quiet);
   inspector.set_progress([&progress](uint64_t offset) { progress.Update(offset); });
   parse_options.observer = &inspector;
-  ParseResult result = ParseMigrationStream((*input)->source(), parse_options);
+  ParseResult result = ParseMigrationStream(input.source(), parse_options);
   inspector.Finish(result);
   progress.Done();
 
