@@ -44,6 +44,14 @@ class Destination::Impl : public StreamObserver {
     parse_options.observer = this;
     DestinationReport report;
     report.parse = ParseMigrationStream(source, parse_options);
+    while (Recoverable(report.parse) && options_.await_recovery) {
+      int fd = -1;
+      ByteSource* resumed = options_.await_recovery(&fd);
+      if (resumed == nullptr) break;
+      return_path_.Reset(fd);
+      ParseResult next = ParseMigrationStream(*resumed, parse_options);
+      MergeRecovered(report.parse, std::move(next));
+    }
     Finish(report.parse);
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -55,6 +63,44 @@ class Destination::Impl : public StreamObserver {
   }
 
   GuestArena* arena() { return arena_ready_.load() ? arena_.get() : nullptr; }
+
+  // QEMU pauses rather than fails when the main connection breaks while
+  // postcopy runs: the guest already runs here and owns pages.
+  bool Recoverable(const ParseResult& parse) const {
+    if (parse.summary.eof_seen || guest_ == nullptr || arena_ == nullptr ||
+        !arena_->registered()) {
+      return false;
+    }
+    return parse.findings.HasCode(FindingCode::kTruncated) ||
+           parse.findings.HasCode(FindingCode::kIoError);
+  }
+
+  // The broken connection's end is a note once a new one resumed it; the
+  // new connection's findings follow, named as such.
+  void MergeRecovered(ParseResult& merged, ParseResult next) {
+    const uint64_t recovery = ++stats_recoveries_;
+    FindingList findings(merged.findings.max_kept());
+    for (const Finding& finding : merged.findings.findings()) {
+      Finding copy = finding;
+      if (copy.code == FindingCode::kTruncated || copy.code == FindingCode::kIoError) {
+        copy.severity = Severity::kNote;
+        copy.message = absl::StrCat("the connection broke here (", copy.message,
+                                    "); the source resumed on a new connection");
+      }
+      findings.Add(std::move(copy));
+    }
+    for (const Finding& finding : next.findings.findings()) {
+      Finding copy = finding;
+      copy.path = absl::StrCat("recovery ", recovery, copy.path.empty() ? "" : " > ", copy.path);
+      findings.Add(std::move(copy));
+    }
+    merged.findings = std::move(findings);
+    merged.summary.eof_seen = next.summary.eof_seen;
+    merged.summary.postcopy = std::max(merged.summary.postcopy, next.summary.postcopy);
+    merged.summary.bytes += next.summary.bytes;
+    for (const auto& [name, count] : next.summary.commands) merged.summary.commands[name] += count;
+    for (const auto& [name, count] : next.summary.sections) merged.summary.sections[name] += count;
+  }
 
   bool PlaceChannelPage(absl::string_view block_name, uint64_t offset,
                         absl::Span<const uint8_t> page, absl::Duration wait) {
@@ -136,6 +182,12 @@ class Destination::Impl : public StreamObserver {
         break;
       case CommandKind::kPostcopyListen:
         StartListening(offset);
+        break;
+      case CommandKind::kRecvBitmap:
+        SendReceivedBitmap(payload);
+        break;
+      case CommandKind::kPostcopyResume:
+        Resume();
         break;
       case CommandKind::kPostcopyRun:
         if (loader_running_) {
@@ -313,6 +365,39 @@ class Destination::Impl : public StreamObserver {
     }
   }
 
+  // RECV_BITMAP(block): which pages of the block are here, as QEMU's
+  // receivedmap: a little-endian array of 64-bit words, bit i for page i.
+  void SendReceivedBitmap(absl::Span<const uint8_t> payload) {
+    if (payload.empty() || payload.size() != 1u + payload[0] || arena_ == nullptr) return;
+    std::string name(payload.begin() + 1, payload.end());
+    GuestArena::Block* block = arena_->Find(name);
+    if (block == nullptr) return;  // the parser reported it
+    const uint64_t pages = block->pages();
+    std::vector<uint8_t> bitmap(((pages + 63) / 64) * 8, 0);
+    for (uint64_t page = 0; page < pages; ++page) {
+      if (arena_->State(*block, page) == PageState::kReceived) {
+        bitmap[page / 8] |= static_cast<uint8_t>(1u << (page % 8));
+      }
+    }
+    return_path_.RecvBitmap(name, bitmap).IgnoreError();
+  }
+
+  // POSTCOPY_RESUME: acknowledge, then ask again for every page a guest
+  // still waits for (the requests sent before the break were lost).
+  void Resume() {
+    return_path_.ResumeAck().IgnoreError();
+    std::vector<PageKey> waiting;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      for (const auto& [key, time] : request_times_) waiting.push_back(key);
+    }
+    for (const PageKey& key : waiting) {
+      if (arena_->State(*key.first, key.second) == PageState::kReceived) continue;
+      return_path_.RequestPages(key.first->name, key.second * GuestArena::kPage, GuestArena::kPage)
+          .IgnoreError();
+    }
+  }
+
   void StartGuest() {
     if (arena_ == nullptr || !arena_->registered() || guest_ != nullptr) return;
     guest_ = std::make_unique<GuestThreads>(*arena_, options_.guest);
@@ -463,6 +548,7 @@ class Destination::Impl : public StreamObserver {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       if (arena_ != nullptr) stats_.eagain_retries = arena_->EAGAINRetries();
+      stats_.recoveries = stats_recoveries_;
     }
     if (return_path_open_) {
       bool failed = parse.findings.error_count() > 0;
@@ -557,6 +643,7 @@ class Destination::Impl : public StreamObserver {
 
   DestinationOptions options_;
   ReturnPathWriter return_path_;
+  uint64_t stats_recoveries_ = 0;  // parsing thread only
   std::vector<ArenaBlockSpec> pending_blocks_;
   std::unique_ptr<GuestArena> arena_;
   std::atomic<bool> arena_ready_{false};  // arena_ is set; channel threads may use it

@@ -43,6 +43,13 @@ struct DestinationOptions {
   // Called when the main stream has ended, before pages are accounted: the
   // place to wait for other channels (multifd) to deliver what they carry.
   std::function<void()> on_main_stream_end;
+  // Postcopy recovery: when the main connection breaks while postcopy runs,
+  // asks for the source's new connection (QEMU's `migrate ... resume=true`
+  // after `migrate-recover` on the destination). It returns the stream to
+  // read on and sets the descriptor the return path now goes to, or returns
+  // nullptr when none came. Guest threads wait meanwhile; their requests are
+  // sent again after the source's POSTCOPY_RESUME.
+  std::function<ByteSource*(int* return_path_fd)> await_recovery;
 };
 
 struct DestinationStats {
@@ -56,6 +63,7 @@ struct DestinationStats {
   uint64_t pongs = 0;
   uint64_t guest_touches = 0;
   uint64_t eagain_retries = 0;
+  uint64_t recoveries = 0;        // connections resumed after a break
   std::vector<double> fault_latency_us;  // request to placement, per served request
   bool postcopy = false;
   std::string userfaultfd;        // how it was opened, when it was

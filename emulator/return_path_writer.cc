@@ -112,6 +112,13 @@ absl::Status ReturnPathWriter::RecvBitmap(absl::string_view block,
   return Send(static_cast<uint16_t>(ReturnPathType::kRecvBitmap), payload, trailer);
 }
 
+void ReturnPathWriter::Reset(int fd) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  fd_ = fd;
+  broken_ = false;
+  last_block_.clear();
+}
+
 uint64_t ReturnPathWriter::messages() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return messages_;

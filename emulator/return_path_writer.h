@@ -19,6 +19,10 @@ class ReturnPathWriter {
   // `fd` is not owned; -1 discards everything (no return path).
   explicit ReturnPathWriter(int fd) : fd_(fd) {}
 
+  // Moves to a new descriptor (a recovered connection): working again, and
+  // the next request names its block.
+  void Reset(int fd);
+
   absl::Status Pong(uint32_t value);
   absl::Status Shut(uint32_t status);
   // REQ_PAGES_ID when `block` differs from the previous request's block,

@@ -185,6 +185,73 @@ def fault_mid_postcopy(work, fault):
 FAULTS = ["killed", "cut", "stalled"]
 
 
+def postcopy_recovery(work):
+    """The connection is cut while postcopy runs and qmig's guest threads wait
+    for pages; the source pauses, then resumes on a new connection
+    (`migrate ... resume=true`, qmig listening with --recover_timeout_s). qmig
+    answers RECV_BITMAP and POSTCOPY_RESUME, asks again for what its guests
+    wait for, and ends with the source's memory."""
+    port = mc.free_port()
+    dump = os.path.join(work, "recovery.qmig.ram")
+    qmig = subprocess.Popen(
+        [QMIG, "listen", "tcp:127.0.0.1:%d" % port, "--json", "--accept_timeout_s=60",
+         "--stall_timeout_s=30", "--recover_timeout_s=30", "--dump_memory=" + dump,
+         "--guest=random,threads=2,touches=3000,block=pc.ram"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proxy = mc.Proxy(port)
+    src = mc.Vm("src-recovery", mc.machine_args("pc-i440fx-7.2") + ["-S"], work).start()
+    problems = []
+    try:
+        for write in mc.std_writes() + [POSTCOPY_FILL]:
+            mc.apply_write(src.qt, write)
+        mc.set_caps(src, ["postcopy-ram"])
+        mc.set_params(src, {"max-bandwidth": 256 * 1024, "max-postcopy-bandwidth": 512 * 1024})
+        time.sleep(0.2)
+        src.qmp.cmd("migrate", uri="tcp:127.0.0.1:%d" % proxy.port)
+        time.sleep(0.5)
+        src.qmp.cmd("migrate-start-postcopy")
+        time.sleep(1.0)
+        proxy.cut()
+        paused = mc.wait_status(src, ("postcopy-paused",), 30)
+        if paused.get("status") != "postcopy-paused":
+            problems.append("the source did not pause: %s" % paused.get("status"))
+        src.qmp.cmd("migrate", uri="tcp:127.0.0.1:%d" % port, resume=True)
+        status = mc.wait_status(src, ("completed",), 120)
+        if status.get("status") != "completed":
+            problems.append("resumed source ended %s" % status.get("status"))
+        memory = os.path.join(work, "recovery.source.ram")
+        src.qmp.cmd("pmemsave", val=0, size=RAM, filename=memory)
+        time.sleep(0.2)
+    finally:
+        src.kill()
+        proxy.close()
+    try:
+        out, err = qmig.communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        qmig.kill()
+        return problems + ["qmig did not finish"]
+    if qmig.returncode != 0:
+        findings = [(f["severity"], f["code"], f["path"], f["message"][:160]) for f in json.loads(out)["findings"] if f["severity"] != "warning"] if out.startswith("{") else out[-1500:]
+        return problems + ["qmig exited %d: %s %s" % (qmig.returncode, findings, err[-500:])]
+    report = json.loads(out)
+    problems += leaks(report)
+    emulator = report["emulator"]
+    print("  recovery: %s" % {k: emulator[k] for k in ("recoveries", "page_requests",
+                                                       "requests_served", "postcopy_pages")})
+    if emulator["recoveries"] != 1:
+        problems.append("recoveries %d, not 1" % emulator["recoveries"])
+    if emulator["page_requests"] == 0 or emulator["page_requests"] != emulator["requests_served"]:
+        problems.append("requests not all served: %s" % emulator)
+    if not problems:
+        a, b = open(memory, "rb").read(), open(dump, "rb").read()
+        differing = [i for i in range(0, RAM, 4096)
+                     if not 0xa0000 <= i < 0x100000 and a[i:i + 4096] != b[i:i + 4096]]
+        if differing:
+            problems.append("%d pages differ from the source's, first at 0x%x" % (
+                len(differing), differing[0]))
+    return problems
+
+
 def main():
     if not require_qemu():
         return 1
@@ -195,6 +262,9 @@ def main():
             problems = migrate(name, work, caps, params, postcopy, guest)
             print("%-22s %s" % (name, "ok" if not problems else "FAIL " + "; ".join(problems)))
             failures += bool(problems)
+        problems = postcopy_recovery(work)
+        print("%-22s %s" % ("postcopy-recovery", "ok" if not problems else "FAIL " + "; ".join(problems)))
+        failures += bool(problems)
         for fault in FAULTS:
             problems = fault_mid_postcopy(work, fault)
             print("%-22s %s" % ("source-" + fault,
@@ -202,9 +272,9 @@ def main():
             failures += bool(problems)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    total = len(CASES) + len(FAULTS)
+    total = len(CASES) + len(FAULTS) + 1
     print("%d of %d cases passed (migrations into qmig with identical memory; a source killed, "
-          "cut off and stalled mid-postcopy)" % (total - failures, total))
+          "cut off and stalled mid-postcopy; a postcopy recovered after a cut)" % (total - failures, total))
     return 1 if failures else 0
 
 

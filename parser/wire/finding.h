@@ -130,6 +130,7 @@ struct Finding {
 class FindingList {
  public:
   explicit FindingList(uint32_t max_kept = 1000) : max_kept_(max_kept) {}
+  uint32_t max_kept() const { return max_kept_; }
 
   void Add(Finding finding);
   const std::vector<Finding>& findings() const { return findings_; }

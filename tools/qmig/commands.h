@@ -37,6 +37,7 @@ struct CommonOptions {
   std::string dump_block = "pc.ram";
   int64_t accept_timeout_s = 60;
   int64_t stall_timeout_s = 30;
+  int64_t recover_timeout_s = 0;  // listen: wait this long for a postcopy resume; 0: none
   std::string record;           // tap: file prefix for the recorded directions
   uint64_t max_package = kOriginalPackageLimit;
   std::string format = "text";  // dump: text, json or analyze-migration

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <fstream>
@@ -29,6 +30,7 @@
 #include "nlohmann/json.hpp"
 #include "parser/multifd.h"
 #include "parser/preempt_channel.h"
+#include "parser/wire/constants.h"
 #include "tools/qmig/commands.h"
 #include "tools/qmig/report.h"
 
@@ -155,9 +157,20 @@ int RunListen(const std::vector<std::string>& operands, const CommonOptions& opt
   std::vector<UniqueFd> channel_sockets;
   std::vector<Channel> channel_results;
   Destination* incoming_ptr = nullptr;
+  // Connections that resume a broken postcopy (they open with a command,
+  // RECV_BITMAP), handed from the acceptor to the listen path.
+  std::vector<int> recovery_fds;
+  std::condition_variable recovery_ready;
+  std::vector<std::unique_ptr<FdSource>> recovered_sources;
+  std::vector<int> recovered_fds;  // main connections now, not channels
   auto shut_channels = [&] {
     std::lock_guard<std::mutex> lock(channels_mutex);
-    for (UniqueFd& socket : channel_sockets) shutdown(socket.get(), SHUT_RDWR);
+    for (UniqueFd& socket : channel_sockets) {
+      if (std::find(recovered_fds.begin(), recovered_fds.end(), socket.get()) ==
+          recovered_fds.end()) {
+        shutdown(socket.get(), SHUT_RDWR);
+      }
+    }
   };
   std::thread acceptor([&] {
     while (accepting.load()) {
@@ -170,6 +183,23 @@ int RunListen(const std::vector<std::string>& operands, const CommonOptions& opt
       channel_results.emplace_back();
       ++channels_running;
       channels.emplace_back([&, fd, slot] {
+        // A connection that opens with a command resumes a broken postcopy:
+        // it goes to the listen path untouched, so the byte is only peeked.
+        uint8_t first = 0;
+        ssize_t peeked;
+        do {
+          peeked = recv(fd, &first, 1, MSG_PEEK);
+        } while (peeked < 0 && errno == EINTR);
+        if (peeked == 1 && first == static_cast<uint8_t>(SectionType::kCommand)) {
+          std::lock_guard<std::mutex> lock(channels_mutex);
+          channel_results[slot].name = "recovered main connection";
+          recovery_fds.push_back(fd);
+          recovered_fds.push_back(fd);
+          recovery_ready.notify_all();
+          --channels_running;
+          channel_done.notify_all();
+          return;
+        }
         FdSource channel_source(fd);
         // A preempt channel may stay quiet until the guest faults, so it is
         // identified by its first bytes whenever they come; it ends with EOS,
@@ -225,6 +255,24 @@ int RunListen(const std::vector<std::string>& operands, const CommonOptions& opt
     for (std::thread& channel : running) channel.join();
   };
   destination.on_main_stream_end = [&] { join_channels(absl::Seconds(options.stall_timeout_s)); };
+  if (options.recover_timeout_s > 0) {
+    destination.await_recovery = [&](int* return_path_fd) -> ByteSource* {
+      std::unique_lock<std::mutex> lock(channels_mutex);
+      std::cerr << "qmig: the main connection broke during postcopy; waiting "
+                << options.recover_timeout_s << " s for the source to resume on " << bound
+                << "\n";
+      if (!recovery_ready.wait_for(lock, std::chrono::seconds(options.recover_timeout_s),
+                                   [&] { return !recovery_fds.empty(); })) {
+        return nullptr;
+      }
+      int fd = recovery_fds.front();
+      recovery_fds.erase(recovery_fds.begin());
+      setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &stall, sizeof(stall));
+      *return_path_fd = fd;
+      recovered_sources.push_back(std::make_unique<FdSource>(fd));
+      return recovered_sources.back().get();
+    };
+  }
 
   DestinationReport report;
   {  // the destination's arena, threads and descriptors live in this scope
@@ -233,6 +281,7 @@ int RunListen(const std::vector<std::string>& operands, const CommonOptions& opt
   FdSource source(connection->get());
   report = incoming.Run(source);
   shutdown(connection->get(), SHUT_RDWR);
+  for (int fd : recovered_fds) shutdown(fd, SHUT_RDWR);
   join_channels(absl::ZeroDuration());  // no-op after a normal end; else the main stream failed
   for (const Channel& channel : channel_results) {
     for (const Finding& finding : channel.findings.findings()) {
@@ -289,7 +338,8 @@ int RunListen(const std::vector<std::string>& operands, const CommonOptions& opt
                                         {"page_requests", stats.page_requests},
                                         {"requests_served", stats.requests_served},
                                         {"pongs", stats.pongs},
-                                        {"guest_touches", stats.guest_touches}}},
+                                        {"guest_touches", stats.guest_touches},
+                                        {"recoveries", stats.recoveries}}},
                           {"channels", channels_json},
                           {"resources",
                            {{"descriptors", {before.descriptors, after.descriptors}},

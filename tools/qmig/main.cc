@@ -62,6 +62,10 @@ ABSL_FLAG(std::string, record, "",
           "tap: record each connection to PREFIX.N.fwd (source to destination) and "
           "PREFIX.N.rev (the return path)");
 ABSL_FLAG(int64_t, accept_timeout_s, 60, "listen: seconds to wait for the source to connect");
+ABSL_FLAG(int64_t, recover_timeout_s, 0,
+          "listen: when the main connection breaks while postcopy runs, wait this many "
+          "seconds for the source to resume on the same address (migrate ... resume=true); "
+          "0: do not wait");
 ABSL_FLAG(int64_t, stall_timeout_s, 30,
           "listen/replay: seconds of silence after which the source counts as stopped");
 
@@ -129,6 +133,7 @@ int main(int argc, char** argv) {
   options.dump_block = absl::GetFlag(FLAGS_dump_block);
   options.accept_timeout_s = absl::GetFlag(FLAGS_accept_timeout_s);
   options.stall_timeout_s = absl::GetFlag(FLAGS_stall_timeout_s);
+  options.recover_timeout_s = absl::GetFlag(FLAGS_recover_timeout_s);
   options.record = absl::GetFlag(FLAGS_record);
   options.format = absl::GetFlag(FLAGS_format);
   options.meta = absl::GetFlag(FLAGS_meta);
