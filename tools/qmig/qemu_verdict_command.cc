@@ -118,7 +118,7 @@ class Qmp {
 struct QemuVerdict {
   QemuVerdict(std::string status_in, std::string detail_in)
       : status(std::move(status_in)), detail(std::move(detail_in)) {}
-  std::string status;  // completed, failed, timeout, crashed, error
+  std::string status;  // completed, failed, paused, timeout, crashed, error
   std::string detail;  // QEMU's last words, or what went wrong
   std::optional<int> exit_code;
   std::optional<int> signal;
@@ -268,6 +268,11 @@ QemuVerdict RunQemu(const std::string& qemu, const DestinationConfig& config,
       return finish({"completed", ""}, false);
     }
     if (status == "failed") return finish({"failed", ""}, false);
+    if (status == "postcopy-paused") {
+      // QEMU's answer to a postcopy stream that breaks after RUN: it keeps
+      // the guest and waits for the source to resume.
+      return finish({"paused", "postcopy paused, waiting for the source to resume"}, true);
+    }
     if (absl::Now() > deadline) {
       return finish({"timeout", absl::StrCat("still loading after ", absl::FormatDuration(timeout),
                                              "; killed")},
