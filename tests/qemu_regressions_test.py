@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Streams that break real QEMU, kept as regressions (corpus/regressions/qemu/).
 
-Each file names a real corpus stream and byte patches to it, what QEMU 7.2
+Each file names a real corpus stream, byte patches to it (and optionally how
+many of its bytes to keep, "truncate"), what QEMU 7.2
 does with the result (recorded when it was found), and what qmig must say.
 The test rebuilds each stream, checks qmig's verdict, and asks a real QEMU
 destination again, printing its behaviour (QEMU's crashes are racy, so its
@@ -23,6 +24,8 @@ def rebuild(regression):
     data = bytearray(open(os.path.join(ROOT, regression["base"]), "rb").read())
     if hashlib.sha256(data).hexdigest() != regression["base_sha256"]:
         raise AssertionError("base stream changed: " + regression["base"])
+    if "truncate" in regression:  # keep only the first N bytes
+        del data[regression["truncate"]:]
     for patch in regression["patches"]:
         at = patch["offset"]
         if struct.unpack(">I", data[at:at + 4])[0] != patch["was"]:
@@ -54,10 +57,12 @@ def main():
             missing = set(regression["qmig"]["error_codes"]) - set(codes)
             if missing:
                 problems.append("qmig lacks %s (has %s)" % (sorted(missing), codes))
-            qemu = qemu_verdict(stream, os.path.join(ROOT, regression["qemu_7_2"]["meta"]))
+            qemu = qemu_verdict(stream, os.path.join(ROOT, regression["qemu_7_2"]["meta"]),
+                                timeout=regression["qemu_7_2"].get("timeout_s", 30))
             if qemu["status"] != regression["qemu_7_2"]["verdict"]:
                 problems.append("QEMU now says %s" % qemu["status"])
-            crashed = qemu.get("exit_code", 0) is not None and qemu.get("exit_code", 0) < 0
+            crashed = (qemu["status"] != "timeout" and qemu.get("exit_code") is not None and
+                       qemu["exit_code"] < 0)
             print("%-28s qmig %s; QEMU %s, exit %s%s %s" % (
                 name, codes, qemu["status"], qemu.get("exit_code"),
                 " (crashed)" if crashed else "", "ok" if not problems else "FAIL " + "; ".join(problems)))

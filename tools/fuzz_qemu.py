@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""Drives a real QEMU 7.2 destination with structural mutants of real streams.
+
+    tools/fuzz_qemu.py [--seconds N] [--out DIR] [--base NAME ...] [--timeout_s N]
+
+Each round takes a corpus stream (by default pc-i440fx-7.2, pc-q35-7.2,
+xbzrle and postcopy), makes a batch of mutants with the structure-aware
+mutator (fuzz:mutate_stream: records inserted, deleted, moved, wrapped into
+packages, lengths resized, ...), and loads each into QEMU with
+`qmig qemu-verdict --meta` (the stream's recorded destination
+configuration). Kept under --out (default
+${XDG_CACHE_HOME:-~/.cache}/qmig-fuzz/qemu/TIME), with QEMU's verdict next to
+qmig's:
+  * QEMU misbehaving: crashed, crashed at exit, hung at exit, or timed out;
+  * unexplained disagreements (qemu-verdict exit 1).
+Exits 1 when anything was kept; a stream worth keeping for good goes to
+corpus/regressions/qemu/ with QEMU's behaviour recorded (docs/FUZZING.md).
+"""
+import argparse
+import collections
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CORPUS = os.path.join(ROOT, "corpus", "qemu-7.2")
+MISBEHAVIOUR = ("crashed", "crashed at exit", "hung at exit", "timeout")
+
+
+def build():
+    subprocess.run(["bazel", "build", "//fuzz:mutate_stream", "//tools/qmig"], cwd=ROOT,
+                   check=True, stdout=subprocess.DEVNULL)
+    bin_dir = subprocess.run(["bazel", "info", "bazel-bin"], cwd=ROOT, check=True,
+                             capture_output=True, text=True).stdout.strip()
+    return (os.path.join(bin_dir, "fuzz", "mutate_stream"),
+            os.path.join(bin_dir, "tools", "qmig", "qmig"))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=120)
+    ap.add_argument("--out")
+    ap.add_argument("--base", nargs="+",
+                    default=["pc-i440fx-7.2", "pc-q35-7.2", "xbzrle", "postcopy"])
+    ap.add_argument("--batch", type=int, default=20)
+    ap.add_argument("--timeout_s", type=int, default=10)
+    ap.add_argument("--seed", type=int, default=int(time.time()) % 100000)
+    args = ap.parse_args()
+    if shutil.which("qemu-system-x86_64") is None:
+        sys.exit("qemu-system-x86_64 is not installed; run tools/setup")
+    mutate, qmig = build()
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    out = args.out or os.path.join(cache, "qmig-fuzz", "qemu", time.strftime("%Y%m%d-%H%M%S"))
+    os.makedirs(out, exist_ok=True)
+    counts = collections.Counter()
+    kept = []
+    deadline = time.time() + args.seconds
+    seed = args.seed
+    with tempfile.TemporaryDirectory() as work:
+        while time.time() < deadline:
+            for base in args.base:
+                if time.time() >= deadline:
+                    break
+                stream = os.path.join(CORPUS, base + ".mig")
+                meta = os.path.join(CORPUS, base + ".meta.json")
+                batch = os.path.join(work, "batch")
+                shutil.rmtree(batch, ignore_errors=True)
+                os.makedirs(batch)
+                subprocess.run([mutate, stream, batch, str(args.batch), str(seed)], check=True)
+                seed += 1
+                for name in sorted(n for n in os.listdir(batch) if n.endswith(".mig")):
+                    if time.time() >= deadline:
+                        break
+                    mutant = os.path.join(batch, name)
+                    run = subprocess.run(
+                        [qmig, "qemu-verdict", "--json", "--meta=" + meta,
+                         "--timeout_s=%d" % args.timeout_s, mutant],
+                        capture_output=True, text=True, timeout=args.timeout_s + 90)
+                    counts["mutants"] += 1
+                    if run.returncode == 2:
+                        counts["not run"] += 1
+                        continue
+                    verdict = json.loads(run.stdout)
+                    status = verdict["qemu"]["status"]
+                    counts["QEMU " + status] += 1
+                    counts["qmig " + ("valid" if verdict["qmig"]["valid"] else "invalid")] += 1
+                    if status in MISBEHAVIOUR or run.returncode == 1:
+                        keep = os.path.join(out, "%s-%s" % (base, name[:-4]))
+                        shutil.copy(mutant, keep + ".mig")
+                        shutil.copy(mutant[:-4] + ".txt", keep + ".mutations.txt")
+                        with open(keep + ".verdict.json", "w") as f:
+                            json.dump(verdict, f, indent=2)
+                        kept.append((keep, status, verdict["relation"]))
+                        print("kept %s: QEMU %s; %s" % (keep, status, verdict["relation"]))
+    print("\n%d mutants: %s" % (counts["mutants"], ", ".join(
+        "%s %d" % (k, v) for k, v in sorted(counts.items()) if k != "mutants")))
+    print("%d kept in %s" % (len(kept), out))
+    return 1 if kept else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
