@@ -96,6 +96,26 @@ const VmDescription* StreamParser::DeviceDescriptions(Reader& reader) {
   return trailer_description_.has_value() ? &*trailer_description_ : nullptr;
 }
 
+namespace {
+
+// QEMU's find_se() takes an instance id equal to a device's alias id, which
+// is -1 for devices registered without one.
+constexpr uint32_t kAnyAliasInstance = 0xffffffff;
+
+bool DescribesIdstr(const VmDescription& descriptions, absl::string_view idstr) {
+  for (const DeviceDescription& device : descriptions.devices) {
+    if (device.name == idstr) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+bool StreamParser::DescribedDevice(Reader& reader, const SectionState& section) {
+  const VmDescription* descriptions = DeviceDescriptions(reader);
+  return descriptions != nullptr && descriptions->Find(section.idstr, section.instance_id) != nullptr;
+}
+
 absl::Status StreamParser::ParseDeviceBody(Reader& reader, const SectionState& section,
                                            uint64_t offset) {
   const VmDescription* descriptions = DeviceDescriptions(reader);
@@ -125,11 +145,22 @@ absl::Status StreamParser::ParseDeviceBody(Reader& reader, const SectionState& s
                                  " bytes delimited by scanning, not decoded: -dump-vmstate output "
                                  "has no array lengths or field types (use qmig schema on a "
                                  "precopy stream of the same machine)"));
-  } else if (descriptions != nullptr) {
+  } else if (descriptions != nullptr && section.instance_id == kAnyAliasInstance &&
+             DescribesIdstr(*descriptions, section.idstr)) {
     context_.Report(FindingCode::kDeviceNoDescription, start,
-                    absl::StrCat(end - start, " bytes delimited by scanning, not decoded: the ",
-                                 summary_.device_description_source,
-                                 " description has no such device instance"));
+                    absl::StrCat(end - start, " bytes delimited by scanning, not decoded: instance "
+                                 "0xffffffff, which QEMU matches against the alias id (-1) of any "
+                                 "device without one, so it loads this section into '",
+                                 absl::CHexEscape(section.idstr), "'"),
+                    {}, /*qemu_accepts=*/true);
+  } else if (descriptions != nullptr) {
+    // The description lists every section the machine saves; a destination
+    // of that machine refuses others ("Unknown savevm section").
+    context_.ReportAs(Severity::kError, FindingCode::kDeviceNoDescription, start,
+                      absl::StrCat(end - start, " bytes delimited by scanning, not decoded: the ",
+                                   summary_.device_description_source,
+                                   " description has no such device instance, so a destination "
+                                   "of this machine has none either and refuses the section"));
   } else {
     context_.Report(FindingCode::kDeviceUnverified, start,
                     absl::StrCat(end - start,

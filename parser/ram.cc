@@ -88,11 +88,13 @@ absl::Status StreamParser::ParseRamPayload(Reader& reader) {
       if (flags & ram_flag::kContinue) {
         context_.Report(FindingCode::kRamBadFlags, offset,
                         absl::StrCat("CONTINUE on a record without a page (flags ",
-                                     FlagsText(flags), ")"));
+                                     FlagsText(flags), ")"),
+                        {}, /*qemu_accepts=*/true);  // QEMU ignores it there
       }
       if (primary != ram_flag::kMemSize && address != 0) {
         context_.Report(FindingCode::kRamNonzeroOffset, offset,
-                        absl::StrFormat("offset bits 0x%x set on a record without a page", address));
+                        absl::StrFormat("offset bits 0x%x set on a record without a page", address),
+                        {}, /*qemu_accepts=*/true);  // QEMU masks them off
       }
       if (postcopy && primary != ram_flag::kEos) {
         return context_.Fail(FindingCode::kRamPostcopyRecord, offset,

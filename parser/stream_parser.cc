@@ -134,10 +134,19 @@ absl::Status StreamParser::ParseConfiguration(Reader& reader) {
   PathScope scope(context_, "CONFIGURATION");
   uint64_t offset = reader.offset();
   QMIG_ASSIGN_OR_RETURN(uint32_t length, reader.Be32());
-  if (length == 0 || length > kMaxMachineNameLength) {
+  if (length > kMaxMachineNameLength) {
+    // QEMU 7.2 allocates the length it reads: 0xffffffff aborts it in
+    // g_malloc (corpus/regressions/qemu/config-name-length-max.json).
     return context_.Fail(FindingCode::kConfigBadName, offset,
                          absl::StrCat("machine name length ", length, " (allowed 1..",
                                       kMaxMachineNameLength, ")"));
+  }
+  if (length == 0) {
+    // QEMU compares only the first `length` bytes with its own machine name.
+    context_.Report(FindingCode::kConfigBadName, offset,
+                    "machine name length 0: QEMU compares no byte of it, so any machine accepts "
+                    "the stream",
+                    {}, /*qemu_accepts=*/true);
   }
   QMIG_ASSIGN_OR_RETURN(absl::Span<const uint8_t> name, reader.Bytes(length));
   summary_.machine = std::string(name.begin(), name.end());
@@ -148,7 +157,7 @@ absl::Status StreamParser::ParseConfiguration(Reader& reader) {
                     absl::StrCat("machine '", *summary_.machine, "' but the --schema dump is of '",
                                  options_.schema->dump_machine, "'; QEMU refuses another machine"));
   }
-  if (!IsPrintableName(name)) {
+  if (length > 0 && !IsPrintableName(name)) {
     context_.Report(FindingCode::kConfigBadName, offset + 4,
                     "machine name holds a NUL or a non-printable byte");
   }
@@ -292,9 +301,12 @@ absl::Status StreamParser::ParseStartOrFull(Reader& reader, uint8_t type, uint64
   else if (idstr == kBlockSectionName) state.kind = SectionKind::kBlock;
   auto existing = sections_.find(section_id);
   if (existing != sections_.end()) {
+    // QEMU keeps a list of loaded sections and takes the latest one with
+    // the id: it loads such a stream (seen with tools/fuzz_qemu.py).
     context_.Report(FindingCode::kDuplicateSectionId, offset,
                     absl::StrCat("section id ", section_id, " was already used by '",
-                                 existing->second.idstr, "'"));
+                                 existing->second.idstr, "'"),
+                    {}, /*qemu_accepts=*/true);
   }
   SectionState& section = sections_[section_id] = std::move(state);
   QMIG_RETURN_IF_ERROR(ParseSectionPayload(reader, section, type, offset));
@@ -345,7 +357,8 @@ absl::Status StreamParser::ParsePartOrEnd(Reader& reader, uint8_t type, uint64_t
   }
   if (section.ended) {
     context_.Report(FindingCode::kSectionAfterEnd, offset,
-                    absl::StrCat(type_name, " after the section's END"));
+                    absl::StrCat(type_name, " after the section's END"), {},
+                    /*qemu_accepts=*/true);
   }
   if (type == static_cast<uint8_t>(SectionType::kEnd)) section.ended = true;
   QMIG_RETURN_IF_ERROR(ParseSectionPayload(reader, section, type, offset));
@@ -374,7 +387,16 @@ absl::Status StreamParser::ParseSectionPayload(Reader& reader, SectionState& sec
     case SectionKind::kDevice:
       if (postcopy_ >= PostcopyState::kRunning) {
         context_.Report(FindingCode::kCommandState, section_offset,
-                        "device state after RUN: the guest is already running on the destination");
+                        "device state after RUN: the guest is already running on the destination",
+                        {}, /*qemu_accepts=*/true);
+      }
+      if (type != static_cast<uint8_t>(SectionType::kFull) && DescribedDevice(reader, section)) {
+        // QEMU loads any START or FULL section with the device's vmstate.
+        context_.Report(FindingCode::kIterableUnverified, section_offset,
+                        absl::StrCat(SectionTypeName(type), " for device '", section.idstr,
+                                     "', which is not iterable: QEMU loads it as device state"),
+                        {}, /*qemu_accepts=*/true);
+        return ParseDeviceBody(reader, section, section_offset);
       }
       if (type != static_cast<uint8_t>(SectionType::kFull)) {
         ++summary_.iterable_sections[section.idstr];

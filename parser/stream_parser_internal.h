@@ -83,6 +83,8 @@ class StreamParser {
 
   // device_sections.cc
   absl::Status ParseDeviceBody(Reader& reader, const SectionState& section, uint64_t offset);
+  // Whether the description in use has this device instance.
+  bool DescribedDevice(Reader& reader, const SectionState& section);
   const VmDescription* DeviceDescriptions(Reader& reader);
   absl::StatusOr<uint64_t> ScanForDeviceEnd(Reader& reader, uint32_t section_id);
   void CheckDumpedVersion(const VmDescription& dump, const SectionState& section, uint64_t offset);

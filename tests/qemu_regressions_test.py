@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Streams that break real QEMU, kept as regressions (corpus/regressions/qemu/).
 
-Each file names a real corpus stream, byte patches to it (and optionally how
-many of its bytes to keep, "truncate"), what QEMU 7.2
-does with the result (recorded when it was found), and what qmig must say.
+Each file names a real corpus stream with byte patches to it (and optionally
+how many of its bytes to keep, "truncate"), or a whole mutant kept beside it
+("stream"); what QEMU 7.2 does with the result (recorded when it was found), and what qmig must say.
 The test rebuilds each stream, checks qmig's verdict, and asks a real QEMU
 destination again, printing its behaviour (QEMU's crashes are racy, so its
 exit code is reported, not asserted; its failing verdict is asserted).
@@ -21,6 +21,11 @@ from qemu_testing import ROOT, qemu_verdict, qmig_check, require_qemu
 
 
 def rebuild(regression):
+    if "stream" in regression:  # a mutant kept whole
+        data = open(os.path.join(ROOT, regression["stream"]), "rb").read()
+        if hashlib.sha256(data).hexdigest() != regression["stream_sha256"]:
+            raise AssertionError("stream changed: " + regression["stream"])
+        return data
     data = bytearray(open(os.path.join(ROOT, regression["base"]), "rb").read())
     if hashlib.sha256(data).hexdigest() != regression["base_sha256"]:
         raise AssertionError("base stream changed: " + regression["base"])
