@@ -79,14 +79,14 @@ def embedded_data(html):
     match = DATA_SCRIPT.search(html)
     if not match:
         raise AssertionError("no qmig-data script element in the page")
-    # `<\/` is how the page escapes `</`; it is also a valid JSON escape.
+    # qmig writes every `<` as `\u003c`, a JSON escape, so the text parses as is.
     return json.loads(match.group(2))
 
 
 def with_data(html, data_text):
     """`html` with `data_text` as its embedded data, escaped as qmig does:
     any text, so that broken data can be tried too."""
-    escaped = data_text.replace("</", "<\\/")
+    escaped = data_text.replace("<", "\\u003c")
     return DATA_SCRIPT.sub(lambda m: m.group(1) + escaped + m.group(3), html, count=1)
 
 
@@ -94,7 +94,7 @@ def fill_template(template_path, data):
     template = open(template_path, encoding="utf-8").read()
     if template.count(TEMPLATE_MARKER) != 1:
         raise AssertionError("the template must hold the data marker exactly once")
-    return template.replace(TEMPLATE_MARKER, json.dumps(data).replace("</", "<\\/"))
+    return template.replace(TEMPLATE_MARKER, json.dumps(data).replace("<", "\\u003c"))
 
 
 def qmig_report(qmig, stream, return_path, out):

@@ -99,10 +99,12 @@ struct Timeline {
 };
 
 std::string EmbeddableJson(const nlohmann::ordered_json& data) {
-  // Inside <script>, "</" would end the element early.
+  // Inside <script>, "</script" would end the element and "<!--" change how
+  // the rest is read; with ASCII escapes a '<' can only stand in a string,
+  // where \u003c means the same.
   return absl::StrReplaceAll(
       data.dump(-1, ' ', /*ensure_ascii=*/true, nlohmann::ordered_json::error_handler_t::replace),
-      {{"</", "<\\/"}});
+      {{"<", "\\u003c"}});
 }
 
 }  // namespace
