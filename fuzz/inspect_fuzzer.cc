@@ -36,8 +36,7 @@ class SerialisingSink final : public qmig::RecordSink {
   void Check(const qmig::Record& record) {
     qmig::fuzz::Check(record.offset >= last_offset_, "records out of stream order");
     last_offset_ = record.offset;
-    bytes_ += record.details
-                  .dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace)
+    bytes_ += record.details.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace)
                   .size();
   }
   qmig::AnalyzeMigrationSink analyze_;

@@ -22,7 +22,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::ifstream in(argv[1], std::ios::binary);
-  std::vector<uint8_t> input((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<uint8_t> input((std::istreambuf_iterator<char>(in)),
+                             std::istreambuf_iterator<char>());
   if (!in.eof() && !in.good()) {
     std::cerr << "mutate_stream: cannot read " << argv[1] << "\n";
     return 2;

@@ -88,10 +88,9 @@ class PreemptParser {
                              absl::StrCat("unknown RAM block '", absl::CHexEscape(*block_), "'"));
       }
       if (address >= it->second) {
-        return context_.Fail(
-            FindingCode::kPreemptBadRecord, offset,
-            absl::StrFormat("page 0x%x is past the end of '%s' (0x%x bytes)", address,
-                            absl::CHexEscape(*block_), it->second));
+        return context_.Fail(FindingCode::kPreemptBadRecord, offset,
+                             absl::StrFormat("page 0x%x is past the end of '%s' (0x%x bytes)",
+                                             address, absl::CHexEscape(*block_), it->second));
       }
     }
     absl::Span<const uint8_t> body;

@@ -24,8 +24,9 @@ Seen Parse(const std::vector<uint8_t>& bytes) {
   options.block_lengths = {{"pc.ram", 1 << 20}};
   options.on_page = [&seen](absl::string_view block, uint64_t offset, RamRecordKind kind,
                             absl::Span<const uint8_t> page, uint64_t stream_offset) {
-    seen.pages.push_back(absl::StrCat(block, "@", offset, kind == RamRecordKind::kZero ? " zero" : " page",
-                                      " ", page.size(), " at ", stream_offset));
+    seen.pages.push_back(absl::StrCat(block, "@", offset,
+                                      kind == RamRecordKind::kZero ? " zero" : " page", " ",
+                                      page.size(), " at ", stream_offset));
   };
   MemorySource source(bytes);
   seen.result = ParsePreemptChannel(source, options);

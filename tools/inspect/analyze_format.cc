@@ -17,8 +17,8 @@ void AnalyzeMigrationSink::OnRecord(const Record& record) {
   const bool opens = type == "START" || type == "FULL";
   auto known = keys_.find(id);
   if (!opens && known == keys_.end()) return;  // a recovery stream's continuation
-  std::string key = opens ? absl::StrCat(details["name"].get<std::string>(), " (", id, ")")
-                          : known->second;
+  std::string key =
+      opens ? absl::StrCat(details["name"].get<std::string>(), " (", id, ")") : known->second;
   if (opens) {
     // A section id opened again starts a new object in the first one's place.
     auto previous = keys_.find(id);
@@ -42,7 +42,8 @@ std::string AnalyzeMigrationText(const nlohmann::ordered_json& value) {
   // nlohmann's pretty printer with a 4-space indent and ASCII escapes writes
   // the same bytes as Python's encoder for objects, arrays, strings and
   // booleans, the only values in this view.
-  return value.dump(4, ' ', /*ensure_ascii=*/true, nlohmann::ordered_json::error_handler_t::replace) +
+  return value.dump(4, ' ', /*ensure_ascii=*/true,
+                    nlohmann::ordered_json::error_handler_t::replace) +
          "\n";
 }
 

@@ -83,12 +83,14 @@ std::string DescribeCommandPayload(CommandKind kind, const nlohmann::ordered_jso
       break;
     case CommandKind::kPostcopyAdvise:
       if (decoded.contains("target_page_size")) {
-        return absl::StrCat("host page sizes 0x", absl::Hex(decoded["host_page_sizes"].get<uint64_t>()),
+        return absl::StrCat("host page sizes 0x",
+                            absl::Hex(decoded["host_page_sizes"].get<uint64_t>()),
                             ", target page size ", decoded["target_page_size"].get<uint64_t>());
       }
       return "no RAM postcopy (empty)";
     case CommandKind::kPackaged:
-      if (decoded.contains("length")) return absl::StrCat(decoded["length"].get<uint64_t>(), " bytes");
+      if (decoded.contains("length"))
+        return absl::StrCat(decoded["length"].get<uint64_t>(), " bytes");
       break;
     case CommandKind::kRecvBitmap:
       if (decoded.contains("block")) return decoded["block"].get<std::string>();

@@ -12,8 +12,8 @@ namespace {
 // it reads "uint8 equal" and "uint16 equal" as signed, and "int32 le" big
 // endian; qmig shows them the same way so that outputs compare equal.
 constexpr std::array<absl::string_view, 9> kSignedTypes = {
-    "int8",  "int16", "int32", "int32 equal", "int32 le", "int64", "int64 equal", "uint8 equal",
-    "uint16 equal"};
+    "int8",  "int16",       "int32",       "int32 equal", "int32 le",
+    "int64", "int64 equal", "uint8 equal", "uint16 equal"};
 constexpr std::array<absl::string_view, 5> kUnsignedTypes = {"uint8", "uint16", "uint32",
                                                              "uint32 equal", "uint64"};
 
@@ -48,9 +48,9 @@ nlohmann::ordered_json FormatFieldValue(absl::string_view type, uint64_t size,
     if (!negative) return hex;
     // Sign-extend the big-endian value to 64 bits.
     const int unused_bits = static_cast<int>(64 - size * 8);
-    const int64_t signed_value =
-        unused_bits == 0 ? static_cast<int64_t>(value)
-                         : static_cast<int64_t>(value << unused_bits) >> unused_bits;
+    const int64_t signed_value = unused_bits == 0
+                                     ? static_cast<int64_t>(value)
+                                     : static_cast<int64_t>(value << unused_bits) >> unused_bits;
     return absl::StrCat(hex, " (", signed_value, ")");
   }
   if (type == "bool" && !bytes.empty()) return bytes[0] != 0;
@@ -91,8 +91,8 @@ void FieldTreeBuilder::OnField(const VmstateFieldView& field) {
 void FieldTreeBuilder::OnStructBegin(const VmstateFieldView& field) {
   Open open{std::string(field.name), field.index};
   // Inside an opaque container everything is bytes of the outermost one.
-  open.opaque = opaque_depth_ == 0 && style_ == FieldTreeStyle::kAnalyzeMigration &&
-                field.type != "struct";
+  open.opaque =
+      opaque_depth_ == 0 && style_ == FieldTreeStyle::kAnalyzeMigration && field.type != "struct";
   if (open.opaque || opaque_depth_ > 0) ++opaque_depth_;
   open_.push_back(std::move(open));
 }

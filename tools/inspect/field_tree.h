@@ -54,8 +54,8 @@ class FieldTreeBuilder final : public VmstateFieldVisitor {
     std::string name;
     std::optional<uint64_t> index;
     nlohmann::ordered_json value = nlohmann::ordered_json::object();
-    bool opaque = false;          // shown as the hex of its bytes
-    std::vector<uint8_t> bytes;   // an opaque container's bytes so far
+    bool opaque = false;         // shown as the hex of its bytes
+    std::vector<uint8_t> bytes;  // an opaque container's bytes so far
   };
   void Reset();
   void Close();
@@ -63,7 +63,7 @@ class FieldTreeBuilder final : public VmstateFieldVisitor {
                     std::optional<uint64_t> index, nlohmann::ordered_json value);
 
   FieldTreeStyle style_;
-  std::vector<Open> open_;  // open_[0] is the body itself
+  std::vector<Open> open_;   // open_[0] is the body itself
   size_t opaque_depth_ = 0;  // open opaque containers
 };
 

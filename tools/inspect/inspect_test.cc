@@ -28,8 +28,7 @@ TEST(FormatFieldValueTest, IntegersAsTheScriptShowsThem) {
   const std::vector<uint8_t> small = {0, 0, 0, 0, 0, 0, 0x0f, 0xb1};
   EXPECT_EQ(FormatFieldValue("int64", 8, small), Json("0x0000000000000fb1"));
   const std::vector<uint8_t> min64 = {0x80, 0, 0, 0, 0, 0, 0, 0};
-  EXPECT_EQ(FormatFieldValue("int64", 8, min64),
-            Json("0x8000000000000000 (-9223372036854775808)"));
+  EXPECT_EQ(FormatFieldValue("int64", 8, min64), Json("0x8000000000000000 (-9223372036854775808)"));
 }
 
 TEST(FormatFieldValueTest, BoolsAndBytes) {
@@ -136,7 +135,11 @@ TEST(StreamInspectorTest, RecordsTileTheStreamWithPackagesNested) {
   StreamWriter w;
   w.Header().Configuration({"pc-i440fx-7.2"}).OpenReturnPath().Advise();
   w.SectionStart(2, "ram", 0, 4).RamMemSize({{"pc.ram", 1 << 20}}).RamEos().Footer(2);
-  w.SectionPart(2).RamZero("pc.ram", 0).RamPageFilled(kContinueBlock, 4096, 0xa5).RamEos().Footer(2);
+  w.SectionPart(2)
+      .RamZero("pc.ram", 0)
+      .RamPageFilled(kContinueBlock, 4096, 0xa5)
+      .RamEos()
+      .Footer(2);
   w.SectionEnd(2).RamEos().Footer(2);
   w.Packaged(inner).Eof();
   std::vector<uint8_t> bytes = w.Take();
@@ -150,9 +153,9 @@ TEST(StreamInspectorTest, RecordsTileTheStreamWithPackagesNested) {
   ASSERT_TRUE(result.valid()) << FormatFindings(result);
 
   // Each top-level record starts where the one before ended.
-  std::vector<std::string> expected_kinds = {"header", "configuration", "command", "command",
-                                             "ram",    "ram",           "ram",     "begin",
-                                             "command", "command",      "end",     "eof"};
+  std::vector<std::string> expected_kinds = {"header",  "configuration", "command", "command",
+                                             "ram",     "ram",           "ram",     "begin",
+                                             "command", "command",       "end",     "eof"};
   ASSERT_EQ(sink.lines.size(), expected_kinds.size());
   for (size_t i = 0; i < expected_kinds.size(); ++i) {
     EXPECT_EQ(sink.lines[i].rfind(expected_kinds[i], 0), 0u) << sink.lines[i];

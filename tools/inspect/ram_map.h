@@ -48,10 +48,10 @@ class RamMap {
  public:
   struct Block {
     std::string name;
-    uint64_t length = 0;     // 0: never declared by MEM_SIZE
+    uint64_t length = 0;  // 0: never declared by MEM_SIZE
     uint64_t page_size = 0;
     std::array<uint64_t, kPageKindCount> records{};  // by PageKind
-    std::vector<PageKind> pages;  // empty when the block is not mapped
+    std::vector<PageKind> pages;                     // empty when the block is not mapped
   };
 
   // Blocks are mapped page by page while their lengths add up to at most

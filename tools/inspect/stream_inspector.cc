@@ -67,7 +67,8 @@ void StreamInspector::OnHeader(const StreamSummary& summary, uint64_t end_offset
   config.kind = RecordKind::kConfiguration;
   config.offset = header.size;
   config.size = end_offset - header.size;
-  config.label = absl::StrCat("CONFIGURATION '", absl::CHexEscape(summary.machine.value_or("")), "'");
+  config.label =
+      absl::StrCat("CONFIGURATION '", absl::CHexEscape(summary.machine.value_or("")), "'");
   config.details["machine"] = summary.machine.value_or("");
   if (!summary.capabilities.empty()) config.details["capabilities"] = summary.capabilities;
   if (summary.target_page_bits.has_value()) {
@@ -94,10 +95,12 @@ void StreamInspector::OnSection(uint8_t type, uint32_t section_id, absl::string_
     record.kind = RecordKind::kDevice;
   }
   absl::string_view type_name = SectionTypeName(type);
-  record.label = absl::StrCat(type_name, " '", absl::CHexEscape(idstr), "' #", instance_id, " v",
-                              version);
-  record.details = {{"type", type_name},       {"section_id", section_id},
-                    {"name", std::string(idstr)}, {"instance_id", instance_id},
+  record.label =
+      absl::StrCat(type_name, " '", absl::CHexEscape(idstr), "' #", instance_id, " v", version);
+  record.details = {{"type", type_name},
+                    {"section_id", section_id},
+                    {"name", std::string(idstr)},
+                    {"instance_id", instance_id},
                     {"version", version}};
   section_ = std::move(open);
 }
@@ -118,8 +121,8 @@ void StreamInspector::CloseSection(uint64_t end_offset, bool complete) {
   if (record.kind == RecordKind::kRam) {
     nlohmann::ordered_json blocks = nlohmann::ordered_json::array();
     for (const auto& [name, ram] : open.ram) {
-      nlohmann::ordered_json block = {{"name", name}, {"records", CountsToJson(ram.records)},
-                                      {"ranges", ram.ranges.ToJson()}};
+      nlohmann::ordered_json block = {
+          {"name", name}, {"records", CountsToJson(ram.records)}, {"ranges", ram.ranges.ToJson()}};
       if (ram.ranges.dropped() > 0) block["ranges_dropped"] = ram.ranges.dropped();
       blocks.push_back(std::move(block));
     }
@@ -150,7 +153,8 @@ void StreamInspector::OnRamPage(absl::string_view block, uint64_t block_offset, 
   ram_.AddPage(block, block_offset, kind);
   if (section_.has_value()) {
     auto it = section_->ram.find(std::string(block));
-    if (it == section_->ram.end()) it = section_->ram.emplace(std::string(block), SectionRam{}).first;
+    if (it == section_->ram.end())
+      it = section_->ram.emplace(std::string(block), SectionRam{}).first;
     PageKind page_kind = PageKindOf(kind);
     ++it->second.records[static_cast<size_t>(page_kind)];
     it->second.ranges.Add(block_offset, kTargetPageSize, page_kind);

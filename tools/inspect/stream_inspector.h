@@ -33,7 +33,7 @@ enum class RecordKind : uint8_t {
   kDevice,
   kIterable,  // dirty-bitmap, block
   kCommand,
-  kPackage,   // a PACKAGED command and its blob
+  kPackage,  // a PACKAGED command and its blob
   kEof,
   kTrailer,
 };
@@ -43,9 +43,9 @@ struct Record {
   RecordKind kind = RecordKind::kCommand;
   uint64_t offset = 0;
   uint64_t size = 0;
-  int depth = 0;          // packages enclosing the record
-  std::string label;      // "START 'ram' #0 v4", "PING", ...
-  bool complete = true;   // false: the stream failed or ended inside it
+  int depth = 0;         // packages enclosing the record
+  std::string label;     // "START 'ram' #0 v4", "PING", ...
+  bool complete = true;  // false: the stream failed or ended inside it
   // Kind-specific content (documented in docs/JSON.md, "qmig dump --json").
   nlohmann::ordered_json details = nlohmann::ordered_json::object();
 };
@@ -69,9 +69,9 @@ class StreamInspector final : public StreamObserver {
   StreamInspector(RecordSink* sink, uint64_t max_mapped_ram);
 
   // Called for every RAM page record after the inspector has seen it.
-  using PageCallback = std::function<void(absl::string_view block, uint64_t offset,
-                                          RamRecordKind kind, absl::Span<const uint8_t> bytes,
-                                          uint64_t stream_offset)>;
+  using PageCallback =
+      std::function<void(absl::string_view block, uint64_t offset, RamRecordKind kind,
+                         absl::Span<const uint8_t> bytes, uint64_t stream_offset)>;
   void set_page_callback(PageCallback callback) { page_callback_ = std::move(callback); }
   // Called for every command (after the inspector has seen it).
   using CommandCallback = std::function<void(CommandKind kind, uint64_t offset)>;

@@ -37,7 +37,8 @@ void Flatten(const nlohmann::ordered_json& tree, const std::string& prefix,
       Flatten(value, prefix.empty() ? name : absl::StrCat(prefix, ".", name), out);
     }
   } else if (tree.is_array()) {
-    for (size_t i = 0; i < tree.size(); ++i) Flatten(tree[i], absl::StrCat(prefix, "[", i, "]"), out);
+    for (size_t i = 0; i < tree.size(); ++i)
+      Flatten(tree[i], absl::StrCat(prefix, "[", i, "]"), out);
   } else {
     (*out)[prefix] = tree.is_string() ? tree.get<std::string>() : tree.dump();
   }
@@ -63,8 +64,7 @@ void ReadZeroFilled(int fd, uint64_t offset, uint8_t* buffer, size_t size) {
   std::memset(buffer + done, 0, size - done);
 }
 
-absl::StatusOr<BlockDiff> CompareBlock(const std::string& name,
-                                       const RamFileWriter::BlockFile* a,
+absl::StatusOr<BlockDiff> CompareBlock(const std::string& name, const RamFileWriter::BlockFile* a,
                                        const RamFileWriter::BlockFile* b) {
   BlockDiff diff;
   diff.name = name;
@@ -105,9 +105,8 @@ int RunDiff(const std::vector<std::string>& operands, const CommonOptions& optio
     return kExitUsage;
   }
   Extracted a, b;
-  for (auto [input, dir, out, label] :
-       {std::make_tuple(&operands[0], &dir_a, &a, "qmig diff A"),
-        std::make_tuple(&operands[1], &dir_b, &b, "qmig diff B")}) {
+  for (auto [input, dir, out, label] : {std::make_tuple(&operands[0], &dir_a, &a, "qmig diff A"),
+                                        std::make_tuple(&operands[1], &dir_b, &b, "qmig diff B")}) {
     absl::Status status = ExtractStream(*input, dir->path(), options, label, out);
     if (!status.ok()) {
       std::cerr << "qmig: " << *input << ": " << status.message() << "\n";
@@ -216,7 +215,8 @@ int RunDiff(const std::vector<std::string>& operands, const CommonOptions& optio
     }
     std::cout << (equal ? "equal" : "different") << "\n";
   }
-  for (const auto& [name, extracted] : {std::make_pair(&operands[0], &a), std::make_pair(&operands[1], &b)}) {
+  for (const auto& [name, extracted] :
+       {std::make_pair(&operands[0], &a), std::make_pair(&operands[1], &b)}) {
     if (!extracted->result.valid()) {
       std::cerr << "qmig: " << *name << " is not a valid stream ("
                 << extracted->result.findings.error_count()

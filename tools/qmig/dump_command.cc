@@ -99,7 +99,8 @@ class TextDumpSink final : public RecordSink {
         if (d.contains("mem_size")) {
           for (const nlohmann::ordered_json& block : d["mem_size"]) {
             absl::StrAppendFormat(&text, "%sMEM_SIZE %s %#x bytes\n", indent,
-                                  block["name"].get<std::string>(), block["length"].get<uint64_t>());
+                                  block["name"].get<std::string>(),
+                                  block["length"].get<uint64_t>());
           }
         }
         for (const nlohmann::ordered_json& block : d["blocks"]) {
@@ -122,7 +123,8 @@ class TextDumpSink final : public RecordSink {
   }
   void OnPackageBegin(const Record& package) override { out_ << Line(package); }
   void OnPackageEnd(const Record& package) override {
-    if (!package.complete) out_ << std::string(12 + 2 * package.depth, ' ') << "(package cut short)\n";
+    if (!package.complete)
+      out_ << std::string(12 + 2 * package.depth, ' ') << "(package cut short)\n";
   }
 
  private:
@@ -142,8 +144,8 @@ class JsonDumpSink final : public RecordSink {
   explicit JsonDumpSink(std::ostream& out) : out_(out) {}
 
   void Begin(const std::string& input) {
-    out_ << "{\"schema_version\": " << kJsonSchemaVersion << ", \"input\": "
-         << Dump(nlohmann::ordered_json(input)) << ",\n\"records\": [";
+    out_ << "{\"schema_version\": " << kJsonSchemaVersion
+         << ", \"input\": " << Dump(nlohmann::ordered_json(input)) << ",\n\"records\": [";
   }
   void OnRecord(const Record& record) override {
     Separator();
@@ -245,7 +247,7 @@ int RunDump(const std::vector<std::string>& operands, const CommonOptions& optio
   TextDumpSink text(std::cout);
   JsonDumpSink json(std::cout);
   AnalyzeMigrationSink analyze;
-  RecordSink* sink = format == "text" ? static_cast<RecordSink*>(&text)
+  RecordSink* sink = format == "text"   ? static_cast<RecordSink*>(&text)
                      : format == "json" ? static_cast<RecordSink*>(&json)
                                         : static_cast<RecordSink*>(&analyze);
   StreamInspector inspector(sink, parse_options.limits.max_guest_ram_bytes);

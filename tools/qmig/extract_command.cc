@@ -30,8 +30,8 @@ class ExtractSink final : public RecordSink {
     analyze_.OnRecord(record);
     const nlohmann::ordered_json& d = record.details;
     if (record.kind == RecordKind::kDevice && d.contains("fields")) {
-      devices_[absl::StrCat(d["name"].get<std::string>(), "#",
-                            d["instance_id"].get<uint32_t>())] = d["fields"];
+      devices_[absl::StrCat(d["name"].get<std::string>(), "#", d["instance_id"].get<uint32_t>())] =
+          d["fields"];
     } else if (record.kind == RecordKind::kConfiguration) {
       configuration_ = d;
     }
@@ -151,7 +151,7 @@ int RunExtract(const std::vector<std::string>& operands, const CommonOptions& op
       {"state", "state.json"},
       {"config", "config.json"},
       {"description", extracted.description.has_value() ? nlohmann::ordered_json("desc.json")
-                                                         : nlohmann::ordered_json()},
+                                                        : nlohmann::ordered_json()},
       {"findings", nlohmann::ordered_json::parse(FindingsToJson(result.findings).dump())}};
   std::vector<std::pair<std::string, std::string>> files = {
       {"state.json", AnalyzeMigrationText(extracted.state)},

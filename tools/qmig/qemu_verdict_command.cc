@@ -209,7 +209,8 @@ QemuVerdict RunQemu(const std::string& qemu, const DestinationConfig& config,
     fd_set ready;
     FD_ZERO(&ready);
     FD_SET(listener, &ready);
-    if (select(listener + 1, &ready, nullptr, nullptr, &tv) > 0) fd = accept(listener, nullptr, nullptr);
+    if (select(listener + 1, &ready, nullptr, nullptr, &tv) > 0)
+      fd = accept(listener, nullptr, nullptr);
     int status;
     if (fd < 0 && waitpid(pid, &status, WNOHANG) == pid) {
       close(listener);
@@ -226,29 +227,31 @@ QemuVerdict RunQemu(const std::string& qemu, const DestinationConfig& config,
   }
   if (!config.capabilities.empty()) {
     Json caps = Json::array();
-    for (const std::string& cap : config.capabilities) caps.push_back({{"capability", cap}, {"state", true}});
+    for (const std::string& cap : config.capabilities)
+      caps.push_back({{"capability", cap}, {"state", true}});
     std::optional<Json> reply =
         qmp.Command("migrate-set-capabilities", {{"capabilities", caps}}, setup_deadline);
     if (!reply || reply->contains("error")) {
-      return finish({"error", absl::StrCat("migrate-set-capabilities: ",
-                                           reply ? reply->dump() : "no reply")},
-                    true);
+      return finish(
+          {"error", absl::StrCat("migrate-set-capabilities: ", reply ? reply->dump() : "no reply")},
+          true);
     }
   }
   if (!config.parameters.empty()) {
     std::optional<Json> reply =
         qmp.Command("migrate-set-parameters", config.parameters, setup_deadline);
     if (!reply || reply->contains("error")) {
-      return finish({"error", absl::StrCat("migrate-set-parameters: ",
-                                           reply ? reply->dump() : "no reply")},
-                    true);
+      return finish(
+          {"error", absl::StrCat("migrate-set-parameters: ", reply ? reply->dump() : "no reply")},
+          true);
     }
   }
   std::optional<Json> started = qmp.Command(
       "migrate-incoming", {{"uri", absl::StrCat("exec:cat ", ShellQuote(stream))}}, setup_deadline);
   if (!started || started->contains("error")) {
-    return finish({"error", absl::StrCat("migrate-incoming: ", started ? started->dump() : "no reply")},
-                  true);
+    return finish(
+        {"error", absl::StrCat("migrate-incoming: ", started ? started->dump() : "no reply")},
+        true);
   }
 
   const absl::Time deadline = absl::Now() + timeout;
@@ -288,11 +291,16 @@ DestinationConfig ConfigFromStream(const ParseResult& result, const std::string&
   DestinationConfig config;
   uint64_t ram_mib = 16;
   for (const RamBlockSummary& block : s.ram_blocks) {
-    if (block.name == "pc.ram" || block.name == "ram") ram_mib = std::max<uint64_t>(1, block.length >> 20);
+    if (block.name == "pc.ram" || block.name == "ram")
+      ram_mib = std::max<uint64_t>(1, block.length >> 20);
   }
-  config.args = {"-machine", machine.empty() ? s.machine.value_or("pc-i440fx-7.2") : machine,
-                 "-m", absl::StrCat(ram_mib), "-nodefaults", "-vga", "none", "-display", "none",
-                 "-accel", "tcg", "-S", "-incoming", "defer"};
+  config.args = {"-machine",    machine.empty() ? s.machine.value_or("pc-i440fx-7.2") : machine,
+                 "-m",          absl::StrCat(ram_mib),
+                 "-nodefaults", "-vga",
+                 "none",        "-display",
+                 "none",        "-accel",
+                 "tcg",         "-S",
+                 "-incoming",   "defer"};
   auto need = [&config](const std::string& capability) {
     if (std::find(config.capabilities.begin(), config.capabilities.end(), capability) ==
         config.capabilities.end()) {
@@ -325,9 +333,8 @@ absl::StatusOr<DestinationConfig> ConfigFromMeta(const std::string& path, const 
   // the harness's monitor and qtest sockets, a "(QMP) ..." note. Keep only
   // the machine's own configuration.
   const Json& args = meta["dest_args"];
-  Json aux_files = meta.contains("aux_files") && meta["aux_files"].is_object()
-                       ? meta["aux_files"]
-                       : Json::object();
+  Json aux_files = meta.contains("aux_files") && meta["aux_files"].is_object() ? meta["aux_files"]
+                                                                               : Json::object();
   for (size_t i = 0; i < args.size(); ++i) {
     if (!args[i].is_string()) return absl::InvalidArgumentError("dest_args holds a non-string");
     std::string arg = args[i].get<std::string>();
@@ -337,7 +344,8 @@ absl::StatusOr<DestinationConfig> ConfigFromMeta(const std::string& path, const 
       ++i;
       continue;
     }
-    if (arg.find("$TMP/tiny-bios.bin") != std::string::npos && !aux_files.contains("tiny-bios.bin")) {
+    if (arg.find("$TMP/tiny-bios.bin") != std::string::npos &&
+        !aux_files.contains("tiny-bios.bin")) {
       aux_files["tiny-bios.bin"] = {{"kind", "tiny-bios"}, {"size", 65536}};
     }
     config.args.push_back(absl::StrReplaceAll(arg, {{"$TMP", dir}}));
@@ -425,8 +433,8 @@ int RunQemuVerdict(const std::vector<std::string>& operands, const CommonOptions
     return kExitUsage;
   }
 
-  QemuVerdict qemu = RunQemu(options.qemu, config, stream, dir.path(),
-                             absl::Seconds(options.timeout_s));
+  QemuVerdict qemu =
+      RunQemu(options.qemu, config, stream, dir.path(), absl::Seconds(options.timeout_s));
   if (qemu.status == "error") {
     std::cerr << "qmig: " << qemu.detail << "\n";
     return kExitUsage;
@@ -473,10 +481,11 @@ int RunQemuVerdict(const std::vector<std::string>& operands, const CommonOptions
     qemu_json["signal"] = qemu.signal.has_value() ? Json(*qemu.signal) : Json();
     Json out = {{"schema_version", kJsonSchemaVersion},
                 {"input", operands[0]},
-                {"qmig", {{"valid", result.valid()},
-                          {"errors", result.findings.error_count()},
-                          {"warnings", result.findings.warning_count()},
-                          {"findings", FindingsToJson(result.findings)}}},
+                {"qmig",
+                 {{"valid", result.valid()},
+                  {"errors", result.findings.error_count()},
+                  {"warnings", result.findings.warning_count()},
+                  {"findings", FindingsToJson(result.findings)}}},
                 {"qemu", qemu_json},
                 {"qemu_args", config.args},
                 {"qemu_capabilities", config.capabilities},
@@ -487,9 +496,11 @@ int RunQemuVerdict(const std::vector<std::string>& operands, const CommonOptions
     std::cout << "qmig:     " << FormatVerdict(result.findings) << "\n";
     std::cout << "QEMU 7.2: " << qemu.status;
     if (qemu.exit_code.has_value()) std::cout << " (exit status " << *qemu.exit_code << ")";
-    if (qemu.signal.has_value()) std::cout << " (signal " << *qemu.signal << ", " << strsignal(*qemu.signal) << ")";
+    if (qemu.signal.has_value())
+      std::cout << " (signal " << *qemu.signal << ", " << strsignal(*qemu.signal) << ")";
     std::cout << "\n";
-    if (!qemu.detail.empty()) std::cout << "  " << absl::StrReplaceAll(qemu.detail, {{"\n", "\n  "}}) << "\n";
+    if (!qemu.detail.empty())
+      std::cout << "  " << absl::StrReplaceAll(qemu.detail, {{"\n", "\n  "}}) << "\n";
     std::cout << relation << "\n";
     if (!options.quiet) {
       for (const Finding& finding : result.findings.findings()) {

@@ -85,8 +85,8 @@ absl::Status RamFileWriter::DeclareBlock(absl::string_view block, uint64_t lengt
   QMIG_ASSIGN_OR_RETURN(BlockFile * file, Open(block));
   if (file->length >= length) return absl::OkStatus();
   if (length - file->length > budget_) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "block '", absl::CHexEscape(block), "' would take guest RAM past the limit"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("block '", absl::CHexEscape(block), "' would take guest RAM past the limit"));
   }
   budget_ -= length - file->length;
   file->length = length;
@@ -99,8 +99,8 @@ absl::Status RamFileWriter::WriteAt(int fd, const std::string& path, uint64_t of
                                     absl::Span<const uint8_t> bytes) {
   size_t done = 0;
   while (done < bytes.size()) {
-    ssize_t n = pwrite(fd, bytes.data() + done, bytes.size() - done,
-                       static_cast<off_t>(offset + done));
+    ssize_t n =
+        pwrite(fd, bytes.data() + done, bytes.size() - done, static_cast<off_t>(offset + done));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return Errno("cannot write", path);
     done += static_cast<size_t>(n);
@@ -189,8 +189,7 @@ absl::Status RamFileWriter::AddPage(absl::string_view block, uint64_t offset, Ra
       ssize_t n = pread(file->fd, page_.data(), page_.size(), static_cast<off_t>(offset));
       if (n != static_cast<ssize_t>(page_.size())) return Errno("cannot read", file->path);
       size_t error_at = 0;
-      QMIG_RETURN_IF_ERROR(
-          DecodeXbzrle(bytes, absl::MakeSpan(page_), kTargetPageSize, &error_at));
+      QMIG_RETURN_IF_ERROR(DecodeXbzrle(bytes, absl::MakeSpan(page_), kTargetPageSize, &error_at));
       data = page_;
       break;
     }
@@ -198,8 +197,8 @@ absl::Status RamFileWriter::AddPage(absl::string_view block, uint64_t offset, Ra
   if (data.size() != kTargetPageSize) return absl::InvalidArgumentError("page of the wrong size");
   if (!file->nonzero[page] && IsZero(data)) return absl::OkStatus();  // keep the hole
   file->nonzero[page] = true;
-  const bool continues = !pending_.empty() && pending_block_ == index &&
-                         pending_offset_ + pending_.size() == offset;
+  const bool continues =
+      !pending_.empty() && pending_block_ == index && pending_offset_ + pending_.size() == offset;
   if (!continues || pending_.size() + data.size() > kWriteRunBytes) {
     QMIG_RETURN_IF_ERROR(Flush());
     pending_block_ = index;
@@ -214,7 +213,8 @@ absl::Status RamFileWriter::Finish() {
   absl::Status drained = Drain();
   if (status.ok()) status = drained;
   for (BlockFile& file : blocks_) {
-    if (file.fd >= 0 && close(file.fd) != 0 && status.ok()) status = Errno("cannot close", file.path);
+    if (file.fd >= 0 && close(file.fd) != 0 && status.ok())
+      status = Errno("cannot close", file.path);
     file.fd = -1;
   }
   return status;

@@ -30,9 +30,9 @@ class RamFileWriter {
   struct BlockFile {
     std::string name;
     std::string path;
-    uint64_t length = 0;           // declared by MEM_SIZE; else how far pages reached
-    uint64_t pages_written = 0;    // page records applied
-    std::vector<bool> nonzero;     // pages that hold data (not holes)
+    uint64_t length = 0;         // declared by MEM_SIZE; else how far pages reached
+    uint64_t pages_written = 0;  // page records applied
+    std::vector<bool> nonzero;   // pages that hold data (not holes)
     int fd = -1;
   };
 

@@ -18,8 +18,8 @@ class TempDir {
  public:
   explicit TempDir(const std::string& prefix) {
     const char* base = std::getenv("TMPDIR");
-    std::string pattern = absl::StrCat(base != nullptr && *base != '\0' ? base : "/tmp", "/",
-                                       prefix, ".XXXXXX");
+    std::string pattern =
+        absl::StrCat(base != nullptr && *base != '\0' ? base : "/tmp", "/", prefix, ".XXXXXX");
     if (mkdtemp(pattern.data()) != nullptr) path_ = pattern;
   }
   ~TempDir() {
