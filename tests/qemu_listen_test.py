@@ -36,6 +36,18 @@ POSTCOPY_FILL = mc.w_memset(0x800000, 4 << 20, 0x5a)
 POSTCOPY_PARAMS = {"max-bandwidth": 256 * 1024, "max-postcopy-bandwidth": 2 << 20}
 
 
+def compare_memory(source_ram, qmig_ram):
+    """The source's pmemsave against qmig's pc.ram, page for page."""
+    a, b = open(source_ram, "rb").read(), open(qmig_ram, "rb").read()
+    # 0xa0000-0xfffff shows VGA/ROM aliases in the guest's address space,
+    # not pc.ram, so pmemsave cannot stand for the block there.
+    differing = [i for i in range(0, RAM, 4096)
+                 if not 0xa0000 <= i < 0x100000 and a[i:i + 4096] != b[i:i + 4096]]
+    if differing:
+        return ["%d pages differ from the source's, first at 0x%x" % (len(differing), differing[0])]
+    return []
+
+
 def migrate(name, work, caps, params, postcopy, guest):
     port = mc.free_port()
     dump = os.path.join(work, name + ".qmig.ram")
@@ -88,14 +100,7 @@ def migrate(name, work, caps, params, postcopy, guest):
     if not os.path.exists(dump):
         problems.append("qmig wrote no memory dump")
     elif source_state == "completed":
-        a, b = open(memory, "rb").read(), open(dump, "rb").read()
-        # 0xa0000-0xfffff shows VGA/ROM aliases in the guest's address
-        # space, not pc.ram, so pmemsave cannot stand for the block there.
-        differing = [i for i in range(0, RAM, 4096)
-                     if not 0xa0000 <= i < 0x100000 and a[i:i + 4096] != b[i:i + 4096]]
-        if differing:
-            problems.append("%d pages differ from the source's, first at 0x%x" % (
-                len(differing), differing[0]))
+        problems += compare_memory(memory, dump)
     return problems
 
 
@@ -243,12 +248,7 @@ def postcopy_recovery(work):
     if emulator["page_requests"] == 0 or emulator["page_requests"] != emulator["requests_served"]:
         problems.append("requests not all served: %s" % emulator)
     if not problems:
-        a, b = open(memory, "rb").read(), open(dump, "rb").read()
-        differing = [i for i in range(0, RAM, 4096)
-                     if not 0xa0000 <= i < 0x100000 and a[i:i + 4096] != b[i:i + 4096]]
-        if differing:
-            problems.append("%d pages differ from the source's, first at 0x%x" % (
-                len(differing), differing[0]))
+        problems += compare_memory(memory, dump)
     return problems
 
 

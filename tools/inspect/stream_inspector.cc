@@ -141,6 +141,7 @@ void StreamInspector::OnSectionEnd(uint32_t section_id, uint64_t end_offset) {
 
 void StreamInspector::OnRamBlock(absl::string_view block, uint64_t length, uint64_t page_size) {
   ram_.DeclareBlock(block, length, page_size);
+  if (block_callback_) block_callback_(block, length);
   if (section_.has_value()) {
     section_->mem_size.push_back(
         {{"name", std::string(block)}, {"length", length}, {"page_size", page_size}});

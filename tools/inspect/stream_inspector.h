@@ -73,6 +73,9 @@ class StreamInspector final : public StreamObserver {
       std::function<void(absl::string_view block, uint64_t offset, RamRecordKind kind,
                          absl::Span<const uint8_t> bytes, uint64_t stream_offset)>;
   void set_page_callback(PageCallback callback) { page_callback_ = std::move(callback); }
+  // Called for each block of a MEM_SIZE list, with its length.
+  using BlockCallback = std::function<void(absl::string_view block, uint64_t length)>;
+  void set_block_callback(BlockCallback callback) { block_callback_ = std::move(callback); }
   // Called for every command (after the inspector has seen it).
   using CommandCallback = std::function<void(CommandKind kind, uint64_t offset)>;
   void set_command_callback(CommandCallback callback) { command_callback_ = std::move(callback); }
@@ -126,6 +129,7 @@ class StreamInspector final : public StreamObserver {
   RamMap ram_;
   PageCallback page_callback_;
   CommandCallback command_callback_;
+  BlockCallback block_callback_;
   std::function<void(uint64_t)> progress_;
   std::optional<OpenSection> section_;
   FieldTreeBuilder fields_;

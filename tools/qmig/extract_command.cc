@@ -72,15 +72,12 @@ absl::Status ExtractStream(const std::string& input, const std::string& ram_dir,
   RamFileWriter writer(ram_dir, parse_options.limits.max_guest_ram_bytes);
   absl::Status write_status;
   // Blocks are sized from MEM_SIZE, which the inspector has seen first.
+  // Every block MEM_SIZE lists gets its file, sized, when the list arrives.
+  inspector.set_block_callback([&](absl::string_view block, uint64_t length) {
+    if (write_status.ok()) write_status = writer.DeclareBlock(block, length);
+  });
   inspector.set_page_callback([&](absl::string_view block, uint64_t offset, RamRecordKind kind,
                                   absl::Span<const uint8_t> bytes, uint64_t) {
-    if (!write_status.ok()) return;
-    for (const RamMap::Block& declared : inspector.ram().blocks()) {
-      if (declared.name == block && declared.length != 0) {
-        write_status = writer.DeclareBlock(block, declared.length);
-        break;
-      }
-    }
     if (write_status.ok()) write_status = writer.AddPage(block, offset, kind, bytes);
   });
   ProgressMeter progress(progress_label, RegularFileSize(input), options.quiet);
@@ -89,12 +86,6 @@ absl::Status ExtractStream(const std::string& input, const std::string& ram_dir,
   out->result = ParseMigrationStream(stream.input->source(), parse_options);
   inspector.Finish(out->result);
   progress.Done();
-  // Blocks declared but never sent a page still get their (empty) file.
-  for (const RamMap::Block& declared : inspector.ram().blocks()) {
-    if (write_status.ok() && declared.length != 0) {
-      write_status = writer.DeclareBlock(declared.name, declared.length);
-    }
-  }
   absl::Status finish = writer.Finish();
   if (!write_status.ok()) return write_status;
   if (!finish.ok()) return finish;
