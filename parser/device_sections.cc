@@ -1,6 +1,7 @@
 // Device sections: decoded strictly with a vmstate description when there is
 // one, otherwise delimited by scanning and reported as unverified.
 #include <algorithm>
+#include <cstring>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -84,10 +85,12 @@ const VmDescription* StreamParser::DeviceDescriptions(Reader& reader) {
             LocateTrailer(*tail, reader.offset(), options_.limits.max_vmdesc_bytes);
         if (location.has_value()) {
           absl::StatusOr<VmDescription> description = ParseVmDescription(location->json);
+          trailer_offset_ = location->offset;
           if (description.ok()) {
             trailer_description_ = std::move(*description);
-            trailer_offset_ = location->offset;
             summary_.device_description_source = "trailer";
+          } else {
+            trailer_error_ = description.status();
           }
         }
       }
@@ -200,6 +203,14 @@ absl::StatusOr<uint64_t> StreamParser::ScanForDeviceEnd(Reader& reader, uint32_t
     size_t searchable = last_window ? window.size()
                                     : (window.size() > lookahead ? window.size() - lookahead : 0);
     for (size_t i = 0; i < searchable; ++i) {
+      if (by_footer) {
+        // Jump to the next footer byte: device sections are scanned on every
+        // parse, and under the fuzzers each byte compared costs a callback.
+        const void* next = memchr(window.data() + i, static_cast<uint8_t>(SectionType::kFooter),
+                                  searchable - i);
+        if (next == nullptr) break;
+        i = static_cast<size_t>(static_cast<const uint8_t*>(next) - window.data());
+      }
       absl::Span<const uint8_t> here = window.subspan(i);
       bool match;
       if (by_footer) {

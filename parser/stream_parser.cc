@@ -502,12 +502,11 @@ absl::Status StreamParser::ParseAfterEof(Reader& reader) {
     QMIG_RETURN_IF_ERROR(reader.Skip(chunk.size()));
   }
   if (options_.observer != nullptr) options_.observer->OnTrailer(offset, json);
-  if (trailer_offset_ != offset || !trailer_description_.has_value()) {
-    absl::StatusOr<VmDescription> description = ParseVmDescription(json);
-    if (!description.ok()) {
-      context_.Report(FindingCode::kVmdescBadJson, offset + 5,
-                      std::string(description.status().message()), {}, /*qemu_accepts=*/true);
-    }
+  absl::Status json_status = trailer_error_;
+  if (trailer_offset_ != offset) json_status = ParseVmDescription(json).status();
+  if (!json_status.ok()) {
+    context_.Report(FindingCode::kVmdescBadJson, offset + 5, std::string(json_status.message()),
+                    {}, /*qemu_accepts=*/true);
   }
   if (options_.live) return absl::OkStatus();  // the peer may wait for us now
   QMIG_ASSIGN_OR_RETURN(absl::Span<const uint8_t> rest, reader.PeekUpTo(1));

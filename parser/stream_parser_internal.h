@@ -121,7 +121,10 @@ class StreamParser {
   bool last_block_cached_ = false;
 
   bool trailer_probed_ = false;
+  // The probe's result, kept so that the trailer is parsed once: the
+  // description, or why the JSON at trailer_offset_ did not parse.
   std::optional<VmDescription> trailer_description_;
+  absl::Status trailer_error_;
   std::optional<uint64_t> trailer_offset_;   // offset of the 0x06 byte, when probed
 };
 

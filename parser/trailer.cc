@@ -1,5 +1,7 @@
 #include "parser/trailer.h"
 
+#include <cstring>
+
 #include "parser/wire/constants.h"
 
 namespace qmig {
@@ -8,20 +10,29 @@ std::optional<TrailerLocation> LocateTrailer(absl::Span<const uint8_t> tail, uin
                                              uint64_t max_json) {
   // QEMU's JSON is compact and ends with the closing brace of its object.
   if (tail.size() < 7 || tail.back() != '}') return std::nullopt;
+  const uint8_t* const bytes = tail.data();
   const size_t size = tail.size();
-  // p is the position of the 0x06 byte; the JSON is tail[p + 5, size).
-  size_t lowest = size - 7 > max_json ? size - 7 - max_json : 0;
+  // p is the position of the 0x06 byte; the JSON is bytes[p + 5, size).
+  // length = size - p - 5 <= max_json.
+  size_t lowest = size - 5 > max_json ? size - 5 - max_json : 0;
   if (lowest == 0) lowest = 1;  // EOF must precede the 0x06
-  for (size_t p = size - 7; p + 1 > lowest; --p) {
-    if (tail[p] != static_cast<uint8_t>(SectionType::kVmDescription) || tail[p + 5] != '{' ||
-        tail[p - 1] != static_cast<uint8_t>(SectionType::kEof)) {
-      continue;
-    }
-    uint64_t length = uint64_t{tail[p + 1]} << 24 | uint64_t{tail[p + 2]} << 16 |
-                      uint64_t{tail[p + 3]} << 8 | uint64_t{tail[p + 4]};
+  // memrchr visits the candidates: whole-stream inputs are scanned here on
+  // every parse, and a byte loop costs a coverage callback per byte under
+  // the fuzzers.
+  size_t end = size - 6;  // one past the highest candidate
+  while (end > lowest) {
+    const void* found =
+        memrchr(bytes + lowest, static_cast<uint8_t>(SectionType::kVmDescription), end - lowest);
+    if (found == nullptr) break;
+    const size_t p = static_cast<size_t>(static_cast<const uint8_t*>(found) - bytes);
+    end = p;
+    if (bytes[p + 5] != '{' || bytes[p - 1] != static_cast<uint8_t>(SectionType::kEof)) continue;
+    const uint64_t length = uint64_t{bytes[p + 1]} << 24 | uint64_t{bytes[p + 2]} << 16 |
+                            uint64_t{bytes[p + 3]} << 8 | uint64_t{bytes[p + 4]};
     if (length == size - p - 5) {
-      return TrailerLocation{base + p, absl::string_view(reinterpret_cast<const char*>(&tail[p + 5]),
-                                                         static_cast<size_t>(length))};
+      return TrailerLocation{base + p,
+                             absl::string_view(reinterpret_cast<const char*>(bytes + p + 5),
+                                               static_cast<size_t>(length))};
     }
   }
   return std::nullopt;
