@@ -5,6 +5,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
+#include "parser/vmstate/bounded_json.h"
 #include "parser/wire/limits.h"
 
 namespace qmig {
@@ -13,23 +14,6 @@ namespace {
 using Json = nlohmann::json;
 
 }  // namespace
-
-int JsonNestingDepth(absl::string_view text) {
-  int depth = 0, deepest = 0;
-  bool in_string = false, escaped = false;
-  for (char c : text) {
-    if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
-      continue;
-    }
-    if (c == '"') in_string = true;
-    else if (c == '[' || c == '{') deepest = std::max(deepest, ++depth);
-    else if (c == ']' || c == '}') --depth;
-  }
-  return in_string ? -1 : deepest;
-}
 
 namespace {
 
@@ -155,14 +139,9 @@ bool VmDescription::IndexDevices() {
 }
 
 absl::StatusOr<VmDescription> ParseVmDescription(absl::string_view text) {
-  int depth = JsonNestingDepth(text);
-  if (depth < 0) return absl::InvalidArgumentError("JSON: unterminated string");
-  if (depth > kMaxDescriptionNesting) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("JSON nests ", depth, " levels, over the limit of ", kMaxDescriptionNesting));
-  }
-  Json root = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
-  if (root.is_discarded()) return absl::InvalidArgumentError("not valid JSON");
+  Json root;
+  absl::Status parsed = ParseBoundedJson(text, kMaxDescriptionNesting, root);
+  if (!parsed.ok()) return parsed;
   if (!root.is_object()) return absl::InvalidArgumentError("JSON root is not an object");
 
   VmDescription description;

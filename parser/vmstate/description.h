@@ -3,8 +3,8 @@
 // instance, every field QEMU wrote with its size in bytes, so it both names
 // the fields and delimits device sections, which carry no length on the wire.
 //
-// Parsed with nlohmann::json without exceptions; nesting depth is checked
-// before parsing so hostile JSON cannot exhaust the stack.
+// Parsed with nlohmann::json without exceptions; nesting depth is limited
+// while parsing (bounded_json.h) so hostile JSON cannot exhaust the stack.
 #ifndef QMIG_PARSER_VMSTATE_DESCRIPTION_H_
 #define QMIG_PARSER_VMSTATE_DESCRIPTION_H_
 
@@ -79,11 +79,6 @@ struct VmDescription {
 // -dump-vmstate (recognised by its "vmschkmachine" entry). Errors name what
 // is wrong and where in the document.
 absl::StatusOr<VmDescription> ParseVmDescription(absl::string_view json);
-
-// Deepest nesting of [ and { outside strings in a JSON text; -1 when a
-// string is unclosed. Checked before any JSON from a stream is parsed, since
-// the parser recurses per level.
-int JsonNestingDepth(absl::string_view text);
 
 // Largest nesting of JSON arrays/objects accepted.
 inline constexpr int kMaxDescriptionNesting = 64;

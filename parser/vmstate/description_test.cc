@@ -110,7 +110,7 @@ std::string Nested(int depth) {
 INSTANTIATE_TEST_SUITE_P(
     Documents, BadDescriptionTest,
     ::testing::Values(
-        BadDocument{"NotJson", "{\"devices\": [}", "not valid JSON"},
+        BadDocument{"NotJson", "{\"devices\": [}", "not valid JSON (byte 13)"},
         BadDocument{"Empty", "", "not valid JSON"},
         BadDocument{"RootNotObject", "[1]", "root is not an object"},
         BadDocument{"MissingDevices", R"({"page_size":4096})", "\"devices\""},
@@ -143,8 +143,8 @@ INSTANTIATE_TEST_SUITE_P(
                     R"({"devices":[{"name":"d","instance_id":3,"vmsd_name":"d"},
                                    {"name":"d","instance_id":3,"vmsd_name":"d"}]})",
                     "described twice"},
-        BadDocument{"UnterminatedString", R"({"devices":[{"name":"d)", "unterminated"},
-        BadDocument{"NestingOverTheLimit", Nested(kMaxDescriptionNesting), "over the limit"}),
+        BadDocument{"UnterminatedString", R"({"devices":[{"name":"d)", "missing closing quote"},
+        BadDocument{"NestingOverTheLimit", Nested(kMaxDescriptionNesting), "deeper than the limit of 64"}),
     [](const ::testing::TestParamInfo<BadDocument>& info) { return info.param.name; });
 
 TEST(DescriptionTest, NestingAtTheLimitIsAccepted) {
@@ -158,11 +158,11 @@ TEST(DescriptionTest, BracketsInsideStringsDoNotCountAsNesting) {
   EXPECT_TRUE(ParseVmDescription(json).ok());
 }
 
-TEST(DescriptionTest, DeepNestingIsRefusedBeforeParsing) {
-  // Far deeper than any recursive parser's stack would survive.
+TEST(DescriptionTest, DeepNestingIsRefusedWhileParsing) {
+  // Far deeper than any recursive walk's stack would survive.
   absl::StatusOr<VmDescription> d = ParseVmDescription(Nested(200000));
   ASSERT_FALSE(d.ok());
-  EXPECT_TRUE(absl::StrContains(d.status().message(), "over the limit")) << d.status();
+  EXPECT_TRUE(absl::StrContains(d.status().message(), "deeper than the limit")) << d.status();
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "parser/vmstate/bounded_json.h"
 #include "parser/vmstate/description.h"
 
 namespace qmig {
@@ -52,12 +53,11 @@ std::string AnalyzeMigrationText(const nlohmann::ordered_json& value) {
 namespace qmig {
 
 nlohmann::ordered_json ParseOrderedJson(absl::string_view text) {
-  const int depth = JsonNestingDepth(text);
-  if (depth < 0 || depth > kMaxDescriptionNesting) {
+  nlohmann::ordered_json value;
+  if (!ParseBoundedJson(text, kMaxDescriptionNesting, value).ok()) {
     return nlohmann::ordered_json(nlohmann::ordered_json::value_t::discarded);
   }
-  return nlohmann::ordered_json::parse(text.begin(), text.end(), nullptr,
-                                       /*allow_exceptions=*/false);
+  return value;
 }
 
 }  // namespace qmig
