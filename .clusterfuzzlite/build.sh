@@ -47,6 +47,12 @@ obj="$WORK/qmig-obj"
 rm -rf "$obj"
 mkdir -p "$obj"
 cxxflags=($CXXFLAGS -std=c++17 -DQMIG_FUZZING_BUILD -I"$qmig" -I"$obj" $absl_cflags)
+# nlohmann::json without coverage callbacks (see the list for why), where the
+# build uses SanitizerCoverage: libFuzzer, not AFL's compiler nor the
+# source-based coverage build.
+if [ "${FUZZING_ENGINE:-libfuzzer}" = libfuzzer ] && [ "${SANITIZER:-address}" != coverage ]; then
+  cxxflags+=(-fsanitize-coverage-ignorelist="$qmig/fuzz/coverage_ignorelist.txt")
+fi
 
 compile() {  # compile SOURCE OBJECT
   mkdir -p "$(dirname "$2")"
