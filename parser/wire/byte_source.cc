@@ -61,8 +61,8 @@ absl::StatusOr<bool> MemorySource::WaitForData(uint64_t offset, absl::Duration) 
   return offset < base_ + data_.size();
 }
 
-FdSource::FdSource(int fd, std::optional<uint64_t> known_size)
-    : fd_(fd), known_size_(known_size) {}
+FdSource::FdSource(int fd, std::optional<uint64_t> known_size, size_t window_bytes)
+    : fd_(fd), known_size_(known_size), window_bytes_(std::max<size_t>(window_bytes, 1)) {}
 
 absl::Status FdSource::Fill(uint64_t offset, size_t want, size_t capacity) {
   if (offset < window_start_) {
@@ -116,7 +116,7 @@ absl::Status FdSource::Fill(uint64_t offset, size_t want, size_t capacity) {
 }
 
 absl::StatusOr<absl::Span<const uint8_t>> FdSource::View(uint64_t offset, size_t want) {
-  absl::Status status = Fill(offset, want, std::max(kStreamWindowBytes, buffer_.size()));
+  absl::Status status = Fill(offset, want, std::max(window_bytes_, buffer_.size()));
   if (!status.ok()) return status;
   uint64_t window_end = window_start_ + window_len_;
   if (offset >= window_end || offset < window_start_) return absl::Span<const uint8_t>();
@@ -129,7 +129,7 @@ absl::StatusOr<bool> FdSource::BufferToEnd(uint64_t offset, uint64_t max_bytes) 
     return false;
   }
   // Grow the window one step at a time so that memory follows the input.
-  size_t capacity = std::max(kStreamWindowBytes, buffer_.size());
+  size_t capacity = std::max(window_bytes_, buffer_.size());
   while (true) {
     size_t want = static_cast<size_t>(std::min<uint64_t>(capacity, max_bytes + 1));
     absl::Status status = Fill(offset, want, capacity);
@@ -169,7 +169,7 @@ absl::StatusOr<bool> FdSource::BufferUntil(
                                      static_cast<size_t>(end - offset));
   };
   // Keep everything from `offset` on while reading more, one read at a time.
-  absl::Status status = Fill(offset, 1, std::max(kStreamWindowBytes, buffer_.size()));
+  absl::Status status = Fill(offset, 1, std::max(window_bytes_, buffer_.size()));
   if (!status.ok()) return status;
   while (true) {
     uint64_t have = tail().size();

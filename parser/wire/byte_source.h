@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "parser/wire/limits.h"
 
 namespace qmig {
 
@@ -85,10 +86,13 @@ class MemorySource final : public ByteSource {
 };
 
 // read(2) from a descriptor the caller owns, through a window of
-// kStreamWindowBytes (grown only by BufferToEnd, up to its bound).
+// `window_bytes` (grown by BufferToEnd and BufferUntil up to their bound, and
+// to any larger view asked for). The default suits a stream; fuzzers and
+// tests pass small windows so that every view crosses window boundaries.
 class FdSource final : public ByteSource {
  public:
-  explicit FdSource(int fd, std::optional<uint64_t> known_size = std::nullopt);
+  explicit FdSource(int fd, std::optional<uint64_t> known_size = std::nullopt,
+                    size_t window_bytes = kStreamWindowBytes);
 
   absl::StatusOr<absl::Span<const uint8_t>> View(uint64_t offset, size_t want) override;
   absl::StatusOr<bool> BufferToEnd(uint64_t offset, uint64_t max_bytes) override;
@@ -107,6 +111,7 @@ class FdSource final : public ByteSource {
 
   int fd_;
   std::optional<uint64_t> known_size_;
+  size_t window_bytes_;
   std::vector<uint8_t> buffer_;
   uint64_t window_start_ = 0;  // absolute offset of buffer_[0]
   size_t window_len_ = 0;      // valid bytes in buffer_

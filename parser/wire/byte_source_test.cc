@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <thread>
 #include <vector>
@@ -70,6 +71,26 @@ TEST(FdSourceTest, ReadsAPipeThroughABoundedWindow) {
   }
   EXPECT_EQ(checksum, expected);
   EXPECT_LE(source.PeakBufferBytes(), kStreamWindowBytes);
+}
+
+TEST(FdSourceTest, ASmallWindowSlidesAndGrowsForLargerViews) {
+  std::vector<uint8_t> data = Pattern(10000);
+  PipeWriter writer(data);
+  FdSource source(writer.fd(), std::nullopt, /*window_bytes=*/16);
+  Reader reader(&source, nullptr);
+  // 3-byte reads straddle the 16-byte window; then one view of 1000 bytes,
+  // which the window must grow to hold.
+  for (size_t at = 0; at < 300; at += 3) {
+    absl::StatusOr<absl::Span<const uint8_t>> bytes = reader.Bytes(3);
+    ASSERT_TRUE(bytes.ok());
+    EXPECT_EQ((*bytes)[0], data[at]);
+    EXPECT_EQ((*bytes)[2], data[at + 2]);
+  }
+  absl::StatusOr<absl::Span<const uint8_t>> wide = reader.Bytes(1000);
+  ASSERT_TRUE(wide.ok());
+  EXPECT_TRUE(std::equal(wide->begin(), wide->end(), data.begin() + 300));
+  EXPECT_GE(source.PeakBufferBytes(), 1000u);
+  EXPECT_LT(source.PeakBufferBytes(), 2000u);
 }
 
 TEST(FdSourceTest, SkipsForwardWithoutHoldingTheSkippedBytes) {
