@@ -44,11 +44,16 @@ absl::Status Reader::CheckCanArrive(uint64_t length) {
 }
 
 absl::StatusOr<Reader> Reader::Sub(uint64_t length, absl::string_view limit_name) const {
-  Reader copy = *this;
-  absl::Status status = copy.CheckCanArrive(length);
-  if (!status.ok()) return status;
+  // Only the limit is checked, not the input's size: a record that claims to
+  // run past its container is malformed however much input follows, and a
+  // pipe, whose size is unknown, must give the same verdict as a file.
+  if (limit_.has_value() && *limit_ - offset_ < length) {
+    Reader copy = *this;
+    return copy.Fail(ReadFailure::kPastLimit, length, *limit_ - offset_);
+  }
   Reader sub = *this;
-  sub.limit_ = offset_ + length;  // cannot overflow: CheckCanArrive passed
+  // Saturates: reads then fail at the input's end first.
+  sub.limit_ = CheckedAdd(offset_, length).value_or(UINT64_MAX);
   sub.limit_name_ = limit_name;
   return sub;
 }

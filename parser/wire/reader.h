@@ -52,9 +52,9 @@ class Reader {
   std::optional<uint64_t> limit() const { return limit_; }
   absl::string_view limit_name() const { return limit_name_; }
 
-  // A reader over the next `length` bytes. Fails as truncated when the input
-  // is known to be shorter, and as past-limit when this reader's own limit is
-  // shorter. Nothing is read or allocated.
+  // A reader over the next `length` bytes. Fails as past-limit when this
+  // reader's own limit is shorter; a short input shows as truncation when the
+  // bytes are read, on a file as on a pipe. Nothing is read or allocated.
   absl::StatusOr<Reader> Sub(uint64_t length, absl::string_view limit_name) const;
   // A reader over the next `length` bytes without checking that they exist:
   // for a blob read in place, whose truncation shows while reading it. The
