@@ -26,7 +26,12 @@ import qemu_stream as qs  # noqa: E402
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGETS = tuple(t + "_fuzzer" for t in (
-    "stream", "package", "ram", "config", "vmstate", "description", "return_path", "multifd"))
+    "stream", "package", "ram", "config", "vmstate", "description", "return_path", "multifd",
+    "pipe"))
+# pipe_fuzzer's first byte: FdSource window 16 << (b & 15), writes cut at most
+# 32 << ((b >> 4) & 3) bytes (fuzz/pipe_fuzzer.cc). Tiny windows and cuts,
+# and a window of 1 KiB with cuts up to 128 bytes.
+PIPE_SHAPES = (0x00, 0x26)
 # The stream whose VMDESCRIPTION the vmstate fuzzer embeds (fuzz/BUILD).
 SCHEMA_STREAM = "pc-i440fx-7.2.mig"
 # Largest VMDESCRIPTION JSON put into one seed.
@@ -191,6 +196,11 @@ def seeds_for(corpus):
         if key in index and len(body) <= 8192:
             seeds["vmstate_fuzzer"][f"{index[key]:02d}.{key[0]}.{key[1]}".replace("/", "_")] = (
                 bytes([index[key]]) + body)
+
+    # pipe: each stream seed behind each transport shape.
+    for name, stream in list(seeds["stream_fuzzer"].items()):
+        for shape in PIPE_SHAPES:
+            seeds["pipe_fuzzer"][f"{name}.{shape:02x}"] = bytes([shape]) + stream
 
     # Return paths as recorded.
     for path in sorted(glob.glob(os.path.join(corpus, "*.rp"))):
