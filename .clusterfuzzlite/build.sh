@@ -69,6 +69,10 @@ while IFS= read -r source; do
   while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n; done
 done < <(find "$qmig/parser" -name '*.cc' ! -name '*_test.cc' ! -path '*/testing/*' | sort)
 wait
+# Background compiles escape `set -e`: a missing object is a failed compile.
+for object in "${parser_objects[@]}"; do
+  [ -f "$object" ] || { echo "build.sh: compiling ${object#$obj/} failed" >&2; exit 1; }
+done
 ar rcs "$obj/libqmig_parser.a" "${parser_objects[@]}"
 
 # Fuzz support and the vmstate fuzzer's embedded schema.
