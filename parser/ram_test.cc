@@ -399,6 +399,38 @@ TEST(PostcopyRamTest, ZeroAndPageAreAccepted) {
   EXPECT_TRUE(NoErrors(r));
 }
 
+TEST(PostcopyRamTest, APagePlacedTwiceIsAnError) {
+  uint64_t at;
+  ParseResult r = ParseBytes(AfterRunStream(
+      [](StreamWriter& w) {
+        w.RamPage("pc.ram", 0x2000, Page(3)).RamZero(kContinueBlock, 0x3000);
+        w.RamZero(kContinueBlock, 0x2000).RamEos();
+      },
+      &at));
+  // The third record: be64 + counted name + page, then be64 + fill byte.
+  const uint64_t third = at + 8 + 1 + 6 + 4096 + 8 + 1;
+  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kRamPostcopyPageTwice, third).Path(kPartPath)));
+  EXPECT_TRUE(ErrorCodesAre(r, {FindingCode::kRamPostcopyPageTwice}));
+}
+
+TEST(PostcopyRamTest, OnlyPagesPlacedAfterListenCount) {
+  // Before LISTEN a page may be sent any number of times. Whether a precopy
+  // page is still present when postcopy sends it again depends on the
+  // discards and on how the destination stored it: the emulator, which holds
+  // the memory, judges that; the parser counts placements after LISTEN.
+  StreamWriter w;
+  w.Header().Configuration({"pc"}).OpenReturnPath().Ping(1).Advise();
+  w.SectionStart(kRamId, "ram", 0, 4).RamMemSize(kBlocks).RamEos().Footer(kRamId);
+  w.SectionPart(kRamId).RamPage("pc.ram", 0, Page(1)).RamPage(kContinueBlock, 0, Page(2));
+  w.RamEos().Footer(kRamId);
+  StreamWriter package;
+  package.Listen().Run();
+  w.Packaged(package).Ping(4);
+  w.SectionPart(kRamId).RamPage("pc.ram", 0, Page(3)).RamEos().Footer(kRamId);
+  w.SectionEnd(kRamId).RamEos().Footer(kRamId).Eof();
+  EXPECT_TRUE(NoErrors(ParseBytes(w.Take())));
+}
+
 TEST(PostcopyRamTest, XbzrleIsRejected) {
   uint64_t at;
   ParseResult r = ParseBytes(AfterRunStream(

@@ -38,6 +38,10 @@ struct RamBlockState {
   size_t summary_index;  // into summary.ram_blocks
   uint64_t length;       // UINT64_MAX: unknown (a recovery connection)
   uint64_t page_size;
+  // Target pages placed once postcopy listens, 64 to a word (page index / 64
+  // -> bits): sparse, so memory follows the pages that arrive, not the
+  // length MEM_SIZE claims.
+  absl::flat_hash_map<uint64_t, uint64_t> postcopy_placed;
 };
 
 class StreamParser {

@@ -65,6 +65,7 @@ absl::string_view SeverityName(Severity severity);
   X(kRamCompress, "ram.bad_compressed_page", kError, "compressed page does not inflate to a page") \
   X(kRamMemSize, "ram.bad_mem_size", kError, "MEM_SIZE block list invalid")                      \
   X(kRamPostcopyRecord, "ram.postcopy_record", kError, "record not allowed in postcopy")         \
+  X(kRamPostcopyPageTwice, "ram.postcopy_page_twice", kError, "a page placed twice once postcopy listens") \
   X(kRamVersion, "ram.bad_version", kError, "RAM section version is not 4")                      \
   X(kIterableUnverified, "section.unknown_iterable", kError, "iterable section whose payload format is unknown") \
   X(kIterablePayload, "section.bad_iterable_payload", kError, "dirty-bitmap or block payload invalid") \
