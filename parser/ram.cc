@@ -223,15 +223,17 @@ absl::Status StreamParser::ParseRamPayload(Reader& reader) {
     if (postcopy && block != nullptr && block->page_size == kTargetPageSize &&
         address < block->length) {
       // QEMU places a postcopy page with UFFDIO_COPY (or ZEROPAGE), which
-      // fails with EEXIST on a page already there; 7.2 then fails the
-      // migration. Huge-page blocks are placed per host page and left out.
+      // fails with EEXIST on a page already there; 7.2 then stops loading
+      // and postcopy pauses. Huge-page blocks are placed per host page and
+      // left out.
       const uint64_t page = address / kTargetPageSize;
       uint64_t& word = block->postcopy_placed[page / 64];
       const uint64_t bit = uint64_t{1} << (page % 64);
       if (word & bit) {
         context_.Report(FindingCode::kRamPostcopyPageTwice, offset,
                         "page placed a second time once postcopy listens: the destination's "
-                        "UFFDIO_COPY finds it present (EEXIST) and QEMU 7.2 fails the migration",
+                        "UFFDIO_COPY finds it present (EEXIST), QEMU 7.2 stops loading and "
+                        "postcopy pauses",
                         leaf());
       }
       word |= bit;

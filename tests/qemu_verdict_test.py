@@ -7,7 +7,8 @@ stream's recorded destination configuration (--meta) and must agree with it
 made. Streams that need their other connections (multifd channels, a
 recovery's first connection) are refused with exit status 2. A stream cut
 short is rejected by both; the PACKAGED length one byte short that makes
-QEMU 7.2 crash while exiting is named as QEMU's fault.
+QEMU 7.2 crash while exiting is named as QEMU's fault; a postcopy page sent
+twice is rejected by both.
 """
 import glob
 import json
@@ -19,6 +20,9 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from qemu_testing import CORPUS, QMIG, ROOT, require_qemu  # noqa: E402
+
+sys.path.insert(0, os.path.join(ROOT, "fuzz"))
+import qemu_stream  # noqa: E402
 
 failures = []
 
@@ -36,6 +40,18 @@ def verdict(stream, meta=None, timeout=30):
     run = subprocess.run(args + [stream], capture_output=True, text=True, timeout=timeout + 60)
     report = json.loads(run.stdout) if run.returncode != 2 else None
     return run.returncode, report, run.stderr
+
+
+def first_postcopy_page(data):
+    """[start, end) of the first page record after the postcopy package."""
+    after_package = False
+    for record in qemu_stream.walk_stream(data):
+        after_package = after_package or record.kind == "PACKAGED"
+        if after_package and record.kind in ("PART", "END"):
+            for ram in record.info.get("ram") or []:
+                if ram.kind == "PAGE" and not ram.info["flags"] & qemu_stream.RAM_CONTINUE:
+                    return ram.start, ram.end
+    raise AssertionError("no postcopy page record")
 
 
 def stream_meta(stream):
@@ -101,6 +117,21 @@ def main():
               (status, report["qemu"]["signal"], report["relation"]))
         check(status != "crashed" or report["relation"].startswith("QEMU is wrong"),
               "a crash of QEMU is named as QEMU's fault")
+
+        # A postcopy page sent twice (the first page record after the
+        # package, repeated): QEMU's UFFDIO_COPY fails with EEXIST.
+        postcopy = os.path.join(ROOT, "corpus", "qemu-7.2", "postcopy.mig")
+        data = open(postcopy, "rb").read()
+        start, end = first_postcopy_page(data)
+        twice = os.path.join(tmp, "postcopy-page-twice.mig")
+        with open(twice, "wb") as f:
+            f.write(data[:end] + data[start:end] + data[end:])
+        rc, report, _ = verdict(twice, stream_meta(postcopy))
+        check(rc == 0 and report["relation"].startswith("agree") and
+              report["qemu"]["status"] in ("failed", "paused") and
+              "ram.postcopy_page_twice" in json.dumps(report["qmig"]),
+              "a postcopy page placed twice: both reject (QEMU %s, %s)" %
+              (report and report["qemu"]["status"], report and report["relation"]))
     print("%d failed checks" % len(failures))
     return 1 if failures else 0
 
