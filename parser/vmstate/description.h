@@ -18,6 +18,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "parser/wire/limits.h"
 
 namespace qmig {
 
@@ -79,11 +80,6 @@ struct VmDescription {
 // -dump-vmstate (recognised by its "vmschkmachine" entry). Errors name what
 // is wrong and where in the document.
 absl::StatusOr<VmDescription> ParseVmDescription(absl::string_view json);
-
-// Largest nesting of JSON arrays/objects accepted.
-inline constexpr int kMaxDescriptionNesting = 64;
-// Most elements one compressed array may declare.
-inline constexpr uint64_t kMaxDescribedArrayLength = uint64_t{1} << 24;
 
 }  // namespace qmig
 

@@ -35,7 +35,8 @@ inline constexpr uint32_t kMaxSectionVersion = 0xffff;
 inline constexpr size_t kMaxMultifdPagesPerPacket = 1024;
 inline constexpr uint64_t kMaxRecvBitmapBytes = uint64_t{1} << 32;
 inline constexpr size_t kMaxVmstateDepth = 32;        // nesting of structs/subsections.
-inline constexpr size_t kMaxSchemaJsonDepth = 64;
+inline constexpr int kMaxDescriptionNesting = 64;   // JSON arrays/objects in a description.
+inline constexpr uint64_t kMaxDescribedArrayLength = uint64_t{1} << 24;  // elements of one array.
 
 // Input buffering for non-seekable input: the window the reader keeps, and the
 // longest contiguous view a decoder may ask for (bigger things are consumed in
