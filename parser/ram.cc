@@ -227,16 +227,31 @@ absl::Status StreamParser::ParseRamPayload(Reader& reader) {
       // and postcopy pauses. Huge-page blocks are placed per host page and
       // left out.
       const uint64_t page = address / kTargetPageSize;
-      uint64_t& word = block->postcopy_placed[page / 64];
-      const uint64_t bit = uint64_t{1} << (page % 64);
-      if (word & bit) {
-        context_.Report(FindingCode::kRamPostcopyPageTwice, offset,
-                        "page placed a second time once postcopy listens: the destination's "
-                        "UFFDIO_COPY finds it present (EEXIST), QEMU 7.2 stops loading and "
-                        "postcopy pauses",
-                        leaf());
+      auto word = block->postcopy_placed.find(page / 64);
+      if (word == block->postcopy_placed.end()) {
+        const uint64_t most = options_.limits.max_postcopy_tracked_words;
+        if (postcopy_tracked_words_ < most) {
+          ++postcopy_tracked_words_;
+          word = block->postcopy_placed.emplace(page / 64, 0).first;
+        } else if (postcopy_tracked_words_++ == most) {
+          context_.Report(FindingCode::kRamPostcopyUntracked, offset,
+                          absl::StrCat("postcopy pages in more than ", most,
+                                       " runs of 64: pages of further runs are not checked "
+                                       "for being placed twice"),
+                          leaf());
+        }
       }
-      word |= bit;
+      const uint64_t bit = uint64_t{1} << (page % 64);
+      if (word != block->postcopy_placed.end()) {
+        if (word->second & bit) {
+          context_.Report(FindingCode::kRamPostcopyPageTwice, offset,
+                          "page placed a second time once postcopy listens: the destination's "
+                          "UFFDIO_COPY finds it present (EEXIST), QEMU 7.2 stops loading and "
+                          "postcopy pauses",
+                          leaf());
+        }
+        word->second |= bit;
+      }
     }
     if (options_.observer != nullptr) {
       options_.observer->OnRamPage(block_name, address, kind, body, offset);

@@ -413,6 +413,27 @@ TEST(PostcopyRamTest, APagePlacedTwiceIsAnError) {
   EXPECT_TRUE(ErrorCodesAre(r, {FindingCode::kRamPostcopyPageTwice}));
 }
 
+TEST(PostcopyRamTest, PagesPastTheTrackingLimitGoUncheckedWithANote) {
+  ParseOptions options;
+  options.limits.max_postcopy_tracked_words = 1;  // the run of pc.ram's page 0
+  uint64_t at;
+  ParseResult r = ParseBytes(
+      AfterRunStream(
+          [](StreamWriter& w) {
+            w.RamZero("pc.ram", 0).RamZero("small", 0).RamZero(kContinueBlock, 0);
+            w.RamZero("pc.ram", 0).RamEos();
+          },
+          &at),
+      options);
+  // Records: be64 + counted name + fill byte; under CONTINUE without the name.
+  const uint64_t second = at + 8 + 1 + 6 + 1;
+  const uint64_t fourth = second + (8 + 1 + 5 + 1) + (8 + 1);
+  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kRamPostcopyUntracked, second)));
+  // small's page 0 twice goes unseen; pc.ram's page 0 twice does not.
+  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kRamPostcopyPageTwice, fourth)));
+  EXPECT_TRUE(ErrorCodesAre(r, {FindingCode::kRamPostcopyPageTwice}));
+}
+
 TEST(PostcopyRamTest, OnlyPagesPlacedAfterListenCount) {
   // Before LISTEN a page may be sent any number of times. Whether a precopy
   // page is still present when postcopy sends it again depends on the

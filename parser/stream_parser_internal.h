@@ -124,6 +124,8 @@ class StreamParser {
   RamBlockState* last_block_state_ = nullptr;
   bool last_block_cached_ = false;
 
+  uint64_t postcopy_tracked_words_ = 0;  // over all blocks' postcopy_placed
+
   bool trailer_probed_ = false;
   // The probe's result, kept so that the trailer is parsed once: the
   // description, or why the JSON at trailer_offset_ did not parse.

@@ -66,6 +66,7 @@ absl::string_view SeverityName(Severity severity);
   X(kRamMemSize, "ram.bad_mem_size", kError, "MEM_SIZE block list invalid")                      \
   X(kRamPostcopyRecord, "ram.postcopy_record", kError, "record not allowed in postcopy")         \
   X(kRamPostcopyPageTwice, "ram.postcopy_page_twice", kError, "a page placed twice once postcopy listens") \
+  X(kRamPostcopyUntracked, "ram.postcopy_untracked", kNote, "postcopy pages past the tracking limit go unchecked for repeats") \
   X(kRamVersion, "ram.bad_version", kError, "RAM section version is not 4")                      \
   X(kIterableUnverified, "section.unknown_iterable", kError, "iterable section whose payload format is unknown") \
   X(kIterablePayload, "section.bad_iterable_payload", kError, "dirty-bitmap or block payload invalid") \

@@ -67,6 +67,10 @@ struct ParseLimits {
   // Guest RAM the emulator maps for a stream, all blocks together. Mappings
   // are reserved lazily, but the page-state map costs a byte per page.
   uint64_t max_guest_ram_bytes = uint64_t{64} << 30;
+  // Pages placed after LISTEN that the parser remembers, to catch one placed
+  // twice, in words of 64 pages: 2^20 words cover 256 GiB of guest RAM in
+  // about 32 MiB. Past it, new pages go unchecked (a note says so).
+  uint64_t max_postcopy_tracked_words = uint64_t{1} << 20;
   // Findings kept; further ones are counted, not stored.
   uint32_t max_findings = 1000;
 };
