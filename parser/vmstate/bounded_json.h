@@ -21,7 +21,9 @@ namespace qmig {
 namespace bounded_json_internal {
 
 // SAX events to nlohmann's own DOM builder, refusing to open a container
-// beyond max_depth levels.
+// beyond max_depth levels. The builder sits in nlohmann's detail namespace
+// (there since 3.2; Debian 12 has 3.11.2): reusing it keeps the DOM exactly
+// what Json::parse makes.
 template <typename Json>
 class DepthLimitedDom {
  public:
