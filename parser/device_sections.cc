@@ -68,16 +68,21 @@ const VmDescription* StreamParser::DeviceDescriptions(Reader& reader) {
   // trailer; probe only from the top level.
   if (!trailer_probed_ && context_.package_depth() == 0) {
     trailer_probed_ = true;
-    // Buffer the rest of the stream until it ends with a whole trailer; on a
-    // live connection, also stop when the source goes quiet (it may be
-    // waiting for us before it closes).
+    // Buffer the rest of the stream. A live connection stops early, at a
+    // tail that ends with a whole trailer or when the source goes quiet (it
+    // may be waiting for us before it closes). Anything else is read to its
+    // end: a pipe's reads may stop at a point where what came so far merely
+    // looks like a trailer, and a pipe must read as a file does.
     const uint64_t max_json = options_.limits.max_vmdesc_bytes;
-    absl::StatusOr<bool> whole = source_.BufferUntil(
-        reader.offset(), options_.limits.max_buffered_device_state,
-        [max_json](absl::Span<const uint8_t> tail) {
-          return LocateTrailer(tail, 0, max_json).has_value();
-        },
-        options_.live ? kLiveIdle : absl::InfiniteDuration());
+    absl::StatusOr<bool> whole =
+        options_.live
+            ? source_.BufferUntil(
+                  reader.offset(), options_.limits.max_buffered_device_state,
+                  [max_json](absl::Span<const uint8_t> tail) {
+                    return LocateTrailer(tail, 0, max_json).has_value();
+                  },
+                  kLiveIdle)
+            : source_.BufferToEnd(reader.offset(), options_.limits.max_buffered_device_state);
     if (whole.ok() && *whole) {
       absl::StatusOr<absl::Span<const uint8_t>> tail = source_.View(reader.offset(), 1);
       if (tail.ok()) {

@@ -667,6 +667,27 @@ TEST(StreamingTest, PackageOverrunningTheStreamIsTheSameTruncationOnAPipe) {
   EXPECT_EQ(Describe(pipe), Describe(memory));
 }
 
+// Device state that holds what looks like a whole trailer (EOF, 0x06, a
+// length, JSON ending in '}'). Read from a pipe whose writer pauses just
+// after that '}', the trailer probe once stopped there and decoded the
+// device with the fake description; a file reads on to the end and finds no
+// trailer. Found by pipe_fuzzer.
+TEST(StreamingTest, ATrailerLookalikeInDeviceStateDoesNotStopAPipe) {
+  const std::string fake =
+      R"({"page_size":4096,"devices":[{"name":"dev","instance_id":0,"vmsd_name":"dev",)"
+      R"("version":1,"fields":[{"name":"f","type":"uint8","size":1}]}]})";
+  StreamWriter w;
+  w.Header().Configuration({"pc"}).SectionFull(7, "dev", 0, 1);
+  w.U8(0x00).VmDescription(fake);
+  const size_t after_fake = w.size();
+  w.Bytes({1, 2, 3}).Footer(7).Eof();
+  ParseResult memory = ParseBytes(w.bytes());
+  ParseResult pipe = ParseBytesThroughPipe(w.bytes(), {}, after_fake);
+  EXPECT_EQ(memory.summary.device_description_source, "");
+  EXPECT_EQ(Describe(pipe), Describe(memory));
+  EXPECT_EQ(pipe.summary.devices_decoded, memory.summary.devices_decoded);
+}
+
 // qmig decodes RAM pages as 4096 bytes (kTargetPageSize). A stream whose
 // configuration announces another target page size (bits 13 = 8 KiB pages)
 // is accepted without a finding, and its PAGE records would then be read

@@ -3,10 +3,13 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "parser/wire/byte_source.h"
 
 namespace qmig {
@@ -22,7 +25,8 @@ ParseResult ParseBytes(absl::Span<const uint8_t> bytes, const ParseOptions& opti
   return ParseMigrationStream(source, options);
 }
 
-ParseResult ParseBytesThroughPipe(absl::Span<const uint8_t> bytes, const ParseOptions& options) {
+ParseResult ParseBytesThroughPipe(absl::Span<const uint8_t> bytes, const ParseOptions& options,
+                                  std::optional<size_t> pause_after) {
   // The parser may stop before the writer is done; the writer then gets EPIPE
   // instead of a signal that would end the test.
   ::signal(SIGPIPE, SIG_IGN);
@@ -32,12 +36,15 @@ ParseResult ParseBytesThroughPipe(absl::Span<const uint8_t> bytes, const ParseOp
     failed.findings.Add({FindingCode::kIoError, Severity::kError, 0, {}, "", "pipe() failed"});
     return failed;
   }
-  std::thread writer([fd = fds[1], bytes] {
+  std::thread writer([fd = fds[1], bytes, pause_after] {
     size_t done = 0;
     while (done < bytes.size()) {
-      ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+      size_t end = bytes.size();
+      if (pause_after.has_value() && done < *pause_after) end = std::min(end, *pause_after);
+      ssize_t n = ::write(fd, bytes.data() + done, end - done);
       if (n <= 0) break;  // EPIPE: the reader is gone
       done += static_cast<size_t>(n);
+      if (pause_after.has_value() && done == *pause_after) absl::SleepFor(absl::Milliseconds(200));
     }
     ::close(fd);
   });

@@ -5,6 +5,7 @@
 #define QMIG_PARSER_TESTING_PARSE_UTIL_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,9 +21,12 @@ ParseOptions FixedProfile(ProfileId profile = ProfileId::kQemu72);
 ParseResult ParseBytes(absl::Span<const uint8_t> bytes, const ParseOptions& options = {});
 
 // Feeds `bytes` to an FdSource over a pipe from a writer thread. SIGPIPE is
-// ignored for the process (the parser may stop reading early).
+// ignored for the process (the parser may stop reading early). With
+// `pause_after`, the writer stops for a moment after that many bytes, so that
+// a read ends there.
 ParseResult ParseBytesThroughPipe(absl::Span<const uint8_t> bytes,
-                                  const ParseOptions& options = {});
+                                  const ParseOptions& options = {},
+                                  std::optional<size_t> pause_after = std::nullopt);
 
 // "code @0x.. (+0x.. in package) [severity] {qemu_accepts} path: message",
 // one finding per line.
