@@ -12,6 +12,11 @@ namespace qmig {
 namespace internal {
 namespace {
 
+// The last element of a page record's finding path: block@offset.
+std::string PageLeaf(absl::string_view block, uint64_t address) {
+  return absl::StrFormat("%s@0x%x", absl::CHexEscape(block), address);
+}
+
 constexpr uint32_t kPageRecordFlags = ram_flag::kZero | ram_flag::kPage | ram_flag::kXbzrle |
                                       ram_flag::kCompressPage;
 
@@ -140,7 +145,7 @@ absl::Status StreamParser::ParseRamPayload(Reader& reader) {
     }
     const std::string& block_name = *last_ram_block_;
     // The finding path, built only when a finding needs it.
-    auto leaf = [&] { return absl::StrFormat("%s@0x%x", absl::CHexEscape(block_name), address); };
+    auto leaf = [&] { return PageLeaf(block_name, address); };
     if (block == nullptr && summary_.headerless && !ram_blocks_known_) {
       // A recovery connection never repeats MEM_SIZE: count the block's
       // pages, with its length unknown.
@@ -222,41 +227,45 @@ absl::Status StreamParser::ParseRamPayload(Reader& reader) {
     }
     if (postcopy && block != nullptr && block->page_size == kTargetPageSize &&
         address < block->length) {
-      // QEMU places a postcopy page with UFFDIO_COPY (or ZEROPAGE), which
-      // fails with EEXIST on a page already there; 7.2 then stops loading
-      // and postcopy pauses. Huge-page blocks are placed per host page and
-      // left out.
-      const uint64_t page = address / kTargetPageSize;
-      auto word = block->postcopy_placed.find(page / 64);
-      if (word == block->postcopy_placed.end()) {
-        const uint64_t most = options_.limits.max_postcopy_tracked_words;
-        if (postcopy_tracked_words_ < most) {
-          ++postcopy_tracked_words_;
-          word = block->postcopy_placed.emplace(page / 64, 0).first;
-        } else if (postcopy_tracked_words_++ == most) {
-          context_.Report(FindingCode::kRamPostcopyUntracked, offset,
-                          absl::StrCat("postcopy pages in more than ", most,
-                                       " runs of 64: pages of further runs are not checked "
-                                       "for being placed twice"),
-                          leaf());
-        }
-      }
-      const uint64_t bit = uint64_t{1} << (page % 64);
-      if (word != block->postcopy_placed.end()) {
-        if (word->second & bit) {
-          context_.Report(FindingCode::kRamPostcopyPageTwice, offset,
-                          "page placed a second time once postcopy listens: the destination's "
-                          "UFFDIO_COPY finds it present (EEXIST), QEMU 7.2 stops loading and "
-                          "postcopy pauses",
-                          leaf());
-        }
-        word->second |= bit;
-      }
+      // Huge-page blocks are placed per host page and left out.
+      NotePostcopyPlacement(*block, block_name, address, offset);
     }
     if (options_.observer != nullptr) {
       options_.observer->OnRamPage(block_name, address, kind, body, offset);
     }
   }
+}
+
+void StreamParser::NotePostcopyPlacement(RamBlockState& block, absl::string_view block_name,
+                                         uint64_t address, uint64_t offset) {
+  // QEMU places a postcopy page with UFFDIO_COPY (or ZEROPAGE), which fails
+  // with EEXIST on a page already there; 7.2 then stops loading and postcopy
+  // pauses.
+  const uint64_t page = address / kTargetPageSize;
+  auto word = block.postcopy_placed.find(page / 64);
+  if (word == block.postcopy_placed.end()) {
+    const uint64_t most = options_.limits.max_postcopy_tracked_words;
+    if (postcopy_tracked_words_ == most) {
+      ++postcopy_tracked_words_;  // report once
+      context_.Report(FindingCode::kRamPostcopyUntracked, offset,
+                      absl::StrCat("postcopy pages in more than ", most,
+                                   " runs of 64: pages of further runs are not checked for "
+                                   "being placed twice"),
+                      PageLeaf(block_name, address));
+    }
+    if (postcopy_tracked_words_ >= most) return;
+    ++postcopy_tracked_words_;
+    word = block.postcopy_placed.emplace(page / 64, 0).first;
+  }
+  const uint64_t bit = uint64_t{1} << (page % 64);
+  if (word->second & bit) {
+    context_.Report(FindingCode::kRamPostcopyPageTwice, offset,
+                    "page placed a second time once postcopy listens: the destination's "
+                    "UFFDIO_COPY finds it present (EEXIST), QEMU 7.2 stops loading and postcopy "
+                    "pauses",
+                    PageLeaf(block_name, address));
+  }
+  word->second |= bit;
 }
 
 absl::Status StreamParser::ParseMemSize(Reader& reader, uint64_t total, uint64_t offset) {

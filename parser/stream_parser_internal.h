@@ -76,6 +76,9 @@ class StreamParser {
   absl::Status ParseRamPayload(Reader& reader);
   absl::Status ParseMemSize(Reader& reader, uint64_t total, uint64_t offset);
   void ValidateXbzrle(absl::Span<const uint8_t> encoded, uint64_t offset, absl::string_view leaf);
+  // Remembers a page placed once postcopy listens; reports one placed twice.
+  void NotePostcopyPlacement(RamBlockState& block, absl::string_view block_name,
+                             uint64_t address, uint64_t offset);
   void ValidateCompressed(absl::Span<const uint8_t> compressed, uint64_t offset,
                           absl::string_view leaf);
   RamBlockState* FindBlock(absl::string_view name);
