@@ -1,5 +1,6 @@
 // Fuzz target: VMDESCRIPTION JSON to VmDescription (ParseVmDescription), the
-// only parser in qmig that builds a tree from the input. A description that
+// only parser in qmig that builds a tree from the input (from nlohmann's SAX
+// events, so every JSON token passes through qmig's code). A description that
 // parses must be usable: every device is found again by its name and
 // instance.
 #include <cstddef>

@@ -2,8 +2,10 @@
 // enforced while parsing. The parser itself is iterative, but everything that
 // walks the tree afterwards recurses per level, so hostile JSON must not nest
 // deeper than the caller can walk. Checking during the one parse spares a
-// separate pass over the text, which matters to the fuzzers: every stream
-// with a VMDESCRIPTION trailer goes through here.
+// separate pass over the text.
+//
+// Also the error statuses every bounded JSON parse in qmig reports, so that
+// a DOM parse and a SAX parse (description.cc) word them alike.
 //
 // Never throws: errors come back as a status naming the byte offset.
 #ifndef QMIG_PARSER_VMSTATE_BOUNDED_JSON_H_
@@ -18,6 +20,22 @@
 #include "nlohmann/json.hpp"
 
 namespace qmig {
+
+// The status for a syntax error nlohmann reports at `position` (one past the
+// offending byte), with its message stripped of the exception tag.
+inline absl::Status JsonSyntaxError(std::size_t position, absl::string_view what) {
+  // what() reads "[json.exception.parse_error.101] parse error at ...".
+  const size_t tag_end = what.find("] ");
+  if (tag_end != absl::string_view::npos) what.remove_prefix(tag_end + 2);
+  return absl::InvalidArgumentError(
+      absl::StrCat("not valid JSON (byte ", position > 0 ? position - 1 : 0, "): ", what));
+}
+
+inline absl::Status JsonNestingError(int max_depth) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("JSON nests deeper than the limit of ", max_depth, " levels"));
+}
+
 namespace bounded_json_internal {
 
 // SAX events to nlohmann's own DOM builder, refusing to open a container
@@ -53,12 +71,7 @@ class DepthLimitedDom {
 
   template <typename Exception>
   bool parse_error(std::size_t position, const std::string& /*token*/, const Exception& error) {
-    // what() reads "[json.exception.parse_error.101] parse error at ...".
-    absl::string_view what = error.what();
-    const size_t tag_end = what.find("] ");
-    if (tag_end != absl::string_view::npos) what.remove_prefix(tag_end + 2);
-    error_ = absl::InvalidArgumentError(
-        absl::StrCat("not valid JSON (byte ", position > 0 ? position - 1 : 0, "): ", what));
+    error_ = JsonSyntaxError(position, error.what());
     return false;
   }
 
@@ -67,8 +80,7 @@ class DepthLimitedDom {
  private:
   bool Open() {
     if (++depth_ <= max_depth_) return true;
-    error_ = absl::InvalidArgumentError(
-        absl::StrCat("JSON nests deeper than the limit of ", max_depth_, " levels"));
+    error_ = JsonNestingError(max_depth_);
     return false;
   }
   bool Close() {

@@ -1,6 +1,13 @@
 #include "parser/vmstate/description.h"
 
+#include <algorithm>
+#include <cstddef>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -8,110 +15,662 @@
 #include "parser/vmstate/bounded_json.h"
 #include "parser/wire/limits.h"
 
+// The document is read once, as nlohmann SAX events, straight into a
+// VmDescription: no JSON tree is built. Every stream with a VMDESCRIPTION
+// trailer comes through here, and a tree costs an allocation per JSON value.
+//
+// JSON objects are unordered, so nothing is decided while an object is open:
+// each open object or array is a Frame that gathers the members qmig knows,
+// and when it closes its content is checked, in a fixed order, and handed to
+// the frame that holds it. A problem found inside a part is placed relative to
+// that part ("" for the part itself, ".field", "/subsection"), and each part
+// it is handed up through puts its own place in front, so a message names
+// the whole path however the members were ordered. Duplicate members behave
+// as in nlohmann's DOM: the last one counts.
+
 namespace qmig {
 namespace {
 
-using Json = nlohmann::json;
+// The members qmig reads. Anything else is skipped unread. The ones that
+// may hold text come first.
+enum Key : uint8_t {
+  kName,
+  kType,
+  kVmsdName,
+  kDumpName,  // "Name", in -dump-vmstate output
+  kTextKeyCount,
+  kSize = kTextKeyCount,
+  kArrayLen,
+  kIndex,
+  kVersion,
+  kInstanceId,
+  kPageSize,
+  kVersionId,         // "version_id", in -dump-vmstate output
+  kMinimumVersionId,  // "minimum_version_id", ditto
+  kScalarKeyCount,
+  // Members whose value is a part of its own.
+  kFields = kScalarKeyCount,
+  kSubsections,
+  kStruct,
+  kConfiguration,
+  kDevices,
+  kOtherKey,
+};
 
-}  // namespace
-
-namespace {
-
-absl::Status Invalid(absl::string_view where, absl::string_view what) {
-  return absl::InvalidArgumentError(absl::StrCat(where, ": ", what));
-}
-
-absl::StatusOr<std::string> GetString(const Json& object, const char* key, absl::string_view where) {
-  auto it = object.find(key);
-  if (it == object.end() || !it->is_string()) {
-    return Invalid(where, absl::StrCat("\"", key, "\" is missing or not a string"));
+// Called for every member name in the document, so it looks at the length
+// first.
+Key KeyOf(absl::string_view name) {
+  switch (name.size()) {
+    case 4:
+      if (name == "name") return kName;
+      if (name == "type") return kType;
+      if (name == "size") return kSize;
+      if (name == "Name") return kDumpName;
+      return kOtherKey;
+    case 5:
+      return name == "index" ? kIndex : kOtherKey;
+    case 6:
+      if (name == "fields") return kFields;
+      if (name == "struct") return kStruct;
+      return kOtherKey;
+    case 7:
+      if (name == "version") return kVersion;
+      if (name == "devices") return kDevices;
+      return kOtherKey;
+    case 9:
+      if (name == "vmsd_name") return kVmsdName;
+      if (name == "array_len") return kArrayLen;
+      if (name == "page_size") return kPageSize;
+      return kOtherKey;
+    case 10:
+      return name == "version_id" ? kVersionId : kOtherKey;
+    case 11:
+      if (name == "instance_id") return kInstanceId;
+      if (name == "subsections") return kSubsections;
+      return kOtherKey;
+    case 13:
+      return name == "configuration" ? kConfiguration : kOtherKey;
+    case 18:
+      return name == "minimum_version_id" ? kMinimumVersionId : kOtherKey;
+    default:
+      return kOtherKey;
   }
-  return it->get<std::string>();
 }
 
-absl::StatusOr<uint64_t> GetUnsigned(const Json& object, const char* key, absl::string_view where) {
-  auto it = object.find(key);
-  if (it == object.end() || !it->is_number_integer() ||
-      (it->is_number_integer() && !it->is_number_unsigned() && it->get<int64_t>() < 0)) {
-    return Invalid(where, absl::StrCat("\"", key, "\" is missing or not a non-negative integer"));
+// A member's value, kept only as far as qmig cares: a string (its text is
+// kept for the text keys), a non-negative integer, or anything else (which
+// every reader refuses).
+struct Scalar {
+  enum Kind : uint8_t { kAbsent, kString, kUnsigned, kOther };
+  Kind kind = kAbsent;
+  uint64_t number = 0;
+};
+
+// A problem inside a part of the document; `where` is relative to the part
+// that holds it.
+struct Problem {
+  std::string where;
+  std::string what;
+};
+
+Problem Within(absl::string_view place, Problem inner) {
+  inner.where = absl::StrCat(place, inner.where);
+  return inner;
+}
+
+std::string NotUnsigned(absl::string_view key) {
+  return absl::StrCat("\"", key, "\" is missing or not a non-negative integer");
+}
+
+std::string NotString(absl::string_view key) {
+  return absl::StrCat("\"", key, "\" is missing or not a string");
+}
+
+absl::Status ToStatus(absl::string_view base, const Problem& problem) {
+  std::string where = absl::StrCat(base, problem.where);
+  if (where.empty()) return absl::InvalidArgumentError(problem.what);
+  return absl::InvalidArgumentError(absl::StrCat(where, ": ", problem.what));
+}
+
+// What an open object or array is, decided by where it sits.
+enum class Role : uint8_t {
+  kRoot,
+  kRootMember,     // an object member of the root, other than the configuration
+  kConfiguration,  // root "configuration": a vmsd
+  kDevice,         // an element of root "devices": a vmsd with a name and instance
+  kField,          // an element of "fields": a field, and a vmsd when it is a vstruct
+  kVmsd,           // a field's "struct", or an element of "subsections"
+  kFieldsArray,
+  kSubsectionsArray,
+  kDevicesArray,
+};
+
+bool DescribesVmsd(Role role) {
+  return role == Role::kConfiguration || role == Role::kDevice || role == Role::kField ||
+         role == Role::kVmsd;
+}
+
+// A member holding a part of its own ("fields", "struct", ...): not there, of
+// the wrong JSON type, or read, with the first problem found inside it.
+struct Part {
+  enum State : uint8_t { kAbsent, kWrongType, kRead };
+  State state = kAbsent;
+  std::unique_ptr<Problem> problem;  // null unless something is wrong
+
+  void Set(State new_state) {
+    state = new_state;
+    problem.reset();
   }
-  return it->is_number_unsigned() ? it->get<uint64_t>() : static_cast<uint64_t>(it->get<int64_t>());
-}
+};
 
-absl::StatusOr<VmsdDescription> ParseVmsd(const Json& object, const std::string& where);
+// A root member as -dump-vmstate output reads it; only used when the root
+// has "vmschkmachine".
+struct DumpEntry {
+  std::string key;
+  bool is_object = false;
+  Scalar name, version_id, minimum_version_id;
+  std::string name_text;
+};
 
-absl::StatusOr<VmstateField> ParseField(const Json& object, const std::string& where) {
-  if (!object.is_object()) return Invalid(where, "field is not an object");
-  VmstateField field;
-  absl::StatusOr<std::string> name = GetString(object, "name", where);
-  if (!name.ok()) return name.status();
-  field.name = *name;
-  std::string here = absl::StrCat(where, ".", field.name);
-  auto type = object.find("type");
-  field.type = type != object.end() && type->is_string() ? type->get<std::string>() : "unknown";
-  absl::StatusOr<uint64_t> size = GetUnsigned(object, "size", here);
-  if (!size.ok()) return size.status();
-  field.size = *size;
-  if (object.contains("array_len")) {
-    absl::StatusOr<uint64_t> array_len = GetUnsigned(object, "array_len", here);
-    if (!array_len.ok()) return array_len.status();
-    if (*array_len == 0 || *array_len > kMaxDescribedArrayLength) {
-      return Invalid(here, absl::StrCat("\"array_len\" ", *array_len, " outside 1..",
-                                        kMaxDescribedArrayLength));
+struct Frame {
+  Role role = Role::kRoot;
+  Key key = kOtherKey;  // the member whose value comes next
+  Scalar scalars[kScalarKeyCount];
+  std::string texts[kTextKeyCount];
+
+  // Parts this object holds, and what was read from them.
+  Part fields, subsections, structure, configuration, devices;
+  std::vector<VmstateField> field_list;
+  std::vector<VmsdDescription> subsection_list;
+  std::unique_ptr<VmsdDescription> struct_vmsd;
+
+  // An array's elements as they close; the first problem stops the collection.
+  std::vector<DeviceDescription> device_list;
+  std::unique_ptr<Problem> problem;
+
+  // The root's: the current member's name, and each member as a dump entry.
+  std::string member;
+  std::vector<DumpEntry> dump_entries;
+  std::unique_ptr<VmsdDescription> configuration_vmsd;
+
+  void Reset(Role new_role) {
+    role = new_role;
+    key = kOtherKey;
+    for (Scalar& scalar : scalars) scalar.kind = Scalar::kAbsent;
+    for (Part* part : {&fields, &subsections, &structure, &configuration, &devices}) {
+      part->Set(Part::kAbsent);
     }
-    field.array_len = *array_len;
+    field_list.clear();
+    subsection_list.clear();
+    struct_vmsd.reset();
+    device_list.clear();
+    problem.reset();
   }
-  if (object.contains("index")) {
-    absl::StatusOr<uint64_t> index = GetUnsigned(object, "index", here);
-    if (!index.ok()) return index.status();
-    field.index = *index;
+
+  bool Has(Key k) const { return scalars[k].kind != Scalar::kAbsent; }
+  bool IsString(Key k) const { return scalars[k].kind == Scalar::kString; }
+  bool IsUnsigned(Key k) const { return scalars[k].kind == Scalar::kUnsigned; }
+  uint64_t Number(Key k) const { return scalars[k].number; }
+  const std::string& Text(Key k) const { return texts[k]; }
+};
+
+std::unique_ptr<Problem> AsPointer(std::optional<Problem> problem) {
+  if (!problem) return nullptr;
+  return std::make_unique<Problem>(std::move(*problem));
+}
+
+// Hands `problem` to an array frame unless it already holds one.
+void Keep(Frame& array, Problem problem) {
+  if (!array.problem) array.problem = std::make_unique<Problem>(std::move(problem));
+}
+
+// The vmsd a frame describes: its name, version, fields and subsections.
+std::optional<Problem> FinishVmsd(Frame& frame, VmsdDescription& vmsd) {
+  if (frame.IsString(kVmsdName)) vmsd.vmsd_name = frame.Text(kVmsdName);
+  if (frame.Has(kVersion)) {
+    if (!frame.IsUnsigned(kVersion)) return Problem{"", NotUnsigned("version")};
+    if (frame.Number(kVersion) > 0xffffffffu) return Problem{"", "\"version\" too large"};
+    vmsd.version = static_cast<uint32_t>(frame.Number(kVersion));
   }
-  auto sub = object.find("struct");
-  if (sub != object.end()) {
-    absl::StatusOr<VmsdDescription> vmsd = ParseVmsd(*sub, here);
-    if (!vmsd.ok()) return vmsd.status();
-    field.sub = std::make_shared<VmsdDescription>(std::move(*vmsd));
-  } else if (object.contains("fields")) {
+  if (frame.fields.state == Part::kWrongType) return Problem{"", "\"fields\" is not an array"};
+  if (frame.fields.problem) return std::move(*frame.fields.problem);
+  vmsd.fields = std::move(frame.field_list);
+  if (frame.subsections.state == Part::kWrongType) {
+    return Problem{"", "\"subsections\" is not an array"};
+  }
+  if (frame.subsections.problem) return std::move(*frame.subsections.problem);
+  vmsd.subsections = std::move(frame.subsection_list);
+  return std::nullopt;
+}
+
+// A field: its size and layout, and for a struct or vstruct its element's
+// vmsd. Problems are relative to the vmsd holding the field.
+std::optional<Problem> FinishField(Frame& frame, VmstateField& field) {
+  if (!frame.IsString(kName)) return Problem{"", NotString("name")};
+  field.name = frame.Text(kName);
+  const std::string here = absl::StrCat(".", field.name);
+  field.type = frame.IsString(kType) ? frame.Text(kType) : "unknown";
+  if (!frame.IsUnsigned(kSize)) return Problem{here, NotUnsigned("size")};
+  field.size = frame.Number(kSize);
+  if (frame.Has(kArrayLen)) {
+    if (!frame.IsUnsigned(kArrayLen)) return Problem{here, NotUnsigned("array_len")};
+    const uint64_t array_len = frame.Number(kArrayLen);
+    if (array_len == 0 || array_len > kMaxDescribedArrayLength) {
+      return Problem{here, absl::StrCat("\"array_len\" ", array_len, " outside 1..",
+                                        kMaxDescribedArrayLength)};
+    }
+    field.array_len = array_len;
+  }
+  if (frame.Has(kIndex)) {
+    if (!frame.IsUnsigned(kIndex)) return Problem{here, NotUnsigned("index")};
+    field.index = frame.Number(kIndex);
+  }
+  if (frame.structure.state != Part::kAbsent) {
+    if (frame.structure.state == Part::kWrongType) {
+      return Problem{here, "description is not an object"};
+    }
+    if (frame.structure.problem) return Within(here, std::move(*frame.structure.problem));
+    field.sub = std::make_shared<VmsdDescription>(std::move(*frame.struct_vmsd));
+  } else if (frame.fields.state != Part::kAbsent) {
     // VMS_VSTRUCT: the element's description sits in the field itself.
-    absl::StatusOr<VmsdDescription> vmsd = ParseVmsd(object, here);
-    if (!vmsd.ok()) return vmsd.status();
-    field.sub = std::make_shared<VmsdDescription>(std::move(*vmsd));
+    VmsdDescription vmsd;
+    if (std::optional<Problem> problem = FinishVmsd(frame, vmsd)) {
+      return Within(here, std::move(*problem));
+    }
+    field.sub = std::make_shared<VmsdDescription>(std::move(vmsd));
   }
-  return field;
+  return std::nullopt;
 }
 
-absl::StatusOr<VmsdDescription> ParseVmsd(const Json& object, const std::string& where) {
-  if (!object.is_object()) return Invalid(where, "description is not an object");
-  VmsdDescription vmsd;
-  auto name = object.find("vmsd_name");
-  if (name != object.end() && name->is_string()) vmsd.vmsd_name = name->get<std::string>();
-  if (object.contains("version")) {
-    absl::StatusOr<uint64_t> version = GetUnsigned(object, "version", where);
-    if (!version.ok()) return version.status();
-    if (*version > 0xffffffffu) return Invalid(where, "\"version\" too large");
-    vmsd.version = static_cast<uint32_t>(*version);
+// Device problems carry their whole place, since a device's name is known
+// only once it closes.
+std::optional<Problem> FinishDevice(Frame& frame, DeviceDescription& device) {
+  if (!frame.IsString(kName)) return Problem{"device", NotString("name")};
+  device.name = frame.Text(kName);
+  const std::string where = absl::StrCat("device '", device.name, "'");
+  if (!frame.IsUnsigned(kInstanceId)) return Problem{where, NotUnsigned("instance_id")};
+  if (frame.Number(kInstanceId) > 0xffffffffu) {
+    return Problem{where, "\"instance_id\" too large"};
   }
-  auto fields = object.find("fields");
-  if (fields != object.end()) {
-    if (!fields->is_array()) return Invalid(where, "\"fields\" is not an array");
-    for (const Json& item : *fields) {
-      absl::StatusOr<VmstateField> field = ParseField(item, where);
-      if (!field.ok()) return field.status();
-      vmsd.fields.push_back(std::move(*field));
+  device.instance_id = static_cast<uint32_t>(frame.Number(kInstanceId));
+  device.legacy = !frame.Has(kVmsdName);
+  if (std::optional<Problem> problem = FinishVmsd(frame, device.vmsd)) {
+    return Within(where, std::move(*problem));
+  }
+  return std::nullopt;
+}
+
+// nlohmann SAX handler building a VmDescription.
+class DescriptionBuilder {
+ public:
+  using number_integer_t = nlohmann::json::number_integer_t;
+  using number_unsigned_t = nlohmann::json::number_unsigned_t;
+  using number_float_t = nlohmann::json::number_float_t;
+  using string_t = nlohmann::json::string_t;
+  using binary_t = nlohmann::json::binary_t;
+
+  // Room for the nesting QEMU's descriptions reach, so frames are not moved
+  // as the stack grows.
+  explicit DescriptionBuilder(int max_depth) : max_depth_(max_depth) { frames_.reserve(16); }
+
+  bool null() { return Value(Scalar::kOther, 0, nullptr); }
+  bool boolean(bool) { return Value(Scalar::kOther, 0, nullptr); }
+  bool number_integer(number_integer_t value) {
+    if (value < 0) return Value(Scalar::kOther, 0, nullptr);
+    return Value(Scalar::kUnsigned, static_cast<uint64_t>(value), nullptr);
+  }
+  bool number_unsigned(number_unsigned_t value) { return Value(Scalar::kUnsigned, value, nullptr); }
+  bool number_float(number_float_t, const string_t&) { return Value(Scalar::kOther, 0, nullptr); }
+  bool string(string_t& value) { return Value(Scalar::kString, 0, &value); }
+  bool binary(binary_t&) { return Value(Scalar::kOther, 0, nullptr); }
+
+  bool key(string_t& name) {
+    if (skip_depth_ > 0) return true;
+    Frame& top = Top();
+    top.key = KeyOf(name);
+    if (top.role == Role::kRoot) top.member = name;
+    return true;
+  }
+
+  bool start_object(std::size_t) {
+    if (!Open()) return false;
+    if (skip_depth_ > 0 || depth_ == 1) {
+      if (depth_ == 1)
+        Push(Role::kRoot);
+      else
+        ++skip_depth_;
+      return true;
+    }
+    Frame& top = Top();
+    switch (top.role) {
+      case Role::kFieldsArray:
+        if (top.problem) return Skip();
+        Push(Role::kField);
+        return true;
+      case Role::kSubsectionsArray:
+        if (top.problem) return Skip();
+        Push(Role::kVmsd);
+        return true;
+      case Role::kDevicesArray:
+        if (top.problem) return Skip();
+        Push(Role::kDevice);
+        return true;
+      case Role::kRoot:
+        MarkWrongType(top);
+        Push(top.key == kConfiguration ? Role::kConfiguration : Role::kRootMember);
+        return true;
+      default:
+        if (top.key == kStruct && top.role == Role::kField) {
+          top.structure.Set(Part::kRead);
+          top.struct_vmsd.reset();
+          Push(Role::kVmsd);
+          return true;
+        }
+        MarkWrongType(top);
+        return Skip();
     }
   }
-  auto subsections = object.find("subsections");
-  if (subsections != object.end()) {
-    if (!subsections->is_array()) return Invalid(where, "\"subsections\" is not an array");
-    for (const Json& item : *subsections) {
-      absl::StatusOr<VmsdDescription> sub =
-          ParseVmsd(item, absl::StrCat(where, "/", item.is_object() && item.contains("vmsd_name") && item["vmsd_name"].is_string() ? item["vmsd_name"].get<std::string>() : "?"));
-      if (!sub.ok()) return sub.status();
-      if (sub->vmsd_name.empty()) return Invalid(where, "subsection without \"vmsd_name\"");
-      vmsd.subsections.push_back(std::move(*sub));
+
+  bool start_array(std::size_t) {
+    if (!Open()) return false;
+    if (skip_depth_ > 0 || depth_ == 1) {
+      if (depth_ == 1) root_not_object_ = true;
+      ++skip_depth_;
+      return true;
+    }
+    Frame& top = Top();
+    switch (top.role) {
+      case Role::kFieldsArray:
+      case Role::kSubsectionsArray:
+      case Role::kDevicesArray:
+        ElementNotObject(top);
+        return Skip();
+      case Role::kRoot:
+        top.dump_entries.push_back(DumpEntry{top.member, false, {}, {}, {}, {}});
+        if (top.key == kDevices) {
+          top.devices.Set(Part::kRead);
+          Push(Role::kDevicesArray);
+          return true;
+        }
+        MarkWrongType(top);
+        return Skip();
+      default:
+        if (DescribesVmsd(top.role) && (top.key == kFields || top.key == kSubsections)) {
+          Part& part = top.key == kFields ? top.fields : top.subsections;
+          part.Set(Part::kRead);
+          Push(top.key == kFields ? Role::kFieldsArray : Role::kSubsectionsArray);
+          return true;
+        }
+        MarkWrongType(top);
+        return Skip();
     }
   }
-  return vmsd;
+
+  bool end_object() { return Close(); }
+  bool end_array() { return Close(); }
+
+  template <typename Exception>
+  bool parse_error(std::size_t position, const std::string& /*token*/, const Exception& error) {
+    error_ = JsonSyntaxError(position, error.what());
+    return false;
+  }
+
+  const absl::Status& error() const { return error_; }
+
+  // The description, once the whole document was parsed without error.
+  absl::StatusOr<VmDescription> Finish();
+
+ private:
+  Frame& Top() { return frames_[frame_count_ - 1]; }
+
+  void Push(Role role) {
+    if (frame_count_ == frames_.size()) frames_.emplace_back();
+    frames_[frame_count_++].Reset(role);
+  }
+
+  bool Open() {
+    if (++depth_ <= max_depth_) return true;
+    error_ = JsonNestingError(max_depth_);
+    return false;
+  }
+
+  bool Skip() {
+    ++skip_depth_;
+    return true;
+  }
+
+  // A scalar value: a member's, or an array element's.
+  bool Value(Scalar::Kind kind, uint64_t number, const std::string* text) {
+    if (skip_depth_ > 0) return true;
+    if (frame_count_ == 0) {  // the whole document is one scalar
+      root_not_object_ = true;
+      return true;
+    }
+    Frame& top = Top();
+    switch (top.role) {
+      case Role::kFieldsArray:
+      case Role::kSubsectionsArray:
+      case Role::kDevicesArray:
+        ElementNotObject(top);
+        return true;
+      case Role::kRoot:
+        top.dump_entries.push_back(DumpEntry{top.member, false, {}, {}, {}, {}});
+        break;
+      default:
+        break;
+    }
+    if (top.key < kScalarKeyCount) {
+      Scalar& scalar = top.scalars[top.key];
+      scalar.kind = kind;
+      scalar.number = number;
+      if (text != nullptr && top.key < kTextKeyCount) top.texts[top.key].assign(*text);
+    } else {
+      MarkWrongType(top);
+    }
+    return true;
+  }
+
+  // The current member's value is a container, or a scalar where a part
+  // (an array or object) belongs.
+  void MarkWrongType(Frame& top) {
+    switch (top.key) {
+      case kFields:
+        if (DescribesVmsd(top.role)) top.fields.Set(Part::kWrongType);
+        break;
+      case kSubsections:
+        if (DescribesVmsd(top.role)) top.subsections.Set(Part::kWrongType);
+        break;
+      case kStruct:
+        if (top.role == Role::kField) top.structure.Set(Part::kWrongType);
+        break;
+      case kConfiguration:
+        if (top.role == Role::kRoot) top.configuration.Set(Part::kWrongType);
+        break;
+      case kDevices:
+        if (top.role == Role::kRoot) top.devices.Set(Part::kWrongType);
+        break;
+      case kOtherKey:
+        break;
+      default:  // a scalar member holding a container
+        top.scalars[top.key].kind = Scalar::kOther;
+        break;
+    }
+  }
+
+  void ElementNotObject(Frame& array) {
+    switch (array.role) {
+      case Role::kFieldsArray:
+        Keep(array, Problem{"", "field is not an object"});
+        break;
+      case Role::kSubsectionsArray:
+        Keep(array, Problem{"/?", "description is not an object"});
+        break;
+      default:
+        Keep(array, Problem{"", "a device entry is not an object"});
+        break;
+    }
+  }
+
+  bool Close() {
+    --depth_;
+    if (skip_depth_ > 0) {
+      --skip_depth_;
+      return true;
+    }
+    if (frame_count_ == 1) return true;  // the root stays for Finish()
+    Frame& closed = frames_[--frame_count_];
+    Frame& holder = Top();
+    switch (closed.role) {
+      case Role::kFieldsArray:
+        holder.fields.problem = std::move(closed.problem);
+        holder.field_list = std::move(closed.field_list);
+        break;
+      case Role::kSubsectionsArray:
+        holder.subsections.problem = std::move(closed.problem);
+        holder.subsection_list = std::move(closed.subsection_list);
+        break;
+      case Role::kDevicesArray:
+        holder.devices.problem = std::move(closed.problem);
+        holder.device_list = std::move(closed.device_list);
+        break;
+      case Role::kField: {
+        VmstateField field;
+        std::optional<Problem> problem = FinishField(closed, field);
+        if (problem)
+          Keep(holder, std::move(*problem));
+        else
+          holder.field_list.push_back(std::move(field));
+        break;
+      }
+      case Role::kDevice: {
+        DeviceDescription device;
+        std::optional<Problem> problem = FinishDevice(closed, device);
+        if (problem)
+          Keep(holder, std::move(*problem));
+        else
+          holder.device_list.push_back(std::move(device));
+        break;
+      }
+      case Role::kVmsd:
+        if (holder.role == Role::kField) {
+          holder.struct_vmsd = std::make_unique<VmsdDescription>();
+          holder.structure.problem = AsPointer(FinishVmsd(closed, *holder.struct_vmsd));
+        } else {
+          CloseSubsection(closed, holder);
+        }
+        break;
+      case Role::kConfiguration:
+        holder.configuration.Set(Part::kRead);
+        holder.configuration_vmsd = std::make_unique<VmsdDescription>();
+        holder.configuration.problem = AsPointer(FinishVmsd(closed, *holder.configuration_vmsd));
+        [[fallthrough]];
+      case Role::kRootMember:
+        holder.dump_entries.push_back(
+            DumpEntry{holder.member, true, closed.scalars[kDumpName], closed.scalars[kVersionId],
+                      closed.scalars[kMinimumVersionId], closed.texts[kDumpName]});
+        break;
+      case Role::kRoot:
+        break;
+    }
+    return true;
+  }
+
+  static void CloseSubsection(Frame& closed, Frame& array) {
+    const bool named = closed.IsString(kVmsdName);
+    VmsdDescription vmsd;
+    if (std::optional<Problem> problem = FinishVmsd(closed, vmsd)) {
+      Keep(array, Within(absl::StrCat("/", named ? vmsd.vmsd_name : "?"), std::move(*problem)));
+    } else if (vmsd.vmsd_name.empty()) {
+      Keep(array, Problem{"", "subsection without \"vmsd_name\""});
+    } else {
+      array.subsection_list.push_back(std::move(vmsd));
+    }
+  }
+
+  absl::StatusOr<VmDescription> FinishDump(Frame& root);
+
+  const int max_depth_;
+  int depth_ = 0;
+  int skip_depth_ = 0;  // levels inside a value nobody reads
+  bool root_not_object_ = false;
+  std::vector<Frame> frames_;  // reused as frames open and close
+  size_t frame_count_ = 0;
+  absl::Status error_;
+};
+
+absl::StatusOr<VmDescription> DescriptionBuilder::Finish() {
+  if (root_not_object_ || frame_count_ != 1) {
+    return absl::InvalidArgumentError("JSON root is not an object");
+  }
+  Frame& root = frames_[0];
+  for (const DumpEntry& entry : root.dump_entries) {
+    if (entry.key == "vmschkmachine") return FinishDump(root);
+  }
+
+  VmDescription description;
+  if (root.Has(kPageSize)) {
+    if (!root.IsUnsigned(kPageSize)) return ToStatus("root", Problem{"", NotUnsigned("page_size")});
+    description.page_size = root.Number(kPageSize);
+  }
+  if (root.configuration.state == Part::kWrongType) {
+    return ToStatus("configuration", Problem{"", "description is not an object"});
+  }
+  if (root.configuration.problem) return ToStatus("configuration", *root.configuration.problem);
+  if (root.configuration_vmsd) description.configuration = std::move(*root.configuration_vmsd);
+  if (root.devices.state != Part::kRead) {
+    return absl::InvalidArgumentError("\"devices\" is missing or not an array");
+  }
+  if (root.devices.problem) return ToStatus("", *root.devices.problem);
+  description.devices = std::move(root.device_list);
+  if (!description.IndexDevices()) {
+    return absl::InvalidArgumentError("a device instance is described twice");
+  }
+  return description;
+}
+
+// QEMU -dump-vmstate: {"vmschkmachine": {"Name": M}, TYPE: {"Name": vmsd,
+// "version_id": V, "minimum_version_id": N, "Description": {...}}, ...}.
+// The machine is checked first, then the entries in key order.
+absl::StatusOr<VmDescription> DescriptionBuilder::FinishDump(Frame& root) {
+  std::vector<DumpEntry>& entries = root.dump_entries;
+  std::stable_sort(entries.begin(), entries.end(),
+                   [](const DumpEntry& a, const DumpEntry& b) { return a.key < b.key; });
+  // Of a repeated key, the last one counts.
+  auto repeated = [&entries](size_t i) {
+    return i + 1 < entries.size() && entries[i + 1].key == entries[i].key;
+  };
+  VmDescription description;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (entries[i].key != "vmschkmachine" || repeated(i)) continue;
+    if (!entries[i].is_object) {
+      return absl::InvalidArgumentError("\"vmschkmachine\" is not an object");
+    }
+    if (entries[i].name.kind != Scalar::kString) {
+      return ToStatus("vmschkmachine", Problem{"", NotString("Name")});
+    }
+    description.dump_machine = entries[i].name_text;
+  }
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const DumpEntry& entry = entries[i];
+    if (entry.key == "vmschkmachine" || repeated(i)) continue;
+    const std::string where = absl::StrCat("'", entry.key, "'");
+    if (!entry.is_object) return ToStatus(where, Problem{"", "entry is not an object"});
+    if (entry.name.kind != Scalar::kString) return ToStatus(where, Problem{"", NotString("Name")});
+    if (entry.version_id.kind != Scalar::kUnsigned) {
+      return ToStatus(where, Problem{"", NotUnsigned("version_id")});
+    }
+    if (entry.minimum_version_id.kind != Scalar::kUnsigned) {
+      return ToStatus(where, Problem{"", NotUnsigned("minimum_version_id")});
+    }
+    const uint64_t version = entry.version_id.number;
+    const uint64_t minimum = entry.minimum_version_id.number;
+    if (version > 0xffffffffu || minimum > version) {
+      return ToStatus(where, Problem{"", "version bounds out of order or too large"});
+    }
+    description.vmsd_versions[entry.name_text] = {static_cast<uint32_t>(version),
+                                                  static_cast<uint32_t>(minimum)};
+  }
+  return description;
 }
 
 }  // namespace
@@ -139,75 +698,12 @@ bool VmDescription::IndexDevices() {
 }
 
 absl::StatusOr<VmDescription> ParseVmDescription(absl::string_view text) {
-  Json root;
-  absl::Status parsed = ParseBoundedJson(text, kMaxDescriptionNesting, root);
-  if (!parsed.ok()) return parsed;
-  if (!root.is_object()) return absl::InvalidArgumentError("JSON root is not an object");
-
-  VmDescription description;
-  auto machine = root.find("vmschkmachine");
-  if (machine != root.end()) {
-    // QEMU -dump-vmstate: {"vmschkmachine": {"Name": M}, TYPE: {"Name": vmsd,
-    // "version_id": V, "minimum_version_id": N, "Description": {...}}, ...}
-    if (!machine->is_object()) return absl::InvalidArgumentError("\"vmschkmachine\" is not an object");
-    absl::StatusOr<std::string> name = GetString(*machine, "Name", "vmschkmachine");
-    if (!name.ok()) return name.status();
-    description.dump_machine = *name;
-    for (auto it = root.begin(); it != root.end(); ++it) {
-      if (it.key() == "vmschkmachine") continue;
-      const Json& entry = it.value();
-      std::string where = absl::StrCat("'", it.key(), "'");
-      if (!entry.is_object()) return Invalid(where, "entry is not an object");
-      absl::StatusOr<std::string> vmsd = GetString(entry, "Name", where);
-      absl::StatusOr<uint64_t> version = GetUnsigned(entry, "version_id", where);
-      absl::StatusOr<uint64_t> minimum = GetUnsigned(entry, "minimum_version_id", where);
-      for (const absl::Status& status : {vmsd.status(), version.status(), minimum.status()}) {
-        if (!status.ok()) return status;
-      }
-      if (*version > 0xffffffffu || *minimum > *version) {
-        return Invalid(where, "version bounds out of order or too large");
-      }
-      description.vmsd_versions[*vmsd] = {static_cast<uint32_t>(*version),
-                                          static_cast<uint32_t>(*minimum)};
-    }
-    return description;
+  DescriptionBuilder builder(kMaxDescriptionNesting);
+  if (!nlohmann::json::sax_parse(text.begin(), text.end(), &builder)) {
+    if (!builder.error().ok()) return builder.error();
+    return absl::InvalidArgumentError("not valid JSON");
   }
-  if (root.contains("page_size")) {
-    absl::StatusOr<uint64_t> page_size = GetUnsigned(root, "page_size", "root");
-    if (!page_size.ok()) return page_size.status();
-    description.page_size = *page_size;
-  }
-  auto configuration = root.find("configuration");
-  if (configuration != root.end()) {
-    absl::StatusOr<VmsdDescription> vmsd = ParseVmsd(*configuration, "configuration");
-    if (!vmsd.ok()) return vmsd.status();
-    description.configuration = std::move(*vmsd);
-  }
-  auto devices = root.find("devices");
-  if (devices == root.end() || !devices->is_array()) {
-    return absl::InvalidArgumentError("\"devices\" is missing or not an array");
-  }
-  for (const Json& item : *devices) {
-    if (!item.is_object()) return absl::InvalidArgumentError("a device entry is not an object");
-    DeviceDescription device;
-    absl::StatusOr<std::string> name = GetString(item, "name", "device");
-    if (!name.ok()) return name.status();
-    device.name = *name;
-    std::string where = absl::StrCat("device '", device.name, "'");
-    absl::StatusOr<uint64_t> instance = GetUnsigned(item, "instance_id", where);
-    if (!instance.ok()) return instance.status();
-    if (*instance > 0xffffffffu) return Invalid(where, "\"instance_id\" too large");
-    device.instance_id = static_cast<uint32_t>(*instance);
-    device.legacy = !item.contains("vmsd_name");
-    absl::StatusOr<VmsdDescription> vmsd = ParseVmsd(item, where);
-    if (!vmsd.ok()) return vmsd.status();
-    device.vmsd = std::move(*vmsd);
-    description.devices.push_back(std::move(device));
-  }
-  if (!description.IndexDevices()) {
-    return absl::InvalidArgumentError("a device instance is described twice");
-  }
-  return description;
+  return builder.Finish();
 }
 
 }  // namespace qmig

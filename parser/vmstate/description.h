@@ -3,8 +3,9 @@
 // instance, every field QEMU wrote with its size in bytes, so it both names
 // the fields and delimits device sections, which carry no length on the wire.
 //
-// Parsed with nlohmann::json without exceptions; nesting depth is limited
-// while parsing (bounded_json.h) so hostile JSON cannot exhaust the stack.
+// Read from nlohmann::json's SAX events, without exceptions and without
+// building a JSON tree; nesting is limited while parsing
+// (kMaxDescriptionNesting).
 #ifndef QMIG_PARSER_VMSTATE_DESCRIPTION_H_
 #define QMIG_PARSER_VMSTATE_DESCRIPTION_H_
 

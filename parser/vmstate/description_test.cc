@@ -107,6 +107,65 @@ std::string Nested(int depth) {
                       "}");
 }
 
+// JSON objects are unordered: members may come in any order, and a problem
+// found before its container's name is still placed by that name.
+TEST(DescriptionTest, MemberOrderDoesNotMatter) {
+  absl::StatusOr<VmDescription> d = ParseVmDescription(
+      R"({"devices":[{"fields":[{"size":12,"struct":{"fields":[{"size":4,"name":"sel"}],
+                                                     "vmsd_name":"seg"},
+                                 "type":"struct","name":"segs"}],
+                      "version":12,"vmsd_name":"cpu","instance_id":1,"name":"cpu"}],
+          "page_size":4096})");
+  ASSERT_TRUE(d.ok()) << d.status();
+  const DeviceDescription* cpu = d->Find("cpu", 1);
+  ASSERT_NE(cpu, nullptr);
+  EXPECT_EQ(cpu->vmsd.version, 12u);
+  ASSERT_EQ(cpu->vmsd.fields.size(), 1u);
+  ASSERT_NE(cpu->vmsd.fields[0].sub, nullptr);
+  EXPECT_EQ(cpu->vmsd.fields[0].sub->vmsd_name, "seg");
+  EXPECT_EQ(cpu->vmsd.fields[0].sub->fields[0].name, "sel");
+}
+
+TEST(DescriptionTest, AProblemNamesItsWholePathWhateverTheOrder) {
+  absl::StatusOr<VmDescription> d = ParseVmDescription(
+      R"({"devices":[{"fields":[{"struct":{"fields":[{"name":"sel","size":-4}],
+                                           "vmsd_name":"seg"},"name":"segs","size":12}],
+                      "vmsd_name":"cpu","instance_id":0,"name":"cpu"}]})");
+  ASSERT_FALSE(d.ok());
+  EXPECT_EQ(d.status().message(),
+            "device 'cpu'.segs.sel: \"size\" is missing or not a non-negative integer");
+
+  d = ParseVmDescription(
+      R"({"devices":[{"subsections":[{"fields":[{"size":1}],"vmsd_name":"cpu/x"}],
+                      "vmsd_name":"cpu","instance_id":0,"name":"cpu"}]})");
+  ASSERT_FALSE(d.ok());
+  EXPECT_EQ(d.status().message(),
+            "device 'cpu'/cpu/x: \"name\" is missing or not a string");
+}
+
+// As with a JSON tree, the last of a repeated member counts.
+TEST(DescriptionTest, TheLastOfARepeatedMemberCounts) {
+  absl::StatusOr<VmDescription> d = ParseVmDescription(
+      R"({"devices":{},"devices":[{"name":"d","instance_id":0,"vmsd_name":"d",
+          "fields":[{"name":"a","size":-1}],"fields":[{"name":"b","size":2,"size":3}]}]})");
+  ASSERT_TRUE(d.ok()) << d.status();
+  ASSERT_EQ(d->devices[0].vmsd.fields.size(), 1u);
+  EXPECT_EQ(d->devices[0].vmsd.fields[0].name, "b");
+  EXPECT_EQ(d->devices[0].vmsd.fields[0].size, 3u);
+
+  EXPECT_FALSE(ParseVmDescription(R"({"devices":[],"devices":3})").ok());
+}
+
+// A field's own "fields" make it a vstruct only when it has no "struct";
+// then they are not read, and a problem inside them does not count.
+TEST(DescriptionTest, AStructWinsOverInlineFields) {
+  absl::StatusOr<VmDescription> d = ParseVmDescription(Device(
+      R"({"name":"s","size":4,"fields":[7],"struct":{"vmsd_name":"e","fields":[]}})"));
+  ASSERT_TRUE(d.ok()) << d.status();
+  ASSERT_NE(d->devices[0].vmsd.fields[0].sub, nullptr);
+  EXPECT_EQ(d->devices[0].vmsd.fields[0].sub->vmsd_name, "e");
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Documents, BadDescriptionTest,
     ::testing::Values(
@@ -184,6 +243,20 @@ TEST(DumpVmstateTest, VersionBoundsAndMachineAreRead) {
   ASSERT_EQ(dump->vmsd_versions.count("ps2kbd"), 1u);
   EXPECT_EQ(dump->vmsd_versions["ps2kbd"].version, 3u);
   EXPECT_EQ(dump->vmsd_versions["PIIX3"].minimum, 2u);
+}
+
+// QEMU writes "vmschkmachine" first, but a tool that sorts keys moves it.
+TEST(DumpVmstateTest, TheMachineMayComeLast) {
+  absl::StatusOr<VmDescription> dump = ParseVmDescription(
+      R"({"apic": {"Name": "apic", "version_id": 3, "minimum_version_id": 3},
+          "vmschkmachine": {"Name": "pc-q35-7.2"}})");
+  ASSERT_TRUE(dump.ok()) << dump.status();
+  EXPECT_EQ(dump->dump_machine, "pc-q35-7.2");
+  EXPECT_EQ(dump->vmsd_versions["apic"].minimum, 3u);
+
+  dump = ParseVmDescription(R"({"a": 1, "vmschkmachine": {}})");
+  ASSERT_FALSE(dump.ok());
+  EXPECT_EQ(dump.status().message(), "vmschkmachine: \"Name\" is missing or not a string");
 }
 
 TEST(DumpVmstateTest, BoundsOutOfOrderAreRejected) {
