@@ -57,44 +57,30 @@ enum Key : uint8_t {
   kOtherKey,
 };
 
-// Called for every member name in the document, so it looks at the length
-// first.
 Key KeyOf(absl::string_view name) {
-  switch (name.size()) {
-    case 4:
-      if (name == "name") return kName;
-      if (name == "type") return kType;
-      if (name == "size") return kSize;
-      if (name == "Name") return kDumpName;
-      return kOtherKey;
-    case 5:
-      return name == "index" ? kIndex : kOtherKey;
-    case 6:
-      if (name == "fields") return kFields;
-      if (name == "struct") return kStruct;
-      return kOtherKey;
-    case 7:
-      if (name == "version") return kVersion;
-      if (name == "devices") return kDevices;
-      return kOtherKey;
-    case 9:
-      if (name == "vmsd_name") return kVmsdName;
-      if (name == "array_len") return kArrayLen;
-      if (name == "page_size") return kPageSize;
-      return kOtherKey;
-    case 10:
-      return name == "version_id" ? kVersionId : kOtherKey;
-    case 11:
-      if (name == "instance_id") return kInstanceId;
-      if (name == "subsections") return kSubsections;
-      return kOtherKey;
-    case 13:
-      return name == "configuration" ? kConfiguration : kOtherKey;
-    case 18:
-      return name == "minimum_version_id" ? kMinimumVersionId : kOtherKey;
-    default:
-      return kOtherKey;
+  static constexpr std::pair<absl::string_view, Key> kKeys[] = {
+      {"name", kName},
+      {"type", kType},
+      {"vmsd_name", kVmsdName},
+      {"Name", kDumpName},
+      {"size", kSize},
+      {"array_len", kArrayLen},
+      {"index", kIndex},
+      {"version", kVersion},
+      {"instance_id", kInstanceId},
+      {"page_size", kPageSize},
+      {"version_id", kVersionId},
+      {"minimum_version_id", kMinimumVersionId},
+      {"fields", kFields},
+      {"subsections", kSubsections},
+      {"struct", kStruct},
+      {"configuration", kConfiguration},
+      {"devices", kDevices},
+  };
+  for (const auto& [text, key] : kKeys) {
+    if (text == name) return key;
   }
+  return kOtherKey;
 }
 
 // A member's value, kept only as far as qmig cares: a string (its text is
@@ -300,6 +286,19 @@ std::optional<Problem> FinishDevice(Frame& frame, DeviceDescription& device) {
   return std::nullopt;
 }
 
+// Appends the element `closed` describes to its array, or keeps the problem
+// that stops the array.
+template <typename Element>
+void CloseElement(Frame& closed, Frame& array, std::vector<Element>& elements,
+                  std::optional<Problem> (*finish)(Frame&, Element&)) {
+  Element element;
+  if (std::optional<Problem> problem = finish(closed, element)) {
+    Keep(array, std::move(*problem));
+  } else {
+    elements.push_back(std::move(element));
+  }
+}
+
 // nlohmann SAX handler building a VmDescription.
 class DescriptionBuilder {
  public:
@@ -379,31 +378,20 @@ class DescriptionBuilder {
       return true;
     }
     Frame& top = Top();
-    switch (top.role) {
-      case Role::kFieldsArray:
-      case Role::kSubsectionsArray:
-      case Role::kDevicesArray:
-        ElementNotObject(top);
-        return Skip();
-      case Role::kRoot:
-        top.dump_entries.push_back(DumpEntry{top.member, false, {}, {}, {}, {}});
-        if (top.key == kDevices) {
-          top.devices.Set(Part::kRead);
-          Push(Role::kDevicesArray);
-          return true;
-        }
-        MarkWrongType(top);
-        return Skip();
-      default:
-        if (DescribesVmsd(top.role) && (top.key == kFields || top.key == kSubsections)) {
-          Part& part = top.key == kFields ? top.fields : top.subsections;
-          part.Set(Part::kRead);
-          Push(top.key == kFields ? Role::kFieldsArray : Role::kSubsectionsArray);
-          return true;
-        }
-        MarkWrongType(top);
-        return Skip();
+    if (NotAnObject(top)) return Skip();
+    if (top.role == Role::kRoot && top.key == kDevices) {
+      top.devices.Set(Part::kRead);
+      Push(Role::kDevicesArray);
+      return true;
     }
+    if (DescribesVmsd(top.role) && (top.key == kFields || top.key == kSubsections)) {
+      Part& part = top.key == kFields ? top.fields : top.subsections;
+      part.Set(Part::kRead);
+      Push(top.key == kFields ? Role::kFieldsArray : Role::kSubsectionsArray);
+      return true;
+    }
+    MarkWrongType(top);
+    return Skip();
   }
 
   bool end_object() { return Close(); }
@@ -447,18 +435,7 @@ class DescriptionBuilder {
       return true;
     }
     Frame& top = Top();
-    switch (top.role) {
-      case Role::kFieldsArray:
-      case Role::kSubsectionsArray:
-      case Role::kDevicesArray:
-        ElementNotObject(top);
-        return true;
-      case Role::kRoot:
-        top.dump_entries.push_back(DumpEntry{top.member, false, {}, {}, {}, {}});
-        break;
-      default:
-        break;
-    }
+    if (NotAnObject(top)) return true;
     if (top.key < kScalarKeyCount) {
       Scalar& scalar = top.scalars[top.key];
       scalar.kind = kind;
@@ -497,17 +474,24 @@ class DescriptionBuilder {
     }
   }
 
-  void ElementNotObject(Frame& array) {
-    switch (array.role) {
+  // A value that is not an object opens in `top`. Notes it where that
+  // matters, and says whether it was an array's element (nothing more to do).
+  bool NotAnObject(Frame& top) {
+    switch (top.role) {
       case Role::kFieldsArray:
-        Keep(array, Problem{"", "field is not an object"});
-        break;
+        Keep(top, Problem{"", "field is not an object"});
+        return true;
       case Role::kSubsectionsArray:
-        Keep(array, Problem{"/?", "description is not an object"});
-        break;
+        Keep(top, Problem{"/?", "description is not an object"});
+        return true;
+      case Role::kDevicesArray:
+        Keep(top, Problem{"", "a device entry is not an object"});
+        return true;
+      case Role::kRoot:  // not a -dump-vmstate entry
+        top.dump_entries.push_back(DumpEntry{top.member, false, {}, {}, {}, {}});
+        return false;
       default:
-        Keep(array, Problem{"", "a device entry is not an object"});
-        break;
+        return false;
     }
   }
 
@@ -533,24 +517,12 @@ class DescriptionBuilder {
         holder.devices.problem = std::move(closed.problem);
         holder.device_list = std::move(closed.device_list);
         break;
-      case Role::kField: {
-        VmstateField field;
-        std::optional<Problem> problem = FinishField(closed, field);
-        if (problem)
-          Keep(holder, std::move(*problem));
-        else
-          holder.field_list.push_back(std::move(field));
+      case Role::kField:
+        CloseElement(closed, holder, holder.field_list, FinishField);
         break;
-      }
-      case Role::kDevice: {
-        DeviceDescription device;
-        std::optional<Problem> problem = FinishDevice(closed, device);
-        if (problem)
-          Keep(holder, std::move(*problem));
-        else
-          holder.device_list.push_back(std::move(device));
+      case Role::kDevice:
+        CloseElement(closed, holder, holder.device_list, FinishDevice);
         break;
-      }
       case Role::kVmsd:
         if (holder.role == Role::kField) {
           holder.struct_vmsd = std::make_unique<VmsdDescription>();
