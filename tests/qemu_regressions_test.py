@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Streams that break real QEMU, kept as regressions (corpus/regressions/qemu/).
 
-Each file names a real corpus stream with byte patches to it (and optionally
-how many of its bytes to keep, "truncate"), or a whole mutant kept beside it
-("stream"); what QEMU 7.2 does with the result (recorded when it was found), and what qmig must say.
+Each file names a real corpus stream with be32 patches to it, records to
+insert into it ("inserts": hex bytes at an offset; offsets of patches and
+inserts both count in the original stream) and optionally how many of its
+bytes to keep ("truncate"), or a whole mutant kept beside it ("stream");
+what QEMU 7.2 does with the result (recorded when it was found), and what qmig must say.
 The test rebuilds each stream, checks qmig's verdict, and asks a real QEMU
 destination again, printing its behaviour (QEMU's crashes are racy, so its
 exit code is reported, not asserted; its failing verdict is asserted).
@@ -36,6 +38,8 @@ def rebuild(regression):
         if struct.unpack(">I", data[at:at + 4])[0] != patch["was"]:
             raise AssertionError("patch site moved at %d" % at)
         data[at:at + 4] = struct.pack(">I", patch["be32"])
+    for insert in sorted(regression.get("inserts", []), key=lambda i: -i["offset"]):
+        data[insert["offset"]:insert["offset"]] = bytes.fromhex(insert["hex"])
     return data
 
 
