@@ -116,6 +116,14 @@ absl::Status StreamParser::ParseCommand(Reader& reader, uint64_t offset, bool* q
     case CommandKind::kPackaged:
       break;  // handled above
     case CommandKind::kEnableColo:
+      // The load ends as usual, then the destination waits for COLO
+      // checkpoints on the same channel. 7.2 takes the command without the
+      // x-colo capability and then waits forever; later QEMU refuses it.
+      context_.Report(FindingCode::kEnableColo, offset,
+                      "ENABLE_COLO: after this stream the destination waits for COLO "
+                      "checkpoints, which qmig does not read; it needs the x-colo capability "
+                      "(QEMU 7.2 does not check, and without a COLO source waits forever)",
+                      {}, /*qemu_accepts=*/true);
       break;
     case CommandKind::kPostcopyResume:
       if (!summary_.headerless) {

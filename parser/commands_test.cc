@@ -135,6 +135,20 @@ TEST(CommandsTest, EnableColoHasLengthZero) {
   EXPECT_TRUE(NoErrors(ParseBytes(w.bytes(), FixedProfile())));
 }
 
+// The stream loads, but the destination then stays in COLO: said, not refused.
+TEST(CommandsTest, EnableColoIsAWarning) {
+  StreamWriter w;
+  w.Header().Configuration({"pc"});
+  const uint64_t at = w.size();
+  w.EnableColo().Eof();
+  ParseResult r = ParseBytes(w.bytes());
+  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kEnableColo, at)
+                                .QemuAccepts()
+                                .Sev(Severity::kWarning)
+                                .Path("ENABLE_COLO@")));
+  EXPECT_TRUE(NoErrors(r));
+}
+
 // --- OPEN_RETURN_PATH and PING ------------------------------------------------
 
 TEST(CommandsTest, PingWithoutReturnPath) {

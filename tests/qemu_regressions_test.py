@@ -66,6 +66,10 @@ def main():
             missing = set(regression["qmig"]["error_codes"]) - set(codes)
             if missing:
                 problems.append("qmig lacks %s (has %s)" % (sorted(missing), codes))
+            warnings = {f["code"] for f in report["findings"] if f["severity"] == "warning"}
+            missing = set(regression["qmig"].get("warning_codes", [])) - warnings
+            if missing:
+                problems.append("qmig does not warn %s" % sorted(missing))
             qemu = qemu_verdict(stream, os.path.join(ROOT, regression["qemu_7_2"]["meta"]),
                                 timeout=regression["qemu_7_2"].get("timeout_s", 30))
             if qemu["status"] != regression["qemu_7_2"]["verdict"]:

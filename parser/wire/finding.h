@@ -46,6 +46,7 @@ absl::string_view SeverityName(Severity severity);
   X(kCommandState, "cmd.wrong_state", kError, "command not allowed in the current state")        \
   X(kPingNoReturnPath, "cmd.ping_without_return_path", kError, "PING before OPEN_RETURN_PATH")   \
   X(kDuplicateReturnPath, "cmd.return_path_reopened", kWarning, "OPEN_RETURN_PATH sent twice")   \
+  X(kEnableColo, "cmd.enable_colo", kWarning, "ENABLE_COLO: the destination goes on into COLO, which qmig does not follow") \
   X(kDiscardRange, "cmd.discard_range", kError, "RAM_DISCARD range misaligned or outside its block") \
   X(kDiscardBlock, "cmd.discard_unknown_block", kError, "RAM_DISCARD names an unknown block")    \
   X(kForbiddenInPackage, "package.forbidden_command", kError, "command that reads the outer stream inside a package") \
