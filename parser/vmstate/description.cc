@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstddef>
-#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -234,34 +233,35 @@ std::optional<Problem> FinishVmsd(Frame& frame, VmsdDescription& vmsd) {
 std::optional<Problem> FinishField(Frame& frame, VmstateField& field) {
   if (!frame.IsString(kName)) return Problem{"", NotString("name")};
   field.name = frame.Text(kName);
-  const std::string here = absl::StrCat(".", field.name);
+  // The field's place, built only for a problem.
+  const auto here = [&field] { return absl::StrCat(".", field.name); };
   field.type = frame.IsString(kType) ? frame.Text(kType) : "unknown";
-  if (!frame.IsUnsigned(kSize)) return Problem{here, NotUnsigned("size")};
+  if (!frame.IsUnsigned(kSize)) return Problem{here(), NotUnsigned("size")};
   field.size = frame.Number(kSize);
   if (frame.Has(kArrayLen)) {
-    if (!frame.IsUnsigned(kArrayLen)) return Problem{here, NotUnsigned("array_len")};
+    if (!frame.IsUnsigned(kArrayLen)) return Problem{here(), NotUnsigned("array_len")};
     const uint64_t array_len = frame.Number(kArrayLen);
     if (array_len == 0 || array_len > kMaxDescribedArrayLength) {
-      return Problem{here, absl::StrCat("\"array_len\" ", array_len, " outside 1..",
-                                        kMaxDescribedArrayLength)};
+      return Problem{here(), absl::StrCat("\"array_len\" ", array_len, " outside 1..",
+                                          kMaxDescribedArrayLength)};
     }
     field.array_len = array_len;
   }
   if (frame.Has(kIndex)) {
-    if (!frame.IsUnsigned(kIndex)) return Problem{here, NotUnsigned("index")};
+    if (!frame.IsUnsigned(kIndex)) return Problem{here(), NotUnsigned("index")};
     field.index = frame.Number(kIndex);
   }
   if (frame.structure.state != Part::kAbsent) {
     if (frame.structure.state == Part::kWrongType) {
-      return Problem{here, "description is not an object"};
+      return Problem{here(), "description is not an object"};
     }
-    if (frame.structure.problem) return Within(here, std::move(*frame.structure.problem));
+    if (frame.structure.problem) return Within(here(), std::move(*frame.structure.problem));
     field.sub = std::make_shared<VmsdDescription>(std::move(*frame.struct_vmsd));
   } else if (frame.fields.state != Part::kAbsent) {
     // VMS_VSTRUCT: the element's description sits in the field itself.
     VmsdDescription vmsd;
     if (std::optional<Problem> problem = FinishVmsd(frame, vmsd)) {
-      return Within(here, std::move(*problem));
+      return Within(here(), std::move(*problem));
     }
     field.sub = std::make_shared<VmsdDescription>(std::move(vmsd));
   }
@@ -273,15 +273,15 @@ std::optional<Problem> FinishField(Frame& frame, VmstateField& field) {
 std::optional<Problem> FinishDevice(Frame& frame, DeviceDescription& device) {
   if (!frame.IsString(kName)) return Problem{"device", NotString("name")};
   device.name = frame.Text(kName);
-  const std::string where = absl::StrCat("device '", device.name, "'");
-  if (!frame.IsUnsigned(kInstanceId)) return Problem{where, NotUnsigned("instance_id")};
+  const auto where = [&device] { return absl::StrCat("device '", device.name, "'"); };
+  if (!frame.IsUnsigned(kInstanceId)) return Problem{where(), NotUnsigned("instance_id")};
   if (frame.Number(kInstanceId) > 0xffffffffu) {
-    return Problem{where, "\"instance_id\" too large"};
+    return Problem{where(), "\"instance_id\" too large"};
   }
   device.instance_id = static_cast<uint32_t>(frame.Number(kInstanceId));
   device.legacy = !frame.Has(kVmsdName);
   if (std::optional<Problem> problem = FinishVmsd(frame, device.vmsd)) {
-    return Within(where, std::move(*problem));
+    return Within(where(), std::move(*problem));
   }
   return std::nullopt;
 }
