@@ -3,12 +3,14 @@
 // the parser's observer on the intact stream and cross-checked against the
 // offsets documented in the corpus metadata, so a changed corpus file fails
 // loudly instead of silently testing something else.
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "parser/parse_context.h"
@@ -316,6 +318,28 @@ TEST_F(PrecopyCorpusTest, TrailerThatIsNotJson) {
   ParseResult r = Parse(bytes);
   EXPECT_TRUE(HasFinding(r, Want(FindingCode::kVmdescBadJson, kVmdesc + 5).QemuAccepts().Path("trailer")));
   EXPECT_TRUE(ErrorCodesAre(r, {FindingCode::kVmdescBadJson}));
+}
+
+// JSON that parses but describes a field of negative size: the devices go
+// undecoded, and say that the trailer is there but unusable.
+TEST_F(PrecopyCorpusTest, TrailerThatDescribesANegativeSize) {
+  std::vector<uint8_t> bytes = original_;
+  const std::string size = "\"size\": 8";
+  auto at = std::search(bytes.begin() + kVmdesc, bytes.end(), size.begin(), size.end());
+  ASSERT_NE(at, bytes.end());
+  const std::string negative = "\"size\":-8";
+  std::copy(negative.begin(), negative.end(), at);
+  ParseResult r = Parse(bytes);
+  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kVmdescBadJson, kVmdesc + 5).QemuAccepts()));
+  EXPECT_TRUE(ErrorCodesAre(r, {FindingCode::kVmdescBadJson}));
+  bool said_why = false;
+  for (const Finding& finding : r.findings.findings()) {
+    if (finding.code != FindingCode::kDeviceUnverified) continue;
+    EXPECT_TRUE(absl::StrContains(finding.message, "the VMDESCRIPTION trailer is invalid"))
+        << finding.message;
+    said_why = true;
+  }
+  EXPECT_TRUE(said_why);
 }
 
 TEST_F(PrecopyCorpusTest, FooterOfTheFirstDeviceNamesAnotherSection) {

@@ -173,7 +173,10 @@ absl::Status StreamParser::ParseDeviceBody(Reader& reader, const SectionState& s
     context_.Report(FindingCode::kDeviceUnverified, start,
                     absl::StrCat(end - start,
                                  " bytes delimited by scanning, not decoded: no vmstate "
-                                 "description (the stream has no trailer; pass --schema)"));
+                                 "description (",
+                                 trailer_error_.ok() ? "no VMDESCRIPTION trailer found"
+                                                     : "the VMDESCRIPTION trailer is invalid",
+                                 "; pass --schema)"));
   }
   return absl::OkStatus();
 }
