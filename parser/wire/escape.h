@@ -1,0 +1,31 @@
+// Names carried by a stream (block names, section idstrs, the machine name,
+// capability and subsection names, bitmap names) are bytes, not text. Every
+// output shows them through EscapeName, so that text, JSON, HTML and the
+// terminal all get the same printable form: printable ASCII stays, quotes and
+// the backslash get a backslash, \n \r \t are written so, and every other
+// byte is \xNN. The result is ASCII: valid UTF-8, with no control character
+// and no escape sequence a terminal would act on.
+#ifndef QMIG_PARSER_WIRE_ESCAPE_H_
+#define QMIG_PARSER_WIRE_ESCAPE_H_
+
+#include <string>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/string_view.h"
+
+namespace qmig {
+
+inline std::string EscapeName(absl::string_view bytes) { return absl::CHexEscape(bytes); }
+
+// Whether `bytes` would come out of EscapeName unchanged.
+inline bool IsPlainName(absl::string_view bytes) {
+  for (char c : bytes) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u > 0x7e || c == '\\' || c == '"' || c == '\'') return false;
+  }
+  return true;
+}
+
+}  // namespace qmig
+
+#endif  // QMIG_PARSER_WIRE_ESCAPE_H_
