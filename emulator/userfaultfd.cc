@@ -49,11 +49,6 @@ absl::Status Handshake(int fd) {
 
 }  // namespace
 
-void UniqueFd::Reset() {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
-}
-
 absl::StatusOr<Userfaultfd> OpenUserfaultfd() {
   const int base_flags = O_CLOEXEC | O_NONBLOCK;
   std::string attempts;
