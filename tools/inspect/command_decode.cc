@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "parser/wire/byte_source.h"
+#include "parser/wire/escape.h"
 #include "parser/wire/limits.h"
 #include "parser/wire/reader.h"
 
@@ -39,7 +40,7 @@ nlohmann::ordered_json DecodeCommandPayload(CommandKind kind, absl::Span<const u
     }
     case CommandKind::kRecvBitmap: {
       absl::StatusOr<std::string> block = reader.CountedString();
-      if (block.ok()) out["block"] = *block;
+      if (block.ok()) out["block"] = EscapeName(*block);
       break;
     }
     case CommandKind::kPostcopyRamDiscard: {
@@ -49,7 +50,7 @@ nlohmann::ordered_json DecodeCommandPayload(CommandKind kind, absl::Span<const u
       // The name is followed by a NUL byte before the (start, length) pairs.
       if (!block.ok() || !reader.U8().ok()) break;
       out["version"] = *version;
-      out["block"] = *block;
+      out["block"] = EscapeName(*block);
       nlohmann::ordered_json ranges = nlohmann::ordered_json::array();
       uint64_t count = 0;
       uint64_t bytes = 0;

@@ -10,7 +10,8 @@
 #include "parser/testing/stream_writer.h"
 #include "tools/inspect/analyze_format.h"
 #include "tools/inspect/command_decode.h"
-#include "tools/inspect/field_tree.h"
+#include "tools/inspect/dump_writers.h"
+#include "tools/inspect/field_writer.h"
 #include "tools/inspect/ram_map.h"
 #include "tools/inspect/stream_inspector.h"
 
@@ -44,42 +45,144 @@ VmstateFieldView View(const char* name, const char* type, std::optional<uint64_t
   return VmstateFieldView{name, name, type, index, 0, bytes.size(), bytes};
 }
 
-TEST(FieldTreeBuilderTest, ArraysStructsAndSubsections) {
-  FieldTreeBuilder builder;
+class StringOut final : public TextOut {
+ public:
+  void Write(absl::string_view text) override { text_.append(text.data(), text.size()); }
+  std::string Take() { return std::move(text_); }
+
+ private:
+  std::string text_;
+};
+
+// Feeds the same body to a writer of each format.
+void WriteBody(FieldWriter& writer) {
   const std::vector<uint8_t> one = {1}, two = {2}, zero4 = {0, 0, 0, 0};
-  builder.OnField(View("regs", "uint8", 0, one));
-  builder.OnField(View("regs", "uint8", 1, two));
-  builder.OnStructBegin(View("dev", "struct", std::nullopt, {}));
-  builder.OnField(View("irq", "int32", std::nullopt, zero4));
-  builder.OnStructEnd();
-  builder.OnSubsectionBegin("dev/extra", 1, 0);
-  builder.OnField(View("flag", "bool", std::nullopt, one));
-  builder.OnSubsectionEnd();
-  EXPECT_EQ(builder.Take().dump(),
-            R"({"regs":["0x01","0x02"],"dev":{"irq":"0x00000000"},"dev/extra":{"flag":true}})");
-  EXPECT_EQ(builder.Take().dump(), "{}");  // Take() starts afresh
+  writer.OnField(View("regs", "uint8", 0, one));
+  writer.OnField(View("regs", "uint8", 1, two));
+  writer.OnStructBegin(View("dev", "struct", std::nullopt, {}));
+  writer.OnField(View("irq", "int32", std::nullopt, zero4));
+  writer.OnStructEnd();
+  writer.OnStructBegin(View("empty", "struct", std::nullopt, {}));
+  writer.OnStructEnd();
+  writer.OnSubsectionBegin("dev/extra", 1, 0);
+  writer.OnField(View("flag", "bool", std::nullopt, one));
+  writer.OnSubsectionEnd();
 }
 
-TEST(FieldTreeBuilderTest, AnalyzeStyleShowsNonStructContainersAsBytes) {
+TEST(FieldWriterTest, ArraysStructsAndSubsectionsInEachFormat) {
+  StringOut out;
+  FieldWriter json(FieldFormat::kJson, FieldTreeStyle::kNested);
+  json.Begin(&out);
+  WriteBody(json);
+  json.End();
+  EXPECT_EQ(
+      out.Take(),
+      R"({"regs":["0x01","0x02"],"dev":{"irq":"0x00000000"},"empty":{},"dev/extra":{"flag":true}})");
+  EXPECT_EQ(json.values(), 4u);
+
+  FieldWriter pretty(FieldFormat::kPrettyJson, FieldTreeStyle::kNested);
+  pretty.Begin(&out, /*depth=*/1);
+  WriteBody(pretty);
+  pretty.End();
+  EXPECT_EQ(out.Take(),
+            "{\n        \"regs\": [\n            \"0x01\",\n            \"0x02\"\n        ],\n"
+            "        \"dev\": {\n            \"irq\": \"0x00000000\"\n        },\n"
+            "        \"empty\": {},\n"
+            "        \"dev/extra\": {\n            \"flag\": true\n        }\n    }");
+
+  FieldWriter text(FieldFormat::kText, FieldTreeStyle::kNested);
+  text.Begin(&out, 0, "  ");
+  WriteBody(text);
+  text.End();
+  EXPECT_EQ(out.Take(),
+            "  regs[0] = 0x01\n  regs[1] = 0x02\n  dev.irq = 0x00000000\n"
+            "  dev/extra.flag = true\n");
+}
+
+TEST(FieldWriterTest, PrettyJsonEqualsTheTreeDump) {
+  // The streamed pretty form equals what nlohmann (and Python) print for the
+  // same tree.
+  StringOut out;
+  FieldWriter pretty(FieldFormat::kPrettyJson, FieldTreeStyle::kNested);
+  pretty.Begin(&out);
+  WriteBody(pretty);
+  pretty.End();
+  Json tree = Json::parse(
+      R"({"regs":["0x01","0x02"],"dev":{"irq":"0x00000000"},"empty":{},"dev/extra":{"flag":true}})");
+  EXPECT_EQ(out.Take() + "\n", AnalyzeMigrationText(tree));
+}
+
+TEST(FieldWriterTest, AnalyzeStyleShowsNonStructContainersAsBytes) {
   const std::vector<uint8_t> mant = {0, 0, 0, 0, 0, 0, 0, 1}, exp = {0x40, 0x01};
   for (FieldTreeStyle style : {FieldTreeStyle::kNested, FieldTreeStyle::kAnalyzeMigration}) {
-    FieldTreeBuilder builder(style);
-    builder.OnStructBegin(View("tmp", "tmp", std::nullopt, {}));
-    builder.OnField(View("tmp_mant", "uint64", std::nullopt, mant));
-    builder.OnField(View("tmp_exp", "uint16", std::nullopt, exp));
-    builder.OnStructEnd();
-    EXPECT_EQ(builder.Take().dump(),
+    StringOut out;
+    FieldWriter writer(FieldFormat::kJson, style);
+    writer.Begin(&out);
+    writer.OnStructBegin(View("tmp", "tmp", std::nullopt, {}));
+    writer.OnField(View("tmp_mant", "uint64", std::nullopt, mant));
+    writer.OnStructBegin(View("inner", "struct", std::nullopt, {}));
+    writer.OnField(View("tmp_exp", "uint16", std::nullopt, exp));
+    writer.OnStructEnd();
+    writer.OnStructEnd();
+    writer.End();
+    EXPECT_EQ(out.Take(),
               style == FieldTreeStyle::kNested
-                  ? R"({"tmp":{"tmp_mant":"0x0000000000000001","tmp_exp":"0x4001"}})"
+                  ? R"({"tmp":{"tmp_mant":"0x0000000000000001","inner":{"tmp_exp":"0x4001"}}})"
                   : R"({"tmp":"00 00 00 00 00 00 00 01 40 01"})");
   }
 }
 
-TEST(FieldTreeBuilderTest, BodyCutShortStillGivesATree) {
-  FieldTreeBuilder builder;
-  builder.OnStructBegin(View("dev", "struct", std::nullopt, {}));
-  builder.OnField(View("a", "uint8", std::nullopt, {7}));
-  EXPECT_EQ(builder.Take().dump(), R"({"dev":{"a":"0x07"}})");
+TEST(FieldWriterTest, BodyCutShortIsClosed) {
+  for (FieldFormat format : {FieldFormat::kJson, FieldFormat::kPrettyJson}) {
+    StringOut out;
+    FieldWriter writer(format, FieldTreeStyle::kAnalyzeMigration);
+    writer.Begin(&out);
+    writer.OnStructBegin(View("dev", "struct", std::nullopt, {}));
+    writer.OnField(View("a", "uint8", 0, {7}));
+    writer.OnStructBegin(View("tmp", "tmp", std::nullopt, {}));
+    writer.OnField(View("b", "uint8", std::nullopt, {8}));
+    writer.End();
+    Json parsed = Json::parse(out.Take());
+    EXPECT_EQ(parsed.dump(), R"({"dev":{"a":["0x07"],"tmp":"08"}})");
+  }
+}
+
+TEST(FieldWriterTest, NamesFromTheDescriptionAreEscaped) {
+  const std::vector<uint8_t> one = {1};
+  const std::string name = "a\x1b[31m\"\x07";
+  StringOut out;
+  FieldWriter json(FieldFormat::kJson, FieldTreeStyle::kNested);
+  json.Begin(&out);
+  json.OnField(View(name.c_str(), "uint8", std::nullopt, one));
+  json.End();
+  std::string text = out.Take();
+  EXPECT_EQ(Json::parse(text).begin().key(), name);
+  for (char c : text) EXPECT_TRUE(c >= 0x20 && c < 0x7f) << text;
+
+  FieldWriter lines(FieldFormat::kText, FieldTreeStyle::kNested);
+  lines.Begin(&out);
+  lines.OnField(View(name.c_str(), "uint8", std::nullopt, one));
+  lines.End();
+  EXPECT_EQ(out.Take(), "a\\x1b[31m\\\"\\x07 = 0x01\n");
+}
+
+TEST(FieldWriterTest, LongArraysStreamOut) {
+  // A million elements: written in pieces as they come, not kept.
+  class Counting final : public TextOut {
+   public:
+    void Write(absl::string_view text) override {
+      bytes += text.size();
+      largest = std::max(largest, text.size());
+    }
+    size_t bytes = 0, largest = 0;
+  } out;
+  FieldWriter writer(FieldFormat::kJson, FieldTreeStyle::kNested);
+  writer.Begin(&out);
+  const std::vector<uint8_t> one = {1};
+  for (uint64_t i = 0; i < 1000000; ++i) writer.OnField(View("a", "uint8", i, one));
+  writer.End();
+  EXPECT_EQ(out.bytes, std::string(R"({"a":[)").size() + 1000000 * 7 - 1 + 2);
+  EXPECT_LT(out.largest, size_t{1} << 20);
 }
 
 TEST(RangeListTest, CoalescesAndCaps) {
@@ -193,6 +296,49 @@ TEST(AnalyzeMigrationTextTest, MatchesPythonsEncoder) {
   EXPECT_EQ(AnalyzeMigrationText(value),
             "{\n    \"ram (2)\": {\n        \"section sizes\": {}\n    },\n    \"a\": [\n"
             "        \"x\\u00e9\",\n        true\n    ]\n}\n");
+}
+
+TEST(WritePrettyJsonTest, EqualsTheTreeDumpWithoutATree) {
+  const std::string text =
+      R"({"page_size":4096,"devices":[{"name":"cpu","fields":[],"x":{},"f":1.5,"n":null,)"
+      R"("neg":-3,"u":"caf\u00e9\u001b","t":true}],"e":[]})";
+  StringOut out;
+  ASSERT_TRUE(WritePrettyJson(text, &out).ok());
+  EXPECT_EQ(out.Take(), AnalyzeMigrationText(Json::parse(text)));
+  EXPECT_FALSE(WritePrettyJson("{\"a\": [1,", &out).ok());
+  EXPECT_FALSE(WritePrettyJson(std::string(100, '[') + std::string(100, ']'), &out).ok());
+}
+
+TEST(AnalyzeMigrationWriterTest, SectionsInOrderWithSizesAndFields) {
+  StringOut out;
+  AnalyzeMigrationWriter writer(&out);
+  Record ram;
+  ram.kind = RecordKind::kRam;
+  ram.details = {{"type", "START"}, {"section_id", 2}, {"name", "ram"}};
+  ram.details["mem_size"] = Json::array({{{"name", "pc.ram"}, {"length", 4096}}});
+  writer.OnRecord(ram);
+  Record device;
+  device.kind = RecordKind::kDevice;
+  device.offset = 100;
+  device.details = {{"type", "FULL"}, {"section_id", 3}, {"name", "timer"}};
+  VmstateFieldVisitor* fields = writer.OnDeviceFields(device);
+  ASSERT_NE(fields, nullptr);
+  fields->OnField(View("a", "uint8", std::nullopt, {1}));
+  writer.OnRecord(device);
+  Record undecoded = device;
+  undecoded.offset = 200;
+  undecoded.details["section_id"] = 4;
+  writer.OnRecord(undecoded);
+  writer.Finish();
+  Json want = Json::object();
+  want["ram (2)"] = {{"section sizes", {{"pc.ram", "0x0000000000001000"}}}};
+  want["timer (3)"] = {{"a", "0x01"}};
+  want["timer (4)"] = Json::object();
+  EXPECT_EQ(out.Take(), AnalyzeMigrationText(want));
+
+  AnalyzeMigrationWriter empty(&out);
+  empty.Finish();
+  EXPECT_EQ(out.Take(), "{}\n");
 }
 
 }  // namespace

@@ -42,10 +42,11 @@ void RangeList::Add(uint64_t start, uint64_t length, PageKind kind) {
       return;
     }
   }
-  if (ranges_.size() >= max_ranges_) {
+  if (ranges_.size() >= max_ranges_ || (shared_budget_ != nullptr && *shared_budget_ == 0)) {
     ++dropped_;
     return;
   }
+  if (shared_budget_ != nullptr) --*shared_budget_;
   ranges_.push_back({start, start + length, kind});
 }
 
@@ -57,16 +58,19 @@ nlohmann::ordered_json RangeList::ToJson() const {
   return out;
 }
 
-RamMap::Block& RamMap::Find(absl::string_view name) {
+RamMap::Block* RamMap::Find(absl::string_view name) {
   auto it = index_.find(name);
-  if (it != index_.end()) return blocks_[it->second];
+  if (it != index_.end()) return &blocks_[it->second];
+  if (blocks_.size() >= kMaxRamBlocks) return nullptr;
   index_.emplace(std::string(name), blocks_.size());
   blocks_.push_back(Block{std::string(name)});
-  return blocks_.back();
+  return &blocks_.back();
 }
 
 void RamMap::DeclareBlock(absl::string_view name, uint64_t length, uint64_t page_size) {
-  Block& block = Find(name);
+  Block* found = Find(name);
+  if (found == nullptr) return;
+  Block& block = *found;
   if (block.length != 0) return;  // a later MEM_SIZE list repeats the first
   block.length = length;
   block.page_size = page_size == 0 ? kTargetPageSize : page_size;
@@ -78,7 +82,12 @@ void RamMap::DeclareBlock(absl::string_view name, uint64_t length, uint64_t page
 }
 
 void RamMap::AddPage(absl::string_view name, uint64_t offset, RamRecordKind kind) {
-  Block& block = Find(name);
+  Block* found = Find(name);
+  if (found == nullptr) {
+    ++pages_in_other_blocks_;
+    return;
+  }
+  Block& block = *found;
   PageKind page_kind = PageKindOf(kind);
   ++block.records[static_cast<size_t>(page_kind)];
   uint64_t page = offset / kTargetPageSize;

@@ -29,10 +29,13 @@ struct PageRange {
 };
 
 // Coalesces page records into ranges, in arrival order, keeping at most
-// `max_ranges`; later ranges are only counted.
+// `max_ranges`, and no more than `shared_budget` allows when several lists
+// share one (each range kept takes one from it); later ranges are only
+// counted.
 class RangeList {
  public:
-  explicit RangeList(size_t max_ranges) : max_ranges_(max_ranges) {}
+  explicit RangeList(size_t max_ranges, size_t* shared_budget = nullptr)
+      : max_ranges_(max_ranges), shared_budget_(shared_budget) {}
   void Add(uint64_t start, uint64_t length, PageKind kind);
   const std::vector<PageRange>& ranges() const { return ranges_; }
   uint64_t dropped() const { return dropped_; }
@@ -40,6 +43,7 @@ class RangeList {
 
  private:
   size_t max_ranges_;
+  size_t* shared_budget_;
   std::vector<PageRange> ranges_;
   uint64_t dropped_ = 0;
 };
@@ -55,20 +59,25 @@ class RamMap {
   };
 
   // Blocks are mapped page by page while their lengths add up to at most
-  // `max_mapped_bytes`; larger ones are only counted.
+  // `max_mapped_bytes`; larger ones are only counted. At most kMaxRamBlocks
+  // blocks are kept; pages of further blocks are counted in
+  // pages_in_other_blocks().
   explicit RamMap(uint64_t max_mapped_bytes) : budget_(max_mapped_bytes) {}
 
   void DeclareBlock(absl::string_view name, uint64_t length, uint64_t page_size);
   void AddPage(absl::string_view name, uint64_t offset, RamRecordKind kind);
 
   const std::vector<Block>& blocks() const { return blocks_; }
+  uint64_t pages_in_other_blocks() const { return pages_in_other_blocks_; }
   // The block's pages by last kind, coalesced; absent pages are left out.
   RangeList Ranges(const Block& block, size_t max_ranges) const;
 
  private:
-  Block& Find(absl::string_view name);
+  // The block, added when new; nullptr past kMaxRamBlocks.
+  Block* Find(absl::string_view name);
 
   uint64_t budget_;
+  uint64_t pages_in_other_blocks_ = 0;
   std::vector<Block> blocks_;
   absl::flat_hash_map<std::string, size_t> index_;
 };

@@ -1,8 +1,9 @@
 #include "tools/inspect/stream_inspector.h"
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "parser/wire/constants.h"
+#include "parser/wire/escape.h"
+#include "parser/wire/limits.h"
 #include "tools/inspect/command_decode.h"
 
 namespace qmig {
@@ -67,10 +68,16 @@ void StreamInspector::OnHeader(const StreamSummary& summary, uint64_t end_offset
   config.kind = RecordKind::kConfiguration;
   config.offset = header.size;
   config.size = end_offset - header.size;
-  config.label =
-      absl::StrCat("CONFIGURATION '", absl::CHexEscape(summary.machine.value_or("")), "'");
-  config.details["machine"] = summary.machine.value_or("");
-  if (!summary.capabilities.empty()) config.details["capabilities"] = summary.capabilities;
+  const std::string machine = EscapeName(summary.machine.value_or(""));
+  config.label = absl::StrCat("CONFIGURATION '", machine, "'");
+  config.details["machine"] = machine;
+  if (!summary.capabilities.empty()) {
+    nlohmann::ordered_json capabilities = nlohmann::ordered_json::array();
+    for (const std::string& capability : summary.capabilities) {
+      capabilities.push_back(EscapeName(capability));
+    }
+    config.details["capabilities"] = std::move(capabilities);
+  }
   if (summary.target_page_bits.has_value()) {
     config.details["target_page_bits"] = *summary.target_page_bits;
   }
@@ -81,10 +88,10 @@ void StreamInspector::OnHeader(const StreamSummary& summary, uint64_t end_offset
 void StreamInspector::OnSection(uint8_t type, uint32_t section_id, absl::string_view idstr,
                                 uint32_t instance_id, uint32_t version, uint64_t offset) {
   if (progress_) progress_(offset);
-  if (section_.has_value()) CloseSection(offset, /*complete=*/false);
-  OpenSection open;
-  open.id = section_id;
-  Record& record = open.record;
+  if (section_ != nullptr) CloseSection(offset, /*complete=*/false);
+  auto open = std::make_unique<OpenSection>();
+  open->id = section_id;
+  Record& record = open->record;
   record.offset = offset;
   record.depth = static_cast<int>(packages_.size());
   if (idstr == kRamSectionName) {
@@ -95,56 +102,58 @@ void StreamInspector::OnSection(uint8_t type, uint32_t section_id, absl::string_
     record.kind = RecordKind::kDevice;
   }
   absl::string_view type_name = SectionTypeName(type);
-  record.label =
-      absl::StrCat(type_name, " '", absl::CHexEscape(idstr), "' #", instance_id, " v", version);
+  const std::string name = EscapeName(idstr);
+  record.label = absl::StrCat(type_name, " '", name, "' #", instance_id, " v", version);
   record.details = {{"type", type_name},
                     {"section_id", section_id},
-                    {"name", std::string(idstr)},
+                    {"name", name},
                     {"instance_id", instance_id},
                     {"version", version}};
   section_ = std::move(open);
 }
 
 VmstateFieldVisitor* StreamInspector::OnDeviceDecode(const DeviceDescription&) {
-  if (!section_.has_value()) return nullptr;
+  if (section_ == nullptr) return nullptr;
   section_->decoded = true;
-  fields_.Take();  // start from an empty tree
-  return &fields_;
+  return sink_ != nullptr ? sink_->OnDeviceFields(section_->record) : nullptr;
 }
 
 void StreamInspector::CloseSection(uint64_t end_offset, bool complete) {
-  OpenSection open = std::move(*section_);
-  section_.reset();
+  std::unique_ptr<OpenSection> closing = std::move(section_);
+  OpenSection& open = *closing;
   Record& record = open.record;
   record.size = end_offset - record.offset;
   record.complete = complete;
   if (record.kind == RecordKind::kRam) {
     nlohmann::ordered_json blocks = nlohmann::ordered_json::array();
     for (const auto& [name, ram] : open.ram) {
-      nlohmann::ordered_json block = {
-          {"name", name}, {"records", CountsToJson(ram.records)}, {"ranges", ram.ranges.ToJson()}};
+      nlohmann::ordered_json block = {{"name", EscapeName(name)},
+                                      {"records", CountsToJson(ram.records)},
+                                      {"ranges", ram.ranges.ToJson()}};
       if (ram.ranges.dropped() > 0) block["ranges_dropped"] = ram.ranges.dropped();
       blocks.push_back(std::move(block));
     }
     if (!open.mem_size.empty()) record.details["mem_size"] = std::move(open.mem_size);
     record.details["blocks"] = std::move(blocks);
+    if (open.pages_in_other_blocks > 0) {
+      record.details["pages_in_other_blocks"] = open.pages_in_other_blocks;
+    }
   } else if (record.kind == RecordKind::kDevice) {
     record.details["decoded"] = open.decoded;
-    if (open.decoded) record.details["fields"] = fields_.Take();
   }
   Emit(record);
 }
 
 void StreamInspector::OnSectionEnd(uint32_t section_id, uint64_t end_offset) {
-  if (section_.has_value() && section_->id == section_id) CloseSection(end_offset, true);
+  if (section_ != nullptr && section_->id == section_id) CloseSection(end_offset, true);
 }
 
 void StreamInspector::OnRamBlock(absl::string_view block, uint64_t length, uint64_t page_size) {
   ram_.DeclareBlock(block, length, page_size);
   if (block_callback_) block_callback_(block, length);
-  if (section_.has_value()) {
+  if (section_ != nullptr) {
     section_->mem_size.push_back(
-        {{"name", std::string(block)}, {"length", length}, {"page_size", page_size}});
+        {{"name", EscapeName(block)}, {"length", length}, {"page_size", page_size}});
   }
 }
 
@@ -152,10 +161,16 @@ void StreamInspector::OnRamPage(absl::string_view block, uint64_t block_offset, 
                                 absl::Span<const uint8_t> page, uint64_t stream_offset) {
   if (progress_) progress_(stream_offset);
   ram_.AddPage(block, block_offset, kind);
-  if (section_.has_value()) {
-    auto it = section_->ram.find(std::string(block));
-    if (it == section_->ram.end())
-      it = section_->ram.emplace(std::string(block), SectionRam{}).first;
+  if (section_ != nullptr) {
+    auto it = section_->ram.find(block);
+    if (it == section_->ram.end()) {
+      if (section_->ram.size() >= kMaxRamBlocks) {
+        ++section_->pages_in_other_blocks;
+        if (page_callback_) page_callback_(block, block_offset, kind, page, stream_offset);
+        return;
+      }
+      it = section_->ram.emplace(std::string(block), SectionRam(&section_->range_budget)).first;
+    }
     PageKind page_kind = PageKindOf(kind);
     ++it->second.records[static_cast<size_t>(page_kind)];
     it->second.ranges.Add(block_offset, kTargetPageSize, page_kind);
@@ -222,7 +237,7 @@ void StreamInspector::OnTrailer(uint64_t offset, absl::string_view json) {
 
 void StreamInspector::Finish(const ParseResult& result) {
   const uint64_t end = result.summary.bytes;
-  if (section_.has_value()) CloseSection(std::max(end, section_->record.offset), false);
+  if (section_ != nullptr) CloseSection(std::max(end, section_->record.offset), false);
   while (!packages_.empty()) {
     Record record = std::move(packages_.back());
     packages_.pop_back();

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -21,7 +22,7 @@
 #include "absl/strings/string_view.h"
 #include "nlohmann/json.hpp"
 #include "parser/stream_parser.h"
-#include "tools/inspect/field_tree.h"
+#include "tools/inspect/field_writer.h"
 #include "tools/inspect/ram_map.h"
 
 namespace qmig {
@@ -53,14 +54,21 @@ struct Record {
 class RecordSink {
  public:
   virtual ~RecordSink() = default;
+  // A device section's fields are about to be decoded. `record` holds what
+  // is known at its start (no size yet). The visitor returned, if any,
+  // receives the fields as they are decoded; OnRecord(record) completes the
+  // record afterwards, also when the stream fails inside it.
+  virtual VmstateFieldVisitor* OnDeviceFields(const Record& record) { return nullptr; }
   virtual void OnRecord(const Record& record) = 0;
   // A package record, before and after its contents.
   virtual void OnPackageBegin(const Record& package) {}
   virtual void OnPackageEnd(const Record& package) {}
 };
 
-// Ranges kept per block in one RAM section's record.
+// Ranges kept per block in one RAM section's record, and in all its blocks
+// together.
 inline constexpr size_t kMaxRangesPerSection = 1024;
+inline constexpr size_t kMaxRangesPerSectionRecord = 16384;
 
 class StreamInspector final : public StreamObserver {
  public:
@@ -83,8 +91,6 @@ class StreamInspector final : public StreamObserver {
   void set_progress(std::function<void(uint64_t offset)> progress) {
     progress_ = std::move(progress);
   }
-
-  void set_field_style(FieldTreeStyle style) { fields_.set_style(style); }
 
   // Flushes what the parse left open (a section or package the stream failed
   // inside) with complete = false. Call once, after ParseMigrationStream.
@@ -111,14 +117,18 @@ class StreamInspector final : public StreamObserver {
 
  private:
   struct SectionRam {
+    explicit SectionRam(size_t* range_budget) : ranges(kMaxRangesPerSection, range_budget) {}
     std::array<uint64_t, kPageKindCount> records{};
-    RangeList ranges{kMaxRangesPerSection};
+    RangeList ranges;
   };
   struct OpenSection {
     Record record;
     uint32_t id = 0;
     bool decoded = false;
-    std::map<std::string, SectionRam> ram;  // by block
+    // By block (at most kMaxRamBlocks; pages of further blocks are counted).
+    std::map<std::string, SectionRam, std::less<>> ram;
+    uint64_t pages_in_other_blocks = 0;
+    size_t range_budget = kMaxRangesPerSectionRecord;
     nlohmann::ordered_json mem_size = nlohmann::ordered_json::array();
   };
 
@@ -131,8 +141,8 @@ class StreamInspector final : public StreamObserver {
   CommandCallback command_callback_;
   BlockCallback block_callback_;
   std::function<void(uint64_t)> progress_;
-  std::optional<OpenSection> section_;
-  FieldTreeBuilder fields_;
+  // Heap-allocated: its RangeLists point at its range budget.
+  std::unique_ptr<OpenSection> section_;
   std::vector<Record> packages_;  // open packages, outermost first
   std::optional<std::string> trailer_json_;
 };

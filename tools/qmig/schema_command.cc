@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 #include "tools/inspect/analyze_format.h"
+#include "tools/inspect/dump_writers.h"
 #include "parser/trailer.h"
 #include "parser/vmstate/description.h"
 #include "parser/wire/byte_source.h"
@@ -152,12 +153,12 @@ int RunDesc(const std::vector<std::string>& operands, const CommonOptions& optio
     std::cerr << "qmig: not a usable description: " << description.status().message() << "\n";
     return kExitInvalid;
   }
-  nlohmann::ordered_json ordered = ParseOrderedJson(json);
-  if (ordered.is_discarded()) {
-    std::cerr << "qmig: the description is not JSON\n";
+  OstreamOut out(std::cout);
+  absl::Status written = WritePrettyJson(json, &out);
+  if (!written.ok()) {
+    std::cerr << "qmig: the description is not JSON: " << written.message() << "\n";
     return kExitInvalid;
   }
-  std::cout << AnalyzeMigrationText(ordered);
   return kExitValid;
 }
 
