@@ -1,23 +1,28 @@
 // qmig diff A B: what differs between two streams of the same machine. Both
 // are extracted to private temporary directories (sparse files, so only the
-// pages sent take space), then compared: RAM page by page per block, device
-// state field by field. Exit 0 when equal, 1 when not, 2 when either stream
-// cannot be read or is invalid.
+// pages sent take space; device fields as lines in a log), then compared:
+// RAM page by page per block, over the pages either stream wrote, and device
+// state field by field. Memory follows the number of blocks and devices, not
+// their sizes. Exit 0 when equal, 1 when not, 2 when either stream cannot be
+// read or is invalid.
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <cstdlib>
+#include <algorithm>
+#include <cerrno>
 #include <cstring>
-#include <filesystem>
 #include <iostream>
 #include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "nlohmann/json.hpp"
+#include "parser/wire/escape.h"
 #include "parser/wire/limits.h"
 #include "tools/inspect/ram_map.h"
 #include "tools/qmig/extract.h"
+#include "tools/qmig/output_files.h"
 #include "tools/qmig/report.h"
 #include "tools/qmig/temp_dir.h"
 
@@ -27,22 +32,11 @@ namespace {
 // Differing ranges listed per block, and device fields listed in all.
 constexpr size_t kMaxListedRanges = 64;
 constexpr size_t kMaxListedFields = 1000;
-constexpr size_t kCompareChunk = size_t{1} << 20;
-
-// Flattens a field tree to path -> value text.
-void Flatten(const nlohmann::ordered_json& tree, const std::string& prefix,
-             std::map<std::string, std::string>* out) {
-  if (tree.is_object()) {
-    for (const auto& [name, value] : tree.items()) {
-      Flatten(value, prefix.empty() ? name : absl::StrCat(prefix, ".", name), out);
-    }
-  } else if (tree.is_array()) {
-    for (size_t i = 0; i < tree.size(); ++i)
-      Flatten(tree[i], absl::StrCat(prefix, "[", i, "]"), out);
-  } else {
-    (*out)[prefix] = tree.is_string() ? tree.get<std::string>() : tree.dump();
-  }
-}
+// A device whose field lines are this long or shorter on both sides is
+// compared as a set of paths (a path present on one side only shows as
+// absent on the other); a longer one is compared line by line in wire order.
+constexpr uint64_t kMaxSortedDeviceBytes = uint64_t{8} << 20;
+constexpr size_t kReadChunk = size_t{1} << 20;
 
 struct BlockDiff {
   std::string name;
@@ -52,44 +46,184 @@ struct BlockDiff {
   RangeList ranges{kMaxListedRanges};
 };
 
-// Reads up to `size` bytes at `offset`; what lies past the end (or a
-// missing file) reads as zeros, as guest RAM never sent does.
-void ReadZeroFilled(int fd, uint64_t offset, uint8_t* buffer, size_t size) {
+// Reads a page at `offset`; what lies past the end (or a missing file) reads
+// as zeros, as guest RAM never sent does.
+absl::Status ReadPage(int fd, uint64_t offset, uint8_t* page) {
   size_t done = 0;
-  while (fd >= 0 && done < size) {
-    ssize_t n = pread(fd, buffer + done, size - done, static_cast<off_t>(offset + done));
-    if (n <= 0) break;
+  while (fd >= 0 && done < kTargetPageSize) {
+    ssize_t n = pread(fd, page + done, kTargetPageSize - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return absl::InternalError(absl::StrCat("read: ", std::strerror(errno)));
+    if (n == 0) break;
     done += static_cast<size_t>(n);
   }
-  std::memset(buffer + done, 0, size - done);
+  std::memset(page + done, 0, kTargetPageSize - done);
+  return absl::OkStatus();
 }
 
-absl::StatusOr<BlockDiff> CompareBlock(const std::string& name, const RamFileWriter::BlockFile* a,
+// Compares the pages that hold data in A or in B; every other page is a
+// hole (zeros) in both.
+absl::StatusOr<BlockDiff> CompareBlock(const std::string& name, int dir_a, int dir_b,
+                                       const RamFileWriter::BlockFile* a,
                                        const RamFileWriter::BlockFile* b) {
   BlockDiff diff;
   diff.name = name;
   diff.length_a = a != nullptr ? a->length : 0;
   diff.length_b = b != nullptr ? b->length : 0;
-  int fd_a = a != nullptr ? open(a->path.c_str(), O_RDONLY | O_CLOEXEC) : -1;
-  int fd_b = b != nullptr ? open(b->path.c_str(), O_RDONLY | O_CLOEXEC) : -1;
-  std::vector<uint8_t> chunk_a(kCompareChunk), chunk_b(kCompareChunk);
-  const uint64_t length = std::max(diff.length_a, diff.length_b);
-  for (uint64_t offset = 0; offset < length; offset += kCompareChunk) {
-    const size_t size = static_cast<size_t>(std::min<uint64_t>(kCompareChunk, length - offset));
-    ReadZeroFilled(fd_a, offset, chunk_a.data(), size);
-    ReadZeroFilled(fd_b, offset, chunk_b.data(), size);
-    if (std::memcmp(chunk_a.data(), chunk_b.data(), size) == 0) continue;
-    for (size_t page = 0; page < size; page += kTargetPageSize) {
-      const size_t n = std::min(kTargetPageSize, size - page);
-      if (std::memcmp(chunk_a.data() + page, chunk_b.data() + page, n) != 0) {
-        ++diff.pages_differ;
-        diff.ranges.Add(offset + page, n, PageKind::kNormal);
+  UniqueFd fd_a(
+      a != nullptr ? openat(dir_a, a->file_name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -1);
+  UniqueFd fd_b(
+      b != nullptr ? openat(dir_b, b->file_name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -1);
+  std::vector<uint64_t> pages_a = a != nullptr ? a->data_pages.Sorted() : std::vector<uint64_t>();
+  std::vector<uint64_t> pages_b = b != nullptr ? b->data_pages.Sorted() : std::vector<uint64_t>();
+  std::vector<uint64_t> pages;
+  pages.reserve(pages_a.size() + pages_b.size());
+  std::set_union(pages_a.begin(), pages_a.end(), pages_b.begin(), pages_b.end(),
+                 std::back_inserter(pages));
+  uint8_t page_a[kTargetPageSize], page_b[kTargetPageSize];
+  for (uint64_t page : pages) {
+    const uint64_t offset = page * kTargetPageSize;
+    QMIG_RETURN_IF_ERROR(ReadPage(fd_a.get(), offset, page_a));
+    QMIG_RETURN_IF_ERROR(ReadPage(fd_b.get(), offset, page_b));
+    if (std::memcmp(page_a, page_b, kTargetPageSize) == 0) continue;
+    ++diff.pages_differ;
+    diff.ranges.Add(offset, kTargetPageSize, PageKind::kNormal);
+  }
+  return diff;
+}
+
+// The lines of one device in a field log, read in chunks.
+class LineReader {
+ public:
+  LineReader(int fd, DeviceFieldLog::Extent extent) : fd_(fd), next_(extent.offset) {
+    end_ = extent.offset + extent.length;
+  }
+  // The next line without its newline; false at the end.
+  bool Next(std::string* line) {
+    line->clear();
+    while (true) {
+      size_t newline = buffer_.find('\n', position_);
+      if (newline != std::string::npos) {
+        line->append(buffer_, position_, newline - position_);
+        position_ = newline + 1;
+        return true;
       }
+      line->append(buffer_, position_, std::string::npos);
+      buffer_.clear();
+      position_ = 0;
+      if (next_ >= end_ || !Fill()) return !line->empty();
     }
   }
-  if (fd_a >= 0) close(fd_a);
-  if (fd_b >= 0) close(fd_b);
-  return diff;
+
+ private:
+  bool Fill() {
+    buffer_.resize(static_cast<size_t>(std::min<uint64_t>(kReadChunk, end_ - next_)));
+    ssize_t n = pread(fd_, buffer_.data(), buffer_.size(), static_cast<off_t>(next_));
+    if (n <= 0) {
+      buffer_.clear();
+      return false;
+    }
+    buffer_.resize(static_cast<size_t>(n));
+    next_ += static_cast<uint64_t>(n);
+    return true;
+  }
+
+  int fd_;
+  uint64_t next_;
+  uint64_t end_;
+  std::string buffer_;
+  size_t position_ = 0;
+};
+
+// "path\tvalue" split at its first tab (paths are escaped: they hold none).
+std::pair<std::string, std::string> SplitLine(const std::string& line) {
+  size_t tab = line.find('\t');
+  if (tab == std::string::npos) return {line, ""};
+  return {line.substr(0, tab), line.substr(tab + 1)};
+}
+
+struct FieldDiffs {
+  uint64_t count = 0;
+  nlohmann::ordered_json listed = nlohmann::ordered_json::array();
+  std::string text;
+
+  void Add(const std::string& device, const std::string& path, const std::string* a,
+           const std::string* b) {
+    ++count;
+    if (listed.size() >= kMaxListedFields) return;
+    nlohmann::ordered_json entry = {{"device", device}, {"path", path}};
+    entry["a"] = a != nullptr ? nlohmann::ordered_json(*a) : nlohmann::ordered_json();
+    entry["b"] = b != nullptr ? nlohmann::ordered_json(*b) : nlohmann::ordered_json();
+    absl::StrAppend(&text, "device ", device, " ", path, ": ", a != nullptr ? *a : "(absent)",
+                    " -> ", b != nullptr ? *b : "(absent)", "\n");
+    listed.push_back(std::move(entry));
+  }
+};
+
+// A device's fields by path, the last of a repeated path counting.
+std::vector<std::pair<std::string, std::string>> SortedFields(int fd,
+                                                              DeviceFieldLog::Extent extent) {
+  std::vector<std::pair<std::string, std::string>> fields;
+  LineReader reader(fd, extent);
+  std::string line;
+  while (reader.Next(&line)) fields.push_back(SplitLine(line));
+  std::stable_sort(fields.begin(), fields.end(),
+                   [](const auto& x, const auto& y) { return x.first < y.first; });
+  std::vector<std::pair<std::string, std::string>> unique;
+  for (auto& field : fields) {
+    if (!unique.empty() && unique.back().first == field.first) {
+      unique.back() = std::move(field);
+    } else {
+      unique.push_back(std::move(field));
+    }
+  }
+  return unique;
+}
+
+void CompareDevice(const std::string& device, int fd_a, const DeviceFieldLog::Extent* a, int fd_b,
+                   const DeviceFieldLog::Extent* b, FieldDiffs* diffs) {
+  const DeviceFieldLog::Extent none;
+  const DeviceFieldLog::Extent& extent_a = a != nullptr ? *a : none;
+  const DeviceFieldLog::Extent& extent_b = b != nullptr ? *b : none;
+  if (extent_a.length <= kMaxSortedDeviceBytes && extent_b.length <= kMaxSortedDeviceBytes) {
+    auto fields_a = SortedFields(fd_a, extent_a);
+    auto fields_b = SortedFields(fd_b, extent_b);
+    size_t i = 0, j = 0;
+    while (i < fields_a.size() || j < fields_b.size()) {
+      if (j == fields_b.size() || (i < fields_a.size() && fields_a[i].first < fields_b[j].first)) {
+        diffs->Add(device, fields_a[i].first, &fields_a[i].second, nullptr);
+        ++i;
+      } else if (i == fields_a.size() || fields_b[j].first < fields_a[i].first) {
+        diffs->Add(device, fields_b[j].first, nullptr, &fields_b[j].second);
+        ++j;
+      } else {
+        if (fields_a[i].second != fields_b[j].second) {
+          diffs->Add(device, fields_a[i].first, &fields_a[i].second, &fields_b[j].second);
+        }
+        ++i;
+        ++j;
+      }
+    }
+    return;
+  }
+  // Too long to sort in memory: both sides in wire order, which is the
+  // description's order, the same on two streams of one machine.
+  LineReader reader_a(fd_a, extent_a), reader_b(fd_b, extent_b);
+  std::string line_a, line_b;
+  bool has_a = reader_a.Next(&line_a), has_b = reader_b.Next(&line_b);
+  while (has_a || has_b) {
+    auto [path_a, value_a] = SplitLine(line_a);
+    auto [path_b, value_b] = SplitLine(line_b);
+    if (has_a && has_b && path_a == path_b) {
+      if (value_a != value_b) diffs->Add(device, path_a, &value_a, &value_b);
+    } else {
+      // The layouts part: what remains is listed on its own side.
+      if (has_a) diffs->Add(device, path_a, &value_a, nullptr);
+      if (has_b) diffs->Add(device, path_b, nullptr, &value_b);
+    }
+    if (has_a) has_a = reader_a.Next(&line_a);
+    if (has_b) has_b = reader_b.Next(&line_b);
+  }
 }
 
 }  // namespace
@@ -105,13 +239,32 @@ int RunDiff(const std::vector<std::string>& operands, const CommonOptions& optio
     return kExitUsage;
   }
   Extracted a, b;
+  std::vector<UniqueFd> dir_fds;
+  std::vector<std::unique_ptr<DeviceFieldLog>> logs;
   for (auto [input, dir, out, label] : {std::make_tuple(&operands[0], &dir_a, &a, "qmig diff A"),
                                         std::make_tuple(&operands[1], &dir_b, &b, "qmig diff B")}) {
-    absl::Status status = ExtractStream(*input, dir->path(), options, label, out);
-    if (!status.ok()) {
-      std::cerr << "qmig: " << *input << ": " << status.message() << "\n";
+    absl::StatusOr<UniqueFd> dir_fd = OpenDirectory(dir->path(), /*create=*/false);
+    if (!dir_fd.ok()) {
+      std::cerr << "qmig: " << dir_fd.status().message() << "\n";
       return kExitUsage;
     }
+    UniqueFd log_fd(openat(dir_fd->get(), "fields.log",
+                           O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!log_fd.valid()) {
+      std::cerr << "qmig: cannot create a field log in " << dir->path() << ": "
+                << std::strerror(errno) << "\n";
+      return kExitUsage;
+    }
+    logs.push_back(std::make_unique<DeviceFieldLog>(std::move(log_fd)));
+    ExtractOutputs outputs;
+    outputs.devices = logs.back().get();
+    absl::Status status =
+        ExtractStream(*input, dir_fd->get(), dir->path(), options, label, outputs, out);
+    if (!status.ok()) {
+      std::cerr << "qmig: " << EscapeName(*input) << ": " << status.message() << "\n";
+      return kExitUsage;
+    }
+    dir_fds.push_back(std::move(*dir_fd));
   }
 
   // RAM, block by block, in A's order then B's own.
@@ -131,9 +284,9 @@ int RunDiff(const std::vector<std::string>& operands, const CommonOptions& optio
   for (const std::string& name : names) {
     auto found_a = in_a.find(name);
     auto found_b = in_b.find(name);
-    absl::StatusOr<BlockDiff> diff =
-        CompareBlock(name, found_a != in_a.end() ? found_a->second : nullptr,
-                     found_b != in_b.end() ? found_b->second : nullptr);
+    absl::StatusOr<BlockDiff> diff = CompareBlock(
+        name, dir_fds[0].get(), dir_fds[1].get(), found_a != in_a.end() ? found_a->second : nullptr,
+        found_b != in_b.end() ? found_b->second : nullptr);
     if (!diff.ok()) {
       std::cerr << "qmig: " << diff.status().message() << "\n";
       return kExitUsage;
@@ -142,14 +295,15 @@ int RunDiff(const std::vector<std::string>& operands, const CommonOptions& optio
     equal = equal && same;
     nlohmann::ordered_json ranges = nlohmann::ordered_json::array();
     for (const PageRange& range : diff->ranges.ranges()) ranges.push_back({range.start, range.end});
-    ram.push_back({{"block", name},
+    const std::string shown = EscapeName(name);
+    ram.push_back({{"block", shown},
                    {"length_a", diff->length_a},
                    {"length_b", diff->length_b},
                    {"pages_differ", diff->pages_differ},
                    {"ranges", ranges},
                    {"ranges_dropped", diff->ranges.dropped()}});
     if (same) continue;
-    absl::StrAppendFormat(&text, "RAM %s: %d pages differ", name, diff->pages_differ);
+    absl::StrAppendFormat(&text, "RAM %s: %d pages differ", shown, diff->pages_differ);
     if (diff->length_a != diff->length_b) {
       absl::StrAppendFormat(&text, " (length %#x in A, %#x in B)", diff->length_a, diff->length_b);
     }
@@ -163,38 +317,19 @@ int RunDiff(const std::vector<std::string>& operands, const CommonOptions& optio
     }
   }
 
-  // Device state, field by field.
-  nlohmann::ordered_json fields = nlohmann::ordered_json::array();
-  uint64_t fields_differ = 0;
+  // Device state, field by field, devices in name order.
+  FieldDiffs fields;
   std::set<std::string> devices;
-  for (const auto& [key, tree] : a.devices) devices.insert(key);
-  for (const auto& [key, tree] : b.devices) devices.insert(key);
+  for (const auto& [key, extent] : logs[0]->index()) devices.insert(key);
+  for (const auto& [key, extent] : logs[1]->index()) devices.insert(key);
   for (const std::string& device : devices) {
-    std::map<std::string, std::string> flat_a, flat_b;
-    auto it_a = a.devices.find(device);
-    auto it_b = b.devices.find(device);
-    if (it_a != a.devices.end()) Flatten(it_a->second, "", &flat_a);
-    if (it_b != b.devices.end()) Flatten(it_b->second, "", &flat_b);
-    std::set<std::string> paths;
-    for (const auto& [path, value] : flat_a) paths.insert(path);
-    for (const auto& [path, value] : flat_b) paths.insert(path);
-    for (const std::string& path : paths) {
-      auto value_a = flat_a.find(path);
-      auto value_b = flat_b.find(path);
-      const bool has_a = value_a != flat_a.end(), has_b = value_b != flat_b.end();
-      if (has_a && has_b && value_a->second == value_b->second) continue;
-      ++fields_differ;
-      equal = false;
-      if (fields.size() >= kMaxListedFields) continue;
-      nlohmann::ordered_json entry = {{"device", device}, {"path", path}};
-      entry["a"] = has_a ? nlohmann::ordered_json(value_a->second) : nlohmann::ordered_json();
-      entry["b"] = has_b ? nlohmann::ordered_json(value_b->second) : nlohmann::ordered_json();
-      absl::StrAppend(&text, "device ", device, " ", path, ": ",
-                      has_a ? value_a->second : "(absent)", " -> ",
-                      has_b ? value_b->second : "(absent)", "\n");
-      fields.push_back(std::move(entry));
-    }
+    auto it_a = logs[0]->index().find(device);
+    auto it_b = logs[1]->index().find(device);
+    CompareDevice(device, logs[0]->fd(), it_a != logs[0]->index().end() ? &it_a->second : nullptr,
+                  logs[1]->fd(), it_b != logs[1]->index().end() ? &it_b->second : nullptr, &fields);
   }
+  if (fields.count > 0) equal = false;
+  absl::StrAppend(&text, fields.text);
 
   const bool valid = a.result.valid() && b.result.valid();
   if (options.json) {
@@ -205,20 +340,20 @@ int RunDiff(const std::vector<std::string>& operands, const CommonOptions& optio
                                   {"valid_a", a.result.valid()},
                                   {"valid_b", b.result.valid()},
                                   {"ram", ram},
-                                  {"fields_differ", fields_differ},
-                                  {"fields", fields}};
+                                  {"fields_differ", fields.count},
+                                  {"fields", fields.listed}};
     std::cout << out.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";
   } else {
     std::cout << text;
-    if (fields_differ > fields.size()) {
-      std::cout << "... and " << fields_differ - fields.size() << " more device fields\n";
+    if (fields.count > fields.listed.size()) {
+      std::cout << "... and " << fields.count - fields.listed.size() << " more device fields\n";
     }
     std::cout << (equal ? "equal" : "different") << "\n";
   }
   for (const auto& [name, extracted] :
        {std::make_pair(&operands[0], &a), std::make_pair(&operands[1], &b)}) {
     if (!extracted->result.valid()) {
-      std::cerr << "qmig: " << *name << " is not a valid stream ("
+      std::cerr << "qmig: " << EscapeName(*name) << " is not a valid stream ("
                 << extracted->result.findings.error_count()
                 << " errors); the comparison covers what was read\n";
       PrintFindings(extracted->result.findings, /*errors_only=*/true);

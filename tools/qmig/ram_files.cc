@@ -3,15 +3,17 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
+#include "absl/numeric/bits.h"
 #include "absl/strings/ascii.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "parser/page_codec.h"
 #include "parser/parse_context.h"
+#include "parser/wire/escape.h"
 #include "parser/wire/limits.h"
 
 namespace qmig {
@@ -32,7 +34,56 @@ bool IsZero(absl::Span<const uint8_t> bytes) {
   return true;
 }
 
+// FNV-1a: a stable hash of a name, for file names only.
+uint64_t NameHash(absl::string_view name) {
+  uint64_t hash = 0xcbf29ce484222325ull;
+  for (char c : name) {
+    hash ^= static_cast<unsigned char>(c);
+    hash *= 0x100000001b3ull;
+  }
+  return hash;
+}
+
 }  // namespace
+
+bool PageSet::Insert(uint64_t page) {
+  uint64_t& word = words_[page / 64];
+  const uint64_t bit = uint64_t{1} << (page % 64);
+  if (word & bit) return true;
+  word |= bit;
+  ++size_;
+  return false;
+}
+
+bool PageSet::Erase(uint64_t page) {
+  auto it = words_.find(page / 64);
+  const uint64_t bit = uint64_t{1} << (page % 64);
+  if (it == words_.end() || (it->second & bit) == 0) return false;
+  it->second &= ~bit;
+  --size_;
+  if (it->second == 0) words_.erase(it);
+  return true;
+}
+
+bool PageSet::Contains(uint64_t page) const {
+  auto it = words_.find(page / 64);
+  return it != words_.end() && (it->second & (uint64_t{1} << (page % 64))) != 0;
+}
+
+std::vector<uint64_t> PageSet::Sorted() const {
+  std::vector<uint64_t> keys;
+  keys.reserve(words_.size());
+  for (const auto& [key, bits] : words_) keys.push_back(key);
+  std::sort(keys.begin(), keys.end());
+  std::vector<uint64_t> pages;
+  pages.reserve(size_);
+  for (uint64_t key : keys) {
+    for (uint64_t bits = words_.at(key); bits != 0; bits &= bits - 1) {
+      pages.push_back(key * 64 + static_cast<uint64_t>(absl::countr_zero(bits)));
+    }
+  }
+  return pages;
+}
 
 std::string BlockFileName(absl::string_view block) {
   std::string out;
@@ -46,11 +97,18 @@ std::string BlockFileName(absl::string_view block) {
       absl::StrAppendFormat(&out, "%%%02X", c);
     }
   }
-  return out.empty() ? "%00" : out;
+  if (out.empty()) out = "%00";
+  if (out.size() > kMaxBlockFileName) {
+    // The hash keeps names with a common prefix apart; the '~' never comes
+    // from the escaping above, so a short name cannot look like this one.
+    out.resize(kMaxBlockFileName - 17);
+    absl::StrAppendFormat(&out, "~%016x", NameHash(block));
+  }
+  return out;
 }
 
-RamFileWriter::RamFileWriter(std::string dir, uint64_t max_total_bytes)
-    : dir_(std::move(dir)), budget_(max_total_bytes), page_(kTargetPageSize) {
+RamFileWriter::RamFileWriter(int dir_fd, std::string dir_path)
+    : dir_fd_(dir_fd), dir_path_(std::move(dir_path)), page_(kTargetPageSize) {
   pending_.reserve(kWriteRunBytes);
   inflight_.reserve(kWriteRunBytes);
   writer_ = std::thread([this] { WriterLoop(); });
@@ -71,10 +129,14 @@ RamFileWriter::~RamFileWriter() {
 absl::StatusOr<RamFileWriter::BlockFile*> RamFileWriter::Open(absl::string_view block) {
   auto it = index_.find(block);
   if (it != index_.end()) return &blocks_[it->second];
+  if (blocks_.size() >= kMaxRamBlocks) return nullptr;
   BlockFile file;
   file.name = std::string(block);
-  file.path = absl::StrCat(dir_, "/", BlockFileName(block), ".ram");
-  file.fd = open(file.path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  file.file_name = absl::StrCat(BlockFileName(block), ".ram");
+  file.path = absl::StrCat(dir_path_, "/", file.file_name);
+  // Never through a link planted in the directory.
+  file.fd = openat(dir_fd_, file.file_name.c_str(),
+                   O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (file.fd < 0) return Errno("cannot create", file.path);
   index_.emplace(file.name, blocks_.size());
   blocks_.push_back(std::move(file));
@@ -83,15 +145,22 @@ absl::StatusOr<RamFileWriter::BlockFile*> RamFileWriter::Open(absl::string_view 
 
 absl::Status RamFileWriter::DeclareBlock(absl::string_view block, uint64_t length) {
   QMIG_ASSIGN_OR_RETURN(BlockFile * file, Open(block));
+  if (file == nullptr) return absl::OkStatus();
+  file->declared = true;
+  return Grow(*file, length);
+}
+
+absl::Status RamFileWriter::Grow(BlockFile& block, uint64_t length) {
+  BlockFile* file = &block;
   if (file->length >= length) return absl::OkStatus();
-  if (length - file->length > budget_) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("block '", absl::CHexEscape(block), "' would take guest RAM past the limit"));
-  }
-  budget_ -= length - file->length;
   file->length = length;
-  file->nonzero.resize(length / kTargetPageSize);
-  if (ftruncate(file->fd, static_cast<off_t>(length)) != 0) return Errno("cannot size", file->path);
+  if (!file->sized) return absl::OkStatus();
+  if (ftruncate(file->fd, static_cast<off_t>(length)) != 0) {
+    // Longer than the file system allows a file to be (ext4: 16 TiB): the
+    // file stays as long as its last page, and extract.json says so.
+    if (errno != EFBIG && errno != EINVAL) return Errno("cannot size", file->path);
+    file->sized = false;
+  }
   return absl::OkStatus();
 }
 
@@ -148,11 +217,21 @@ absl::Status RamFileWriter::Flush() {
 absl::Status RamFileWriter::AddPage(absl::string_view block, uint64_t offset, RamRecordKind kind,
                                     absl::Span<const uint8_t> bytes) {
   QMIG_ASSIGN_OR_RETURN(BlockFile * file, Open(block));
+  if (file == nullptr) {
+    ++pages_in_other_blocks_;
+    return absl::OkStatus();
+  }
   const uint64_t page = offset / kTargetPageSize;
   if (offset % kTargetPageSize != 0) return absl::InvalidArgumentError("unaligned page");
-  if (page >= file->nonzero.size()) {
-    // A block no MEM_SIZE declared (a recovery connection): grow within the limit.
-    QMIG_RETURN_IF_ERROR(DeclareBlock(block, offset + kTargetPageSize));
+  if (offset >= file->length) {
+    // Outside a block MEM_SIZE declared, or beyond any block's size: the
+    // parser reports it, and the file does not take it.
+    if (file->declared || offset >= kMaxRamBlockLength) {
+      ++file->pages_skipped;
+      return absl::OkStatus();
+    }
+    // A block no MEM_SIZE declared (a recovery connection) grows.
+    QMIG_RETURN_IF_ERROR(Grow(*file, offset + kTargetPageSize));
   }
   ++file->pages_written;
   const size_t index = static_cast<size_t>(file - blocks_.data());
@@ -164,10 +243,10 @@ absl::Status RamFileWriter::AddPage(absl::string_view block, uint64_t offset, Ra
       break;
     case RamRecordKind::kZero:
       if (bytes.empty() || bytes[0] == 0) {
-        if (!file->nonzero[page]) return absl::OkStatus();  // already a hole
+        if (!file->data_pages.Contains(page)) return absl::OkStatus();  // already a hole
         QMIG_RETURN_IF_ERROR(Flush());
         QMIG_RETURN_IF_ERROR(Drain());
-        file->nonzero[page] = false;
+        file->data_pages.Erase(page);
         if (fallocate(file->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                       static_cast<off_t>(offset), kTargetPageSize) == 0) {
           return absl::OkStatus();
@@ -179,7 +258,11 @@ absl::Status RamFileWriter::AddPage(absl::string_view block, uint64_t offset, Ra
       data = page_;
       break;
     case RamRecordKind::kCompressed:
-      QMIG_RETURN_IF_ERROR(InflatePage(bytes, absl::MakeSpan(page_)));
+      if (!InflatePage(bytes, absl::MakeSpan(page_)).ok()) {
+        // The parser reports it, with its offset; the file keeps the page.
+        ++file->pages_skipped;
+        return absl::OkStatus();
+      }
       data = page_;
       break;
     case RamRecordKind::kXbzrle: {
@@ -187,16 +270,22 @@ absl::Status RamFileWriter::AddPage(absl::string_view block, uint64_t offset, Ra
       QMIG_RETURN_IF_ERROR(Flush());
       QMIG_RETURN_IF_ERROR(Drain());
       ssize_t n = pread(file->fd, page_.data(), page_.size(), static_cast<off_t>(offset));
-      if (n != static_cast<ssize_t>(page_.size())) return Errno("cannot read", file->path);
+      if (n < 0) return Errno("cannot read", file->path);
+      // Past the end of an unsized file the page reads as zeros.
+      std::fill(page_.begin() + n, page_.end(), 0);
       size_t error_at = 0;
-      QMIG_RETURN_IF_ERROR(DecodeXbzrle(bytes, absl::MakeSpan(page_), kTargetPageSize, &error_at));
+      if (!DecodeXbzrle(bytes, absl::MakeSpan(page_), kTargetPageSize, &error_at).ok()) {
+        // The parser reports it, with its offset; the file keeps the page.
+        ++file->pages_skipped;
+        return absl::OkStatus();
+      }
       data = page_;
       break;
     }
   }
   if (data.size() != kTargetPageSize) return absl::InvalidArgumentError("page of the wrong size");
-  if (!file->nonzero[page] && IsZero(data)) return absl::OkStatus();  // keep the hole
-  file->nonzero[page] = true;
+  if (!file->data_pages.Contains(page) && IsZero(data)) return absl::OkStatus();  // keep the hole
+  file->data_pages.Insert(page);
   const bool continues =
       !pending_.empty() && pending_block_ == index && pending_offset_ + pending_.size() == offset;
   if (!continues || pending_.size() + data.size() > kWriteRunBytes) {
