@@ -17,6 +17,7 @@
 #include "parser/wire/constants.h"
 #include "parser/vmstate/description.h"
 #include "parser/wire/byte_source.h"
+#include "parser/wire/escape.h"
 #include "tools/qmig/commands.h"
 #include "tools/qmig/report.h"
 
@@ -73,26 +74,37 @@ absl::StatusOr<std::map<std::string, uint64_t>> BlockLengthsOf(const std::string
   return lengths;
 }
 
+// A count per name, the names escaped.
+std::map<std::string, uint64_t> EscapedKeys(const std::map<std::string, uint64_t>& counts) {
+  std::map<std::string, uint64_t> out;
+  for (const auto& [name, count] : counts) out[EscapeName(name)] += count;
+  return out;
+}
+
 nlohmann::json ReturnPathSummaryToJson(const ReturnPathSummary& s) {
   nlohmann::json requests = nlohmann::json::array();
   for (const PageRequest& r : s.requests) {
-    requests.push_back({{"block", r.block}, {"start", r.start}, {"length", r.length}, {"offset", r.offset}});
+    requests.push_back({{"block", EscapeName(r.block)},
+                        {"start", r.start},
+                        {"length", r.length},
+                        {"offset", r.offset}});
   }
   nlohmann::json out = {{"messages", s.messages}, {"pongs", s.pongs},
                         {"page_requests", s.page_requests}, {"requests", requests},
-                        {"recv_bitmaps", s.recv_bitmaps}, {"bytes", s.bytes}};
+                        {"recv_bitmaps", EscapedKeys(s.recv_bitmaps)}, {"bytes", s.bytes}};
   out["shut_status"] = s.shut_status.has_value() ? nlohmann::json(*s.shut_status) : nlohmann::json();
   return out;
 }
 
 nlohmann::json MultifdSummaryToJson(const MultifdSummary& s) {
-  return {{"channel_id", s.channel_id}, {"uuid", s.uuid}, {"packets", s.packets},
-          {"sync_packets", s.sync_packets}, {"pages", s.pages},
-          {"pages_by_block", s.pages_by_block}, {"bytes", s.bytes}};
+  return {{"channel_id", s.channel_id},         {"uuid", EscapeName(s.uuid)},
+          {"packets", s.packets},               {"sync_packets", s.sync_packets},
+          {"pages", s.pages},                   {"pages_by_block", EscapedKeys(s.pages_by_block)},
+          {"bytes", s.bytes}};
 }
 
 std::string FormatReturnPathSummary(const ReturnPathSummary& s, const std::string& name) {
-  std::string out = absl::StrCat("return path ", name, " (", s.bytes, " bytes read)\n");
+  std::string out = absl::StrCat("return path ", EscapeName(name), " (", s.bytes, " bytes read)\n");
   for (const auto& [type, count] : s.messages) absl::StrAppend(&out, "  ", type, " ", count, "\n");
   if (!s.pongs.empty()) {
     absl::StrAppend(&out, "  pongs:");
@@ -105,10 +117,13 @@ std::string FormatReturnPathSummary(const ReturnPathSummary& s, const std::strin
 }
 
 std::string FormatMultifdSummary(const MultifdSummary& s, const std::string& name) {
-  std::string out = absl::StrCat("multifd channel ", name, " (", s.bytes, " bytes read)\n");
-  absl::StrAppend(&out, "  channel ", s.channel_id, ", uuid ", s.uuid, "\n");
+  std::string out =
+      absl::StrCat("multifd channel ", EscapeName(name), " (", s.bytes, " bytes read)\n");
+  absl::StrAppend(&out, "  channel ", s.channel_id, ", uuid ", EscapeName(s.uuid), "\n");
   absl::StrAppend(&out, "  packets ", s.packets, " (", s.sync_packets, " sync), pages ", s.pages, "\n");
-  for (const auto& [block, pages] : s.pages_by_block) absl::StrAppend(&out, "    ", block, " ", pages, "\n");
+  for (const auto& [block, pages] : s.pages_by_block) {
+    absl::StrAppend(&out, "    ", EscapeName(block), " ", pages, "\n");
+  }
   return out;
 }
 
@@ -198,9 +213,9 @@ int RunCheck(const std::vector<std::string>& operands, const CommonOptions& opti
     preempt_result = ParsePreemptChannel((*input)->source(), preempt_options);
     const PreemptChannelSummary& s = preempt_result.summary;
     summary_json = {{"pages", s.pages}, {"zero_pages", s.zero_pages},
-                    {"pages_by_block", s.pages_by_block}, {"eos_seen", s.eos_seen},
+                    {"pages_by_block", EscapedKeys(s.pages_by_block)}, {"eos_seen", s.eos_seen},
                     {"bytes", s.bytes}};
-    summary_text = absl::StrCat("preempt channel ", operands[0], " (", s.bytes, " bytes read)\n  ",
+    summary_text = absl::StrCat("preempt channel ", EscapeName(operands[0]), " (", s.bytes, " bytes read)\n  ",
                                 s.pages, " pages (", s.zero_pages, " zero)",
                                 s.eos_seen ? ", ended by EOS" : "", "\n");
     findings = &preempt_result.findings;
@@ -224,7 +239,8 @@ int RunCheck(const std::vector<std::string>& operands, const CommonOptions& opti
         {"summary", summary_json},
         {"findings", FindingsToJson(*findings)},
     };
-    std::cout << out.dump(2) << "\n";
+    std::cout << out.dump(2, ' ', /*ensure_ascii=*/true, nlohmann::json::error_handler_t::replace)
+              << "\n";
   } else {
     if (!options.quiet) std::cout << summary_text;
     PrintFindings(*findings, options.quiet);

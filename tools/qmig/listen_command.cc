@@ -347,7 +347,7 @@ int RunListen(const std::vector<std::string>& operands, const CommonOptions& opt
                             {"mappings", {before.mappings, after.mappings}},
                             {"leaked", leaked}}},
                           {"findings", FindingsToJson(findings)}};
-    std::cout << out.dump(2) << "\n";
+    std::cout << out.dump(2, ' ', true, nlohmann::json::error_handler_t::replace) << "\n";
   } else {
     if (!options.quiet) {
       const StreamSummary& s = report.parse.summary;

@@ -88,7 +88,7 @@ int RunLoopbackCommand(const std::vector<std::string>& operands, const CommonOpt
         {"summary", SummaryToJson(result->report.parse.summary)},
         {"findings", FindingsToJson(findings)},
     };
-    std::cout << out.dump(2) << "\n";
+    std::cout << out.dump(2, ' ', true, nlohmann::json::error_handler_t::replace) << "\n";
   } else {
     if (!options.quiet) {
       std::cout << absl::StrFormat(

@@ -93,7 +93,7 @@ int RunReplay(const std::vector<std::string>& operands, const CommonOptions& opt
                          {"page_requests", result->return_path.summary.page_requests}}},
         {"findings", FindingsToJson(findings)},
     };
-    std::cout << out.dump(2) << "\n";
+    std::cout << out.dump(2, ' ', true, nlohmann::json::error_handler_t::replace) << "\n";
   } else {
     if (!options.quiet) {
       const StreamSummary& s = result->report.parse.summary;

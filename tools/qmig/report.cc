@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "parser/wire/escape.h"
 
 namespace qmig {
 
@@ -29,10 +30,27 @@ nlohmann::json FindingsToJson(const FindingList& findings) {
   return list;
 }
 
+namespace {
+
+std::vector<std::string> EscapedNames(const std::vector<std::string>& names) {
+  std::vector<std::string> out;
+  out.reserve(names.size());
+  for (const std::string& name : names) out.push_back(EscapeName(name));
+  return out;
+}
+
+std::map<std::string, uint64_t> EscapedKeys(const std::map<std::string, uint64_t>& counts) {
+  std::map<std::string, uint64_t> out;
+  for (const auto& [name, count] : counts) out[EscapeName(name)] += count;
+  return out;
+}
+
+}  // namespace
+
 nlohmann::json SummaryToJson(const StreamSummary& s) {
   nlohmann::json blocks = nlohmann::json::array();
   for (const RamBlockSummary& b : s.ram_blocks) {
-    nlohmann::json block = {{"name", b.name},
+    nlohmann::json block = {{"name", EscapeName(b.name)},
                             {"length", b.length},
                             {"page_size", b.page_size},
                             {"zero_pages", b.zero_pages},
@@ -48,7 +66,7 @@ nlohmann::json SummaryToJson(const StreamSummary& s) {
       {"profile_detected", s.profile_detected},
       {"headerless", s.headerless},
       {"file_version", s.file_version},
-      {"capabilities", s.capabilities},
+      {"capabilities", EscapedNames(s.capabilities)},
       {"sections", s.sections},
       {"commands", s.commands},
       {"pings", s.pings},
@@ -61,13 +79,13 @@ nlohmann::json SummaryToJson(const StreamSummary& s) {
       {"device_description", s.device_description_source},
       {"vmdesc_present", s.vmdesc_present},
       {"vmdesc_bytes", s.vmdesc_bytes},
-      {"iterable_sections", s.iterable_sections},
+      {"iterable_sections", EscapedKeys(s.iterable_sections)},
       {"eof", s.eof_seen},
       {"postcopy_state", std::string(PostcopyStateName(s.postcopy))},
       {"return_path_opened", s.return_path_opened},
       {"bytes", s.bytes},
   };
-  out["machine"] = s.machine.has_value() ? nlohmann::json(*s.machine) : nlohmann::json();
+  out["machine"] = s.machine.has_value() ? nlohmann::json(EscapeName(*s.machine)) : nlohmann::json();
   out["target_page_bits"] =
       s.target_page_bits.has_value() ? nlohmann::json(*s.target_page_bits) : nlohmann::json();
   out["uuid"] = s.uuid.has_value() ? nlohmann::json(*s.uuid) : nlohmann::json();
@@ -97,11 +115,14 @@ std::string Counts(const std::map<std::string, uint64_t>& counts) {
 
 std::string FormatSummary(const StreamSummary& s, const std::string& input_name) {
   std::string out;
-  absl::StrAppend(&out, "stream    ", input_name, " (", s.bytes, " bytes read)\n");
+  absl::StrAppend(&out, "stream    ", EscapeName(input_name), " (", s.bytes, " bytes read)\n");
   absl::StrAppend(&out, "profile   ", s.profile, s.profile_detected ? " (detected)" : " (default)",
                   s.headerless ? ", headerless (postcopy recovery connection)" : "", "\n");
-  absl::StrAppend(&out, "machine   ", s.machine.value_or("(no CONFIGURATION section)"));
-  if (!s.capabilities.empty()) absl::StrAppend(&out, "  caps: ", absl::StrJoin(s.capabilities, ","));
+  absl::StrAppend(&out, "machine   ",
+                  s.machine.has_value() ? EscapeName(*s.machine) : "(no CONFIGURATION section)");
+  if (!s.capabilities.empty()) {
+    absl::StrAppend(&out, "  caps: ", absl::StrJoin(EscapedNames(s.capabilities), ","));
+  }
   if (s.uuid.has_value()) absl::StrAppend(&out, "  uuid: ", *s.uuid);
   absl::StrAppend(&out, "\n");
   absl::StrAppend(&out, "footers   ",
@@ -116,10 +137,12 @@ std::string FormatSummary(const StreamSummary& s, const std::string& input_name)
   absl::StrAppend(&out, "ram       ", s.ram_records, " records in ", s.ram_blocks.size(), " blocks\n");
   for (const RamBlockSummary& b : s.ram_blocks) {
     absl::StrAppendFormat(&out, "  %-24s %10s  zero %-7d page %-7d xbzrle %-5d compressed %d\n",
-                          b.name, absl::StrFormat("0x%x", b.length), b.zero_pages, b.normal_pages,
+                          EscapeName(b.name), absl::StrFormat("0x%x", b.length), b.zero_pages, b.normal_pages,
                           b.xbzrle_pages, b.compressed_pages);
   }
-  if (!s.iterable_sections.empty()) absl::StrAppend(&out, "iterable  ", Counts(s.iterable_sections), "\n");
+  if (!s.iterable_sections.empty()) {
+    absl::StrAppend(&out, "iterable  ", Counts(EscapedKeys(s.iterable_sections)), "\n");
+  }
   absl::StrAppend(&out, "devices   ", s.devices_decoded, " decoded (", s.device_fields, " fields)",
                   s.devices_unverified > 0 ? absl::StrCat(", ", s.devices_unverified, " unverified")
                                            : "",

@@ -16,6 +16,7 @@
 #include "nlohmann/json.hpp"
 #include "parser/return_path.h"
 #include "parser/wire/byte_source.h"
+#include "parser/wire/escape.h"
 #include "parser/wire/limits.h"
 #include "tools/inspect/stream_inspector.h"
 #include "tools/qmig/commands.h"
@@ -28,23 +29,36 @@ namespace {
 
 // Bounds on what the page is given, so it stays quick to load.
 constexpr size_t kMaxReportRecords = 20000;
-constexpr size_t kMaxReportRanges = 4096;
+constexpr size_t kMaxReportDevices = 20000;
+constexpr size_t kMaxReportRanges = 4096;        // per block
+constexpr size_t kMaxReportRangesTotal = 65536;  // in all blocks
 constexpr size_t kMaxTimelinePages = 50000;
+// Postcopy pages whose first send is remembered, to answer page requests.
+constexpr size_t kMaxTimelineFirstSends = size_t{1} << 20;
 constexpr char kDataMarker[] = "/*QMIG_REPORT_DATA*/";
 
 class ReportSink final : public RecordSink {
  public:
+  VmstateFieldVisitor* OnDeviceFields(const Record&) override {
+    fields_.Reset();
+    return &fields_;
+  }
   void OnRecord(const Record& record) override {
     Add(record);
     if (record.kind == RecordKind::kDevice) {
       const nlohmann::ordered_json& d = record.details;
+      const bool decoded = d["decoded"].get<bool>();
+      if (devices_.size() >= kMaxReportDevices) {
+        ++devices_dropped_;
+        return;
+      }
       devices_.push_back({{"name", d["name"]},
                           {"instance", d["instance_id"]},
                           {"version", d["version"]},
                           {"offset", record.offset},
                           {"size", record.size},
-                          {"fields", d.contains("fields") ? CountLeaves(d["fields"]) : 0},
-                          {"decoded", d["decoded"]}});
+                          {"fields", decoded ? fields_.values() : 0},
+                          {"decoded", decoded}});
     }
   }
   void OnPackageBegin(const Record& package) override { Add(package); }
@@ -52,14 +66,11 @@ class ReportSink final : public RecordSink {
   nlohmann::ordered_json records_ = nlohmann::ordered_json::array();
   uint64_t records_dropped_ = 0;
   nlohmann::ordered_json devices_ = nlohmann::ordered_json::array();
+  uint64_t devices_dropped_ = 0;
 
  private:
-  static uint64_t CountLeaves(const nlohmann::ordered_json& tree) {
-    if (!tree.is_object() && !tree.is_array()) return 1;
-    uint64_t n = 0;
-    for (const auto& child : tree) n += CountLeaves(child);
-    return n;
-  }
+  FieldCounter fields_;
+
   void Add(const Record& record) {
     if (records_.size() >= kMaxReportRecords) {
       ++records_dropped_;
@@ -86,10 +97,16 @@ struct Timeline {
 
   void OnPage(absl::string_view block, uint64_t offset, uint64_t stream_offset) {
     if (!listening) return;
-    auto [it, added] = block_index.emplace(std::string(block), blocks.size());
-    if (added) blocks.emplace_back(block);
+    auto it = block_index.find(block);
+    if (it == block_index.end()) {
+      if (blocks.size() >= kMaxRamBlocks) return;
+      it = block_index.emplace(std::string(block), blocks.size()).first;
+      blocks.push_back(EscapeName(block));
+    }
     const size_t index = it->second;
-    first_sent.emplace(std::make_pair(index, offset / kTargetPageSize), stream_offset);
+    if (first_sent.size() < kMaxTimelineFirstSends) {
+      first_sent.emplace(std::make_pair(index, offset / kTargetPageSize), stream_offset);
+    }
     if (pages.size() < kMaxTimelinePages) {
       pages.push_back({stream_offset, index, offset});
     } else {
@@ -144,13 +161,15 @@ int RunReport(const std::vector<std::string>& operands, const CommonOptions& opt
   progress.Done();
 
   nlohmann::ordered_json blocks = nlohmann::ordered_json::array();
+  size_t range_budget = kMaxReportRangesTotal;
   for (const RamMap::Block& block : inspector.ram().blocks()) {
     nlohmann::ordered_json pages = nlohmann::ordered_json::object();
     for (size_t kind = 1; kind < kPageKindCount; ++kind) {
       pages[std::string(PageKindName(static_cast<PageKind>(kind)))] = block.records[kind];
     }
-    RangeList ranges = inspector.ram().Ranges(block, kMaxReportRanges);
-    blocks.push_back({{"name", block.name},
+    RangeList ranges = inspector.ram().Ranges(block, std::min(kMaxReportRanges, range_budget));
+    range_budget -= ranges.ranges().size();
+    blocks.push_back({{"name", EscapeName(block.name)},
                       {"length", block.length},
                       {"page_size", block.page_size},
                       {"pages", pages},
@@ -171,12 +190,13 @@ int RunReport(const std::vector<std::string>& operands, const CommonOptions& opt
       {"valid", result.valid()},
       {"errors", result.findings.error_count()},
       {"warnings", result.findings.warning_count()},
-      {"summary", nlohmann::ordered_json::parse(SummaryToJson(result.summary).dump())},
+      {"summary", SummaryToJson(result.summary)},
       {"records", std::move(sink.records_)},
       {"records_dropped", sink.records_dropped_},
       {"ram_blocks", std::move(blocks)},
       {"devices", std::move(sink.devices_)},
-      {"findings", nlohmann::ordered_json::parse(FindingsToJson(result.findings).dump())},
+      {"devices_dropped", sink.devices_dropped_},
+      {"findings", FindingsToJson(result.findings)},
       {"timeline", nullptr}};
 
   if (want_timeline) {
@@ -192,7 +212,8 @@ int RunReport(const std::vector<std::string>& operands, const CommonOptions& opt
     }
     ReturnPathResult rp_result = ParseReturnPath((*rp)->source(), rp_options);
     nlohmann::ordered_json requests = nlohmann::ordered_json::array();
-    for (size_t i = 0; i < rp_result.summary.requests.size(); ++i) {
+    const size_t listed = std::min(rp_result.summary.requests.size(), kMaxTimelinePages);
+    for (size_t i = 0; i < listed; ++i) {
       const PageRequest& request = rp_result.summary.requests[i];
       nlohmann::ordered_json answered;
       auto block = timeline.block_index.find(request.block);
@@ -201,7 +222,7 @@ int RunReport(const std::vector<std::string>& operands, const CommonOptions& opt
         if (sent != timeline.first_sent.end()) answered = sent->second;
       }
       requests.push_back({{"index", i},
-                          {"block", request.block},
+                          {"block", EscapeName(request.block)},
                           {"offset", request.start},
                           {"length", request.length},
                           {"answered_at", answered}});
@@ -213,6 +234,7 @@ int RunReport(const std::vector<std::string>& operands, const CommonOptions& opt
                         {"pages", std::move(timeline.pages)},
                         {"pages_dropped", timeline.pages_dropped},
                         {"requests", std::move(requests)},
+                        {"requests_dropped", rp_result.summary.requests.size() - listed},
                         {"return_path_valid", rp_result.valid()}};
   }
 
