@@ -103,6 +103,16 @@ for source in "$qmig"/tools/inspect/*.cc; do
   compile "$source" "$object"
   inspect_objects+=("$object")
 done
+# What the commands render (render_fuzzer): summaries, findings and the
+# report page, whose template is compiled in.
+mkdir -p "$obj/tools/qmig"
+python3 "$qmig/tools/qmig/embed_file.py" "$qmig/tools/qmig/report_template.html" \
+  "$obj/tools/qmig/report_template.h" kReportTemplate
+for source in report.cc report_page.cc; do
+  object="$obj/inspect/qmig_$source.o"
+  compile "$qmig/tools/qmig/$source" "$object"
+  inspect_objects+=("$object")
+done
 ar rcs "$obj/libqmig_inspect.a" "${inspect_objects[@]}"
 
 for source in "$qmig"/fuzz/*_fuzzer.cc; do

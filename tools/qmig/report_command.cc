@@ -22,67 +22,15 @@
 #include "tools/qmig/commands.h"
 #include "tools/qmig/progress.h"
 #include "tools/qmig/report.h"
-#include "tools/qmig/report_template.h"
+#include "tools/qmig/report_page.h"
 
 namespace qmig {
 namespace {
 
 // Bounds on what the page is given, so it stays quick to load.
-constexpr size_t kMaxReportRecords = 20000;
-constexpr size_t kMaxReportDevices = 20000;
-constexpr size_t kMaxReportRanges = 4096;        // per block
-constexpr size_t kMaxReportRangesTotal = 65536;  // in all blocks
 constexpr size_t kMaxTimelinePages = 50000;
 // Postcopy pages whose first send is remembered, to answer page requests.
 constexpr size_t kMaxTimelineFirstSends = size_t{1} << 20;
-constexpr char kDataMarker[] = "/*QMIG_REPORT_DATA*/";
-
-class ReportSink final : public RecordSink {
- public:
-  VmstateFieldVisitor* OnDeviceFields(const Record&) override {
-    fields_.Reset();
-    return &fields_;
-  }
-  void OnRecord(const Record& record) override {
-    Add(record);
-    if (record.kind == RecordKind::kDevice) {
-      const nlohmann::ordered_json& d = record.details;
-      const bool decoded = d["decoded"].get<bool>();
-      if (devices_.size() >= kMaxReportDevices) {
-        ++devices_dropped_;
-        return;
-      }
-      devices_.push_back({{"name", d["name"]},
-                          {"instance", d["instance_id"]},
-                          {"version", d["version"]},
-                          {"offset", record.offset},
-                          {"size", record.size},
-                          {"fields", decoded ? fields_.values() : 0},
-                          {"decoded", decoded}});
-    }
-  }
-  void OnPackageBegin(const Record& package) override { Add(package); }
-
-  nlohmann::ordered_json records_ = nlohmann::ordered_json::array();
-  uint64_t records_dropped_ = 0;
-  nlohmann::ordered_json devices_ = nlohmann::ordered_json::array();
-  uint64_t devices_dropped_ = 0;
-
- private:
-  FieldCounter fields_;
-
-  void Add(const Record& record) {
-    if (records_.size() >= kMaxReportRecords) {
-      ++records_dropped_;
-      return;
-    }
-    records_.push_back({{"offset", record.offset},
-                        {"size", record.size},
-                        {"kind", RecordKindName(record.kind)},
-                        {"label", record.label},
-                        {"depth", record.depth}});
-  }
-};
 
 // Postcopy pages on the main stream after LISTEN, with where they were sent.
 struct Timeline {
@@ -115,15 +63,6 @@ struct Timeline {
   }
 };
 
-std::string EmbeddableJson(const nlohmann::ordered_json& data) {
-  // Inside <script>, "</script" would end the element and "<!--" change how
-  // the rest is read; with ASCII escapes a '<' can only stand in a string,
-  // where \u003c means the same.
-  return absl::StrReplaceAll(
-      data.dump(-1, ' ', /*ensure_ascii=*/true, nlohmann::ordered_json::error_handler_t::replace),
-      {{"<", "\\u003c"}});
-}
-
 }  // namespace
 
 int RunReport(const std::vector<std::string>& operands, const CommonOptions& options) {
@@ -139,9 +78,9 @@ int RunReport(const std::vector<std::string>& operands, const CommonOptions& opt
   ParseOptions& parse_options = stream->parse;
   OpenedInput& input = *stream->input;
 
-  ReportSink sink;
+  ReportCollector collector;
   Timeline timeline;
-  StreamInspector inspector(&sink, parse_options.limits.max_guest_ram_bytes);
+  StreamInspector inspector(&collector, parse_options.limits.max_guest_ram_bytes);
   inspector.set_command_callback([&timeline](CommandKind kind, uint64_t offset) {
     if (kind == CommandKind::kPostcopyListen) timeline.listening = true;
     if (kind == CommandKind::kPostcopyRun && !timeline.run_offset) timeline.run_offset = offset;
@@ -160,44 +99,14 @@ int RunReport(const std::vector<std::string>& operands, const CommonOptions& opt
   inspector.Finish(result);
   progress.Done();
 
-  nlohmann::ordered_json blocks = nlohmann::ordered_json::array();
-  size_t range_budget = kMaxReportRangesTotal;
-  for (const RamMap::Block& block : inspector.ram().blocks()) {
-    nlohmann::ordered_json pages = nlohmann::ordered_json::object();
-    for (size_t kind = 1; kind < kPageKindCount; ++kind) {
-      pages[std::string(PageKindName(static_cast<PageKind>(kind)))] = block.records[kind];
-    }
-    RangeList ranges = inspector.ram().Ranges(block, std::min(kMaxReportRanges, range_budget));
-    range_budget -= ranges.ranges().size();
-    blocks.push_back({{"name", EscapeName(block.name)},
-                      {"length", block.length},
-                      {"page_size", block.page_size},
-                      {"pages", pages},
-                      {"ranges", ranges.ToJson()},
-                      {"ranges_dropped", ranges.dropped()}});
-  }
-
   // The stream's size: a file's, or as far as a pipe went (a cut stream ends
   // where its truncation finding says, past the last whole record).
   uint64_t bytes = RegularFileSize(operands[0]).value_or(result.summary.bytes);
   for (const Finding& finding : result.findings.findings()) {
     if (finding.code == FindingCode::kTruncated) bytes = std::max(bytes, finding.offset);
   }
-  nlohmann::ordered_json data = {
-      {"schema_version", kJsonSchemaVersion},
-      {"input", operands[0]},
-      {"bytes", bytes},
-      {"valid", result.valid()},
-      {"errors", result.findings.error_count()},
-      {"warnings", result.findings.warning_count()},
-      {"summary", SummaryToJson(result.summary)},
-      {"records", std::move(sink.records_)},
-      {"records_dropped", sink.records_dropped_},
-      {"ram_blocks", std::move(blocks)},
-      {"devices", std::move(sink.devices_)},
-      {"devices_dropped", sink.devices_dropped_},
-      {"findings", FindingsToJson(result.findings)},
-      {"timeline", nullptr}};
+  nlohmann::ordered_json data =
+      ReportData(operands[0], bytes, result, collector, inspector.ram());
 
   if (want_timeline) {
     absl::StatusOr<std::unique_ptr<OpenedInput>> rp = OpenedInput::Open(options.return_path);
@@ -238,15 +147,13 @@ int RunReport(const std::vector<std::string>& operands, const CommonOptions& opt
                         {"return_path_valid", rp_result.valid()}};
   }
 
-  std::string page(kReportTemplate);
-  size_t marker = page.find(kDataMarker);
-  if (marker == std::string::npos) {
-    std::cerr << "qmig: the report template has no data marker\n";
+  absl::StatusOr<std::string> page = RenderReportPage(data);
+  if (!page.ok()) {
+    std::cerr << "qmig: " << page.status().message() << "\n";
     return kExitUsage;
   }
-  page.replace(marker, sizeof(kDataMarker) - 1, EmbeddableJson(data));
   std::ofstream out(options.output_path, std::ios::binary | std::ios::trunc);
-  out << page;
+  out << *page;
   out.close();
   if (!out) {
     std::cerr << "qmig: cannot write " << options.output_path << "\n";
