@@ -132,7 +132,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   CheckText(sinks.text_out.text(), "the dump text holds a control or non-ASCII byte");
   CheckText(qmig::FormatSummary(result.summary, "input"), "the summary holds a control byte");
   for (const qmig::Finding& finding : result.findings.findings()) {
-    CheckText(qmig::FormatFinding(finding), "a finding holds a control or non-ASCII byte");
+    // The parser escapes what it quotes; the renderers make sure again.
+    CheckText(finding.path, "a finding's path holds a control or non-ASCII byte");
+    CheckText(finding.message, "a finding's message holds a control or non-ASCII byte");
+    CheckText(qmig::FormatFinding(finding), "a rendered finding holds a control byte");
   }
 
   nlohmann::ordered_json report =

@@ -26,6 +26,27 @@ inline bool IsPlainName(absl::string_view bytes) {
   return true;
 }
 
+// Text that should already be printable (a finding's message and path,
+// built with EscapeName) made sure of it at the output: bytes outside
+// printable ASCII become \xNN, everything else stays as it is, so text that
+// is already printable passes unchanged.
+inline std::string PrintableText(absl::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && u < 0x7f) {
+      out.push_back(c);
+    } else {
+      constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out.push_back(kHex[u >> 4]);
+      out.push_back(kHex[u & 0xf]);
+    }
+  }
+  return out;
+}
+
 }  // namespace qmig
 
 #endif  // QMIG_PARSER_WIRE_ESCAPE_H_

@@ -278,6 +278,14 @@ int RunDiff(const std::vector<std::string>& operands, const CommonOptions& optio
     in_b[block.name] = &block;
     if (in_a.count(block.name) == 0) names.push_back(block.name);
   }
+  for (const Extracted* extracted : {&a, &b}) {
+    for (const auto& block : extracted->blocks) {
+      if (block.pages_beyond_file_limit == 0) continue;
+      std::cerr << "qmig: " << EscapeName(block.name) << ": " << block.pages_beyond_file_limit
+                << " pages lie past the longest file this file system holds; they are not "
+                   "compared\n";
+    }
+  }
   bool equal = true;
   nlohmann::ordered_json ram = nlohmann::ordered_json::array();
   std::string text;

@@ -226,9 +226,14 @@ int RunExtract(const std::vector<std::string>& operands, const CommonOptions& op
                                     {"page_records", block.pages_written},
                                     {"data_pages", block.data_pages.size()}};
     if (block.pages_skipped > 0) entry["pages_not_applied"] = block.pages_skipped;
-    // The file system refused a file as long as the block: the file ends
-    // after its last page, and what lies beyond reads as zeros.
-    if (!block.sized) entry["file_shorter_than_block"] = true;
+    if (block.file_limit.has_value()) {
+      // The file system refused a file as long as the block.
+      entry["file_length"] = *block.file_limit;
+      entry["pages_beyond_file_length"] = block.pages_beyond_file_limit;
+      std::cerr << "qmig: " << EscapeName(block.name) << ": the file system holds files of at most "
+                << *block.file_limit << " bytes, the block has " << block.length << "; "
+                << block.pages_beyond_file_limit << " pages past that were not written\n";
+    }
     blocks.push_back(std::move(entry));
   }
   nlohmann::ordered_json index = {

@@ -150,16 +150,26 @@ absl::Status RamFileWriter::DeclareBlock(absl::string_view block, uint64_t lengt
   return Grow(*file, length);
 }
 
-absl::Status RamFileWriter::Grow(BlockFile& block, uint64_t length) {
-  BlockFile* file = &block;
-  if (file->length >= length) return absl::OkStatus();
-  file->length = length;
-  if (!file->sized) return absl::OkStatus();
-  if (ftruncate(file->fd, static_cast<off_t>(length)) != 0) {
-    // Longer than the file system allows a file to be (ext4: 16 TiB): the
-    // file stays as long as its last page, and extract.json says so.
-    if (errno != EFBIG && errno != EINVAL) return Errno("cannot size", file->path);
-    file->sized = false;
+absl::Status RamFileWriter::Grow(BlockFile& file, uint64_t length) {
+  if (file.length >= length) return absl::OkStatus();
+  file.length = length;
+  if (file.file_limit.has_value()) return absl::OkStatus();
+  if (ftruncate(file.fd, static_cast<off_t>(length)) == 0) return absl::OkStatus();
+  if (errno != EFBIG && errno != EINVAL) return Errno("cannot size", file.path);
+  // Longer than the file system lets a file be (ext4: 16 TiB). Find how
+  // long it may be, in pages: pages past that are counted, not written.
+  uint64_t fits = 0, too_long = length / kTargetPageSize;
+  while (too_long - fits > 1) {
+    const uint64_t middle = fits + (too_long - fits) / 2;
+    if (ftruncate(file.fd, static_cast<off_t>(middle * kTargetPageSize)) == 0) {
+      fits = middle;
+    } else {
+      too_long = middle;
+    }
+  }
+  file.file_limit = fits * kTargetPageSize;
+  if (ftruncate(file.fd, static_cast<off_t>(*file.file_limit)) != 0) {
+    return Errno("cannot size", file.path);
   }
   return absl::OkStatus();
 }
@@ -232,6 +242,10 @@ absl::Status RamFileWriter::AddPage(absl::string_view block, uint64_t offset, Ra
     }
     // A block no MEM_SIZE declared (a recovery connection) grows.
     QMIG_RETURN_IF_ERROR(Grow(*file, offset + kTargetPageSize));
+  }
+  if (file->file_limit.has_value() && offset >= *file->file_limit) {
+    ++file->pages_beyond_file_limit;
+    return absl::OkStatus();
   }
   ++file->pages_written;
   const size_t index = static_cast<size_t>(file - blocks_.data());

@@ -13,6 +13,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -52,14 +53,17 @@ class RamFileWriter {
  public:
   struct BlockFile {
     std::string name;
-    std::string file_name;       // in the directory
-    std::string path;            // for messages: the directory's path and file_name
-    uint64_t length = 0;         // declared by MEM_SIZE; else how far pages reached
-    bool declared = false;       // MEM_SIZE listed the block
-    bool sized = true;           // false: the file system refused a file that long
+    std::string file_name;  // in the directory
+    std::string path;       // for messages: the directory's path and file_name
+    uint64_t length = 0;    // declared by MEM_SIZE; else how far pages reached
+    bool declared = false;  // MEM_SIZE listed the block
+    // Set when the file system refused a file as long as the block: the
+    // longest file it takes. Pages past it are counted, not written.
+    std::optional<uint64_t> file_limit;
     uint64_t pages_written = 0;  // page records applied
-    uint64_t pages_skipped = 0;  // page records that did not decode (the parser reports them)
-    PageSet data_pages;          // pages that hold data (not holes)
+    uint64_t pages_skipped = 0;  // records that did not decode or lie outside the block
+    uint64_t pages_beyond_file_limit = 0;
+    PageSet data_pages;  // pages that hold data (not holes)
     int fd = -1;
   };
 

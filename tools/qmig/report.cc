@@ -15,8 +15,8 @@ nlohmann::json FindingToJson(const Finding& finding) {
       {"code", std::string(DescribeFinding(finding.code).name)},
       {"severity", std::string(SeverityName(finding.severity))},
       {"offset", finding.offset},
-      {"path", finding.path},
-      {"message", finding.message},
+      {"path", PrintableText(finding.path)},
+      {"message", PrintableText(finding.message)},
       {"qemu_accepts", finding.qemu_accepts},
   };
   out["package_offset"] =
@@ -98,8 +98,8 @@ std::string FormatFinding(const Finding& f) {
   if (f.package_offset.has_value()) absl::StrAppendFormat(&where, " (+0x%x in package)", *f.package_offset);
   std::string line = absl::StrCat(SeverityName(f.severity), " ", DescribeFinding(f.code).name, " ",
                                   where);
-  if (!f.path.empty()) absl::StrAppend(&line, " ", f.path);
-  absl::StrAppend(&line, ": ", f.message);
+  if (!f.path.empty()) absl::StrAppend(&line, " ", PrintableText(f.path));
+  absl::StrAppend(&line, ": ", PrintableText(f.message));
   if (f.qemu_accepts) absl::StrAppend(&line, " [QEMU 7.2 would accept this]");
   return line;
 }

@@ -105,8 +105,7 @@ int RunReport(const std::vector<std::string>& operands, const CommonOptions& opt
   for (const Finding& finding : result.findings.findings()) {
     if (finding.code == FindingCode::kTruncated) bytes = std::max(bytes, finding.offset);
   }
-  nlohmann::ordered_json data =
-      ReportData(operands[0], bytes, result, collector, inspector.ram());
+  nlohmann::ordered_json data = ReportData(operands[0], bytes, result, collector, inspector.ram());
 
   if (want_timeline) {
     absl::StatusOr<std::unique_ptr<OpenedInput>> rp = OpenedInput::Open(options.return_path);

@@ -70,7 +70,6 @@ class ReportCollector final : public RecordSink {
   }
 };
 
-
 // Everything the page shows but the postcopy timeline ("timeline": null).
 // `bytes` is the stream's size, or how far it was read.
 nlohmann::ordered_json ReportData(const std::string& input, uint64_t bytes,
