@@ -20,6 +20,9 @@ constexpr std::array<absl::string_view, 5> kUnsignedTypes = {"uint8", "uint16", 
 
 // Written text is handed on in pieces of about this size.
 constexpr size_t kFlushBytes = size_t{64} << 10;
+// kText paths longer than this show their start and end around "...": a
+// path repeats on every line of an array, so its length multiplies.
+constexpr size_t kMaxShownPath = 1024;
 
 bool IsOneOf(absl::string_view type, absl::Span<const absl::string_view> set) {
   for (absl::string_view candidate : set) {
@@ -169,7 +172,14 @@ void FieldWriter::StartMember(absl::string_view name, std::optional<uint64_t> in
 void FieldWriter::StartTextValue() {
   if (format_ == FieldFormat::kText) {
     Put(indent_);
-    Put(value_path_);
+    if (value_path_.size() <= kMaxShownPath) {
+      Put(value_path_);
+    } else {
+      const absl::string_view path = value_path_;
+      Put(path.substr(0, kMaxShownPath / 2));
+      Put("...");
+      Put(path.substr(path.size() - kMaxShownPath / 2));
+    }
     Put(" = ");
   } else {
     Put(value_path_);
