@@ -1,11 +1,11 @@
 #include "emulator/connection.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
-#include <unistd.h>
+
+#include <string>
+
+#include "emulator/sockets.h"
 
 namespace qmig {
 
@@ -20,29 +20,19 @@ absl::StatusOr<Connection> Connect(Transport transport) {
     connection.destination = UniqueFd(fds[1]);
     return connection;
   }
-  UniqueFd listener(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!listener.valid()) return absl::ErrnoToStatus(errno, "socket");
-  sockaddr_in address = {};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = 0;
-  socklen_t length = sizeof(address);
-  if (bind(listener.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
-      listen(listener.get(), 1) != 0 ||
-      getsockname(listener.get(), reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-    return absl::ErrnoToStatus(errno, "listen on 127.0.0.1");
-  }
-  connection.source = UniqueFd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!connection.source.valid() ||
-      connect(connection.source.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) !=
-          0) {
-    return absl::ErrnoToStatus(errno, "connect to 127.0.0.1");
-  }
-  connection.destination = UniqueFd(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
-  if (!connection.destination.valid()) return absl::ErrnoToStatus(errno, "accept");
-  int one = 1;
-  setsockopt(connection.source.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  setsockopt(connection.destination.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  absl::StatusOr<SocketAddress> loopback = ParseSocketAddress("tcp:127.0.0.1:0");
+  if (!loopback.ok()) return loopback.status();
+  std::string bound;
+  absl::StatusOr<UniqueFd> listener = ListenOn(*loopback, &bound);
+  if (!listener.ok()) return listener.status();
+  absl::StatusOr<SocketAddress> target = ParseSocketAddress(bound);
+  if (!target.ok()) return target.status();
+  absl::StatusOr<UniqueFd> source = ConnectTo(*target);
+  if (!source.ok()) return source.status();
+  absl::StatusOr<UniqueFd> destination = AcceptWithin(listener->get(), absl::Seconds(10));
+  if (!destination.ok()) return destination.status();
+  connection.source = std::move(*source);
+  connection.destination = std::move(*destination);
   return connection;
 }
 

@@ -14,9 +14,9 @@
 #include "parser/preempt_channel.h"
 #include "parser/return_path.h"
 #include "parser/stream_parser.h"
-#include "parser/wire/constants.h"
 #include "parser/vmstate/description.h"
 #include "parser/wire/byte_source.h"
+#include "parser/wire/constants.h"
 #include "parser/wire/escape.h"
 #include "tools/qmig/commands.h"
 #include "tools/qmig/report.h"
@@ -24,48 +24,9 @@
 namespace qmig {
 namespace {
 
-int UsageError(const std::string& message) {
-  std::cerr << "qmig: " << message << "\n";
-  return kExitUsage;
-}
-
-// Reads a --schema file, bounded by the limit.
-absl::StatusOr<VmDescription> LoadSchema(const std::string& path, uint64_t max_bytes) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot open schema ", path));
-  std::string text;
-  char buffer[65536];
-  while (in.read(buffer, sizeof(buffer)) || in.gcount() > 0) {
-    text.append(buffer, static_cast<size_t>(in.gcount()));
-    if (text.size() > max_bytes) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("schema ", path, " is over the limit of ", max_bytes, " bytes"));
-    }
-  }
-  absl::StatusOr<VmDescription> description = ParseVmDescription(text);
-  if (!description.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("schema ", path, ": ", description.status().message()));
-  }
-  return description;
-}
-
-// What an input holds, from its first bytes.
-std::string DetectKind(ByteSource& source) {
-  absl::StatusOr<absl::Span<const uint8_t>> head = source.View(0, 4);
-  if (!head.ok() || head->size() < 4) return "main";
-  uint32_t word = uint32_t{(*head)[0]} << 24 | uint32_t{(*head)[1]} << 16 |
-                  uint32_t{(*head)[2]} << 8 | uint32_t{(*head)[3]};
-  if (word == kFileMagic || (*head)[0] == static_cast<uint8_t>(SectionType::kCommand)) return "main";
-  if (word == kMultifdMagic) return "multifd";
-  uint16_t type = static_cast<uint16_t>(word >> 16);
-  if (type >= 1 && type < kReturnPathTypeCount) return "return-path";
-  return "main";
-}
-
 // RAMBlock lengths of a main stream, for checking its companions.
 absl::StatusOr<std::map<std::string, uint64_t>> BlockLengthsOf(const std::string& path) {
-  absl::StatusOr<std::unique_ptr<OpenedInput>> input = OpenedInput::Open(path);
+  absl::StatusOr<std::unique_ptr<OpenedInput>> input = OpenInputPath(path);
   if (!input.ok()) return input.status();
   ParseOptions options;
   ParseResult result = ParseMigrationStream((*input)->source(), options);
@@ -89,17 +50,24 @@ nlohmann::json ReturnPathSummaryToJson(const ReturnPathSummary& s) {
                         {"length", r.length},
                         {"offset", r.offset}});
   }
-  nlohmann::json out = {{"messages", s.messages}, {"pongs", s.pongs},
-                        {"page_requests", s.page_requests}, {"requests", requests},
-                        {"recv_bitmaps", EscapedKeys(s.recv_bitmaps)}, {"bytes", s.bytes}};
-  out["shut_status"] = s.shut_status.has_value() ? nlohmann::json(*s.shut_status) : nlohmann::json();
+  nlohmann::json out = {{"messages", s.messages},
+                        {"pongs", s.pongs},
+                        {"page_requests", s.page_requests},
+                        {"requests", requests},
+                        {"recv_bitmaps", EscapedKeys(s.recv_bitmaps)},
+                        {"bytes", s.bytes}};
+  out["shut_status"] =
+      s.shut_status.has_value() ? nlohmann::json(*s.shut_status) : nlohmann::json();
   return out;
 }
 
 nlohmann::json MultifdSummaryToJson(const MultifdSummary& s) {
-  return {{"channel_id", s.channel_id},         {"uuid", EscapeName(s.uuid)},
-          {"packets", s.packets},               {"sync_packets", s.sync_packets},
-          {"pages", s.pages},                   {"pages_by_block", EscapedKeys(s.pages_by_block)},
+  return {{"channel_id", s.channel_id},
+          {"uuid", EscapeName(s.uuid)},
+          {"packets", s.packets},
+          {"sync_packets", s.sync_packets},
+          {"pages", s.pages},
+          {"pages_by_block", EscapedKeys(s.pages_by_block)},
           {"bytes", s.bytes}};
 }
 
@@ -120,7 +88,8 @@ std::string FormatMultifdSummary(const MultifdSummary& s, const std::string& nam
   std::string out =
       absl::StrCat("multifd channel ", EscapeName(name), " (", s.bytes, " bytes read)\n");
   absl::StrAppend(&out, "  channel ", s.channel_id, ", uuid ", EscapeName(s.uuid), "\n");
-  absl::StrAppend(&out, "  packets ", s.packets, " (", s.sync_packets, " sync), pages ", s.pages, "\n");
+  absl::StrAppend(&out, "  packets ", s.packets, " (", s.sync_packets, " sync), pages ", s.pages,
+                  "\n");
   for (const auto& [block, pages] : s.pages_by_block) {
     absl::StrAppend(&out, "    ", EscapeName(block), " ", pages, "\n");
   }
@@ -129,53 +98,25 @@ std::string FormatMultifdSummary(const MultifdSummary& s, const std::string& nam
 
 }  // namespace
 
-absl::StatusOr<ParseOptions> MakeParseOptions(const CommonOptions& options) {
-  ParseOptions parse_options;
-  if (options.profile != "auto") {
-    const Profile* profile = FindProfileByName(options.profile);
-    if (profile == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat("unknown profile '", options.profile, "'"));
-    }
-    parse_options.profile = profile->id;
+int RunCheck(const std::vector<std::string>& operands, const CheckOptions& options) {
+  if (operands.size() != 1) return UsageError("check", "takes one FILE (or - for stdin)");
+  if (options.kind != "auto" && options.kind != "main" && options.kind != "return-path" &&
+      options.kind != "multifd" && options.kind != "preempt") {
+    return UsageError("check", absl::StrCat("unknown --kind '", options.kind,
+                                            "' (auto, main, return-path, multifd, preempt)"));
   }
-  if (options.max_package > kMaxPackageLimit) {
-    return absl::InvalidArgumentError(absl::StrCat("--max_package is at most ", kMaxPackageLimit));
-  }
-  parse_options.limits.max_package_bytes = options.max_package;
-  if (!options.schema_path.empty()) {
-    // Loaded once per process and kept: the parse options point at it.
-    static VmDescription* schema = nullptr;
-    absl::StatusOr<VmDescription> loaded =
-        LoadSchema(options.schema_path, parse_options.limits.max_schema_file_bytes);
-    if (!loaded.ok()) return loaded.status();
-    delete schema;
-    schema = new VmDescription(std::move(*loaded));
-    parse_options.schema = schema;
-  }
-  return parse_options;
-}
-
-absl::StatusOr<StreamInput> OpenStreamInput(const std::string& path, const CommonOptions& options) {
-  StreamInput stream;
-  QMIG_ASSIGN_OR_RETURN(stream.parse, MakeParseOptions(options));
-  QMIG_ASSIGN_OR_RETURN(stream.input, OpenedInput::Open(path));
-  return stream;
-}
-
-int RunCheck(const std::vector<std::string>& operands, const CommonOptions& options) {
-  if (operands.size() != 1) return UsageError("check takes one FILE (or - for stdin)");
-  absl::StatusOr<ParseOptions> made = MakeParseOptions(options);
-  if (!made.ok()) return UsageError(std::string(made.status().message()));
-  ParseOptions parse_options = *made;
+  absl::StatusOr<ParseSetup> setup = MakeParseOptions(options.stream);
+  if (!setup.ok()) return UsageError("check", setup.status().message());
+  const ParseOptions& parse_options = setup->parse;
   std::map<std::string, uint64_t> block_lengths;
   if (!options.main_path.empty()) {
     absl::StatusOr<std::map<std::string, uint64_t>> lengths = BlockLengthsOf(options.main_path);
-    if (!lengths.ok()) return UsageError(std::string(lengths.status().message()));
+    if (!lengths.ok()) return InputError("check", lengths.status().message());
     block_lengths = std::move(*lengths);
   }
 
-  absl::StatusOr<std::unique_ptr<OpenedInput>> input = OpenedInput::Open(operands[0]);
-  if (!input.ok()) return UsageError(std::string(input.status().message()));
+  absl::StatusOr<std::unique_ptr<OpenedInput>> input = OpenInputPath(operands[0]);
+  if (!input.ok()) return InputError("check", input.status().message());
   std::string kind = options.kind == "auto" ? DetectKind((*input)->source()) : options.kind;
 
   nlohmann::json summary_json;
@@ -206,28 +147,27 @@ int RunCheck(const std::vector<std::string>& operands, const CommonOptions& opti
     summary_json = MultifdSummaryToJson(multifd_result.summary);
     summary_text = FormatMultifdSummary(multifd_result.summary, operands[0]);
     findings = &multifd_result.findings;
-  } else if (kind == "preempt") {
+  } else {  // preempt
     PreemptChannelOptions preempt_options;
     preempt_options.limits = parse_options.limits;
     preempt_options.block_lengths = block_lengths;
     preempt_result = ParsePreemptChannel((*input)->source(), preempt_options);
     const PreemptChannelSummary& s = preempt_result.summary;
-    summary_json = {{"pages", s.pages}, {"zero_pages", s.zero_pages},
-                    {"pages_by_block", EscapedKeys(s.pages_by_block)}, {"eos_seen", s.eos_seen},
+    summary_json = {{"pages", s.pages},
+                    {"zero_pages", s.zero_pages},
+                    {"pages_by_block", EscapedKeys(s.pages_by_block)},
+                    {"eos_seen", s.eos_seen},
                     {"bytes", s.bytes}};
-    summary_text = absl::StrCat("preempt channel ", EscapeName(operands[0]), " (", s.bytes, " bytes read)\n  ",
-                                s.pages, " pages (", s.zero_pages, " zero)",
+    summary_text = absl::StrCat("preempt channel ", EscapeName(operands[0]), " (", s.bytes,
+                                " bytes read)\n  ", s.pages, " pages (", s.zero_pages, " zero)",
                                 s.eos_seen ? ", ended by EOS" : "", "\n");
     findings = &preempt_result.findings;
-  } else {
-    return UsageError(absl::StrCat("unknown --kind '", kind,
-                                   "' (auto, main, return-path, multifd, preempt)"));
   }
   if (findings->HasCode(FindingCode::kIoError)) {
     std::cerr << "qmig: I/O error reading " << operands[0] << "\n";
   }
   bool valid = findings->error_count() == 0;
-  if (options.json) {
+  if (options.output.json) {
     nlohmann::json out = {
         {"schema_version", kJsonSchemaVersion},
         {"input", operands[0]},
@@ -242,8 +182,8 @@ int RunCheck(const std::vector<std::string>& operands, const CommonOptions& opti
     std::cout << out.dump(2, ' ', /*ensure_ascii=*/true, nlohmann::json::error_handler_t::replace)
               << "\n";
   } else {
-    if (!options.quiet) std::cout << summary_text;
-    PrintFindings(*findings, options.quiet);
+    if (!options.output.quiet) std::cout << summary_text;
+    PrintFindings(*findings, options.output.quiet);
   }
   return valid ? kExitValid : kExitInvalid;
 }

@@ -1,4 +1,5 @@
-// The qmig subcommands. Each returns the process exit status.
+// The qmig subcommands: each has its own options and flags, and returns the
+// process exit status (0 valid, 1 invalid, 2 usage or I/O error).
 #ifndef QMIG_TOOLS_QMIG_COMMANDS_H_
 #define QMIG_TOOLS_QMIG_COMMANDS_H_
 
@@ -11,6 +12,7 @@
 #include "parser/stream_parser.h"
 #include "parser/wire/byte_source.h"
 #include "parser/wire/limits.h"
+#include "tools/qmig/cli.h"
 
 namespace qmig {
 
@@ -18,58 +20,141 @@ inline constexpr int kExitValid = 0;
 inline constexpr int kExitInvalid = 1;
 inline constexpr int kExitUsage = 2;
 
-struct CommonOptions {
-  bool json = false;
-  bool quiet = false;
+// How a stream is read: every command that parses one takes these.
+struct StreamFlags {
   std::string profile = "auto";
   std::string schema_path;
-  std::string kind = "auto";
-  std::string main_path;    // companion main stream of a return path or multifd channel
-  std::string output_path;  // -o
-  std::string return_path;  // replay: a recorded return path to compare with
-  std::string guest = "none";
-  bool tcp = false;
-  std::string inject = "none";  // loopback: the source fault to inject
-  std::string image;            // loopback: guest image file
-  uint64_t ram_mib = 16;        // loopback: synthetic guest size
-  bool precopy = false;         // loopback: precopy only
-  std::string dump_memory;      // listen: write this RAM block's final bytes here
-  std::string dump_block = "pc.ram";
-  int64_t accept_timeout_s = 60;
-  int64_t stall_timeout_s = 30;
-  int64_t recover_timeout_s = 0;  // listen: wait this long for a postcopy resume; 0: none
-  std::string record;           // tap: file prefix for the recorded directions
   uint64_t max_package = kOriginalPackageLimit;
-  std::string format = "text";  // dump: text, json or analyze-migration
-  std::string meta;             // qemu-verdict: corpus metadata with dest_args
-  std::string machine;          // qemu-verdict: machine type, when not from the stream
-  std::string qemu = "qemu-system-x86_64";
-  int64_t timeout_s = 30;       // qemu-verdict: how long QEMU may take to load
+  void AddTo(std::vector<Flag>* flags);
 };
 
-// ParseOptions from the common flags (profile, limits, --schema).
-absl::StatusOr<ParseOptions> MakeParseOptions(const CommonOptions& options);
+// Output: most commands take --json and --quiet.
+struct OutputFlags {
+  bool json = false;
+  bool quiet = false;
+  void AddTo(std::vector<Flag>* flags, bool with_json = true);
+};
 
-// A stream to parse: the options from the flags and the opened input (a
-// file, a pipe, or "-" for stdin).
+// ParseOptions from the stream flags (profile, limits, --schema), with the
+// --schema description its `schema` points at.
+struct ParseSetup {
+  ParseOptions parse;
+  std::shared_ptr<const VmDescription> schema;
+};
+absl::StatusOr<ParseSetup> MakeParseOptions(const StreamFlags& flags);
+
+// A main stream to parse: the options from the flags and the opened input
+// (a file, a pipe, or "-" for stdin). A directory, an unreadable path, or a
+// return path or multifd channel (which only `check` reads) is an error
+// here, before anything is parsed.
 struct StreamInput {
   ParseOptions parse;
+  std::shared_ptr<const VmDescription> schema;  // what parse.schema points at
   std::unique_ptr<OpenedInput> input;
 };
-absl::StatusOr<StreamInput> OpenStreamInput(const std::string& path, const CommonOptions& options);
+absl::StatusOr<StreamInput> OpenStreamInput(const std::string& path, const StreamFlags& flags);
+// What an input holds, from its first bytes: "main" (QEVM magic, or a
+// headerless recovery connection), "multifd" or "return-path". A preempt
+// channel has no magic and shows as "main".
+std::string DetectKind(ByteSource& source);
+// Opens an input path: "-" is stdin; a directory is refused.
+absl::StatusOr<std::unique_ptr<OpenedInput>> OpenInputPath(const std::string& path);
 
-int RunCheck(const std::vector<std::string>& operands, const CommonOptions& options);
-int RunSchema(const std::vector<std::string>& operands, const CommonOptions& options);
-int RunReplay(const std::vector<std::string>& operands, const CommonOptions& options);
-int RunLoopbackCommand(const std::vector<std::string>& operands, const CommonOptions& options);
-int RunListen(const std::vector<std::string>& operands, const CommonOptions& options);
-int RunDump(const std::vector<std::string>& operands, const CommonOptions& options);
-int RunDesc(const std::vector<std::string>& operands, const CommonOptions& options);
-int RunExtract(const std::vector<std::string>& operands, const CommonOptions& options);
-int RunDiff(const std::vector<std::string>& operands, const CommonOptions& options);
-int RunReport(const std::vector<std::string>& operands, const CommonOptions& options);
-int RunQemuVerdict(const std::vector<std::string>& operands, const CommonOptions& options);
-int RunTap(const std::vector<std::string>& operands, const CommonOptions& options);
+// Writes a usage error, "qmig COMMAND: message (see 'qmig COMMAND --help')",
+// and returns kExitUsage.
+int UsageError(absl::string_view command, absl::string_view message);
+// Writes "qmig COMMAND: message" for an input or output that cannot be used
+// (missing, a directory, unreadable), and returns kExitUsage.
+int InputError(absl::string_view command, absl::string_view message);
+
+struct CheckOptions {
+  StreamFlags stream;
+  OutputFlags output;
+  std::string kind = "auto";
+  std::string main_path;  // companion main stream of a return path or channel
+};
+struct DumpOptions {
+  StreamFlags stream;
+  OutputFlags output;
+  std::string format = "text";
+};
+struct DescOptions {
+  std::string schema_path;
+};
+struct ExtractOptions {
+  StreamFlags stream;
+  OutputFlags output;
+};
+struct DiffOptions {
+  StreamFlags stream;
+  OutputFlags output;
+};
+struct ReportOptions {
+  StreamFlags stream;
+  OutputFlags output;
+  std::string output_path;  // -o; "-" is standard output
+  std::string return_path;
+};
+struct SchemaOptions {
+  OutputFlags output;
+  std::string output_path;  // -o; "-" or empty is standard output
+};
+struct ReplayCommandOptions {
+  StreamFlags stream;
+  OutputFlags output;
+  std::string return_path;
+  std::string guest = "none";
+  bool tcp = false;
+  uint64_t max_resident_mib = 0;  // 0: from the machine's memory
+};
+struct LoopbackCommandOptions {
+  StreamFlags stream;
+  OutputFlags output;
+  std::string guest = "none";
+  bool tcp = false;
+  std::string inject = "none";
+  std::string image;
+  uint64_t ram_mib = 16;
+  bool precopy = false;
+};
+struct ListenOptions {
+  StreamFlags stream;
+  OutputFlags output;
+  std::string guest = "none";
+  int64_t accept_timeout_s = 60;
+  int64_t stall_timeout_s = 30;
+  int64_t recover_timeout_s = 0;
+  std::string dump_memory;
+  std::string dump_block = "pc.ram";
+};
+struct TapOptions {
+  StreamFlags stream;
+  OutputFlags output;
+  int64_t accept_timeout_s = 60;
+  std::string record;
+};
+struct QemuVerdictOptions {
+  StreamFlags stream;
+  OutputFlags output;
+  std::string meta;
+  std::string machine;
+  std::string qemu = "qemu-system-x86_64";
+  int64_t timeout_s = 30;
+};
+
+int RunCheck(const std::vector<std::string>& operands, const CheckOptions& options);
+int RunDump(const std::vector<std::string>& operands, const DumpOptions& options);
+int RunDesc(const std::vector<std::string>& operands, const DescOptions& options);
+int RunExtract(const std::vector<std::string>& operands, const ExtractOptions& options);
+int RunDiff(const std::vector<std::string>& operands, const DiffOptions& options);
+int RunReport(const std::vector<std::string>& operands, const ReportOptions& options);
+int RunSchema(const std::vector<std::string>& operands, const SchemaOptions& options);
+int RunReplay(const std::vector<std::string>& operands, const ReplayCommandOptions& options);
+int RunLoopbackCommand(const std::vector<std::string>& operands,
+                       const LoopbackCommandOptions& options);
+int RunListen(const std::vector<std::string>& operands, const ListenOptions& options);
+int RunTap(const std::vector<std::string>& operands, const TapOptions& options);
+int RunQemuVerdict(const std::vector<std::string>& operands, const QemuVerdictOptions& options);
 
 }  // namespace qmig
 

@@ -228,11 +228,15 @@ void CompareDevice(const std::string& device, int fd_a, const DeviceFieldLog::Ex
 
 }  // namespace
 
-int RunDiff(const std::vector<std::string>& operands, const CommonOptions& options) {
+int RunDiff(const std::vector<std::string>& operands, const DiffOptions& options) {
   if (operands.size() != 2) {
-    std::cerr << "qmig: diff takes two streams, A and B (one of them may be - for stdin)\n";
-    return kExitUsage;
+    return UsageError("diff", "takes two streams, A and B (one of them may be - for stdin)");
   }
+  if (operands[0] == "-" && operands[1] == "-") {
+    return UsageError("diff", "only one of A and B can be standard input");
+  }
+  absl::StatusOr<ParseSetup> setup = MakeParseOptions(options.stream);
+  if (!setup.ok()) return UsageError("diff", setup.status().message());
   TempDir dir_a("qmig-diff"), dir_b("qmig-diff");
   if (dir_a.path().empty() || dir_b.path().empty()) {
     std::cerr << "qmig: cannot create a temporary directory: " << std::strerror(errno) << "\n";
@@ -258,8 +262,8 @@ int RunDiff(const std::vector<std::string>& operands, const CommonOptions& optio
     logs.push_back(std::make_unique<DeviceFieldLog>(std::move(log_fd)));
     ExtractOutputs outputs;
     outputs.devices = logs.back().get();
-    absl::Status status =
-        ExtractStream(*input, dir_fd->get(), dir->path(), options, label, outputs, out);
+    absl::Status status = ExtractStream(*input, dir_fd->get(), dir->path(), options.stream,
+                                        options.output.quiet, label, outputs, out);
     if (!status.ok()) {
       std::cerr << "qmig: " << EscapeName(*input) << ": " << status.message() << "\n";
       return kExitUsage;
@@ -340,7 +344,7 @@ int RunDiff(const std::vector<std::string>& operands, const CommonOptions& optio
   absl::StrAppend(&text, fields.text);
 
   const bool valid = a.result.valid() && b.result.valid();
-  if (options.json) {
+  if (options.output.json) {
     nlohmann::ordered_json out = {{"schema_version", kJsonSchemaVersion},
                                   {"a", operands[0]},
                                   {"b", operands[1]},

@@ -84,28 +84,25 @@ std::string RamSummaryText(const RamMap& ram) {
                           FormatRanges(ranges, kTextRangesPerBlock));
   }
   if (ram.pages_in_other_blocks() > 0) {
-    absl::StrAppend(&out, "  ", ram.pages_in_other_blocks(), " pages of further blocks, not listed\n");
+    absl::StrAppend(&out, "  ", ram.pages_in_other_blocks(),
+                    " pages of further blocks, not listed\n");
   }
   return out;
 }
 
 }  // namespace
 
-int RunDump(const std::vector<std::string>& operands, const CommonOptions& options) {
-  if (operands.size() != 1) {
-    std::cerr << "qmig: dump takes one FILE (or - for stdin)\n";
-    return kExitUsage;
-  }
-  const std::string format = options.json ? "json" : options.format;
+int RunDump(const std::vector<std::string>& operands, const DumpOptions& options) {
+  if (operands.size() != 1) return UsageError("dump", "takes one FILE (or - for stdin)");
+  const std::string format = options.output.json ? "json" : options.format;
   if (format != "text" && format != "json" && format != "analyze-migration") {
-    std::cerr << "qmig: unknown --format '" << format << "' (text, json, analyze-migration)\n";
-    return kExitUsage;
+    return UsageError(
+        "dump", absl::StrCat("unknown --format '", format, "' (text, json, analyze-migration)"));
   }
-  absl::StatusOr<StreamInput> stream = OpenStreamInput(operands[0], options);
-  if (!stream.ok()) {
-    std::cerr << "qmig: " << stream.status().message() << "\n";
-    return kExitUsage;
-  }
+  absl::StatusOr<ParseSetup> setup = MakeParseOptions(options.stream);
+  if (!setup.ok()) return UsageError("dump", setup.status().message());
+  absl::StatusOr<StreamInput> stream = OpenStreamInput(operands[0], options.stream);
+  if (!stream.ok()) return InputError("dump", stream.status().message());
   ParseOptions& parse_options = stream->parse;
   OpenedInput& input = *stream->input;
 
@@ -117,7 +114,7 @@ int RunDump(const std::vector<std::string>& operands, const CommonOptions& optio
                      : format == "json" ? static_cast<RecordSink*>(&json)
                                         : static_cast<RecordSink*>(&analyze);
   StreamInspector inspector(sink, parse_options.limits.max_guest_ram_bytes);
-  ProgressMeter progress("qmig dump", RegularFileSize(operands[0]), options.quiet);
+  ProgressMeter progress("qmig dump", RegularFileSize(operands[0]), options.output.quiet);
   inspector.set_progress([&progress](uint64_t offset) { progress.Update(offset); });
   parse_options.observer = &inspector;
   if (format == "json") json.Begin(kJsonSchemaVersion, operands[0]);
@@ -138,9 +135,14 @@ int RunDump(const std::vector<std::string>& operands, const CommonOptions& optio
     json.End(tail);
   } else if (format == "text") {
     std::cout << "\n" << RamSummaryText(inspector.ram()) << "\n";
-    PrintFindings(findings, options.quiet);
+    PrintFindings(findings, options.output.quiet);
   } else {
     analyze.Finish();
+    if (result.summary.device_description_source.empty() && result.summary.devices_unverified > 0) {
+      std::cerr << "qmig dump: no vmstate description, so the " << result.summary.devices_unverified
+                << " device sections are shown empty; pass --schema (qmig schema makes one "
+                   "from a precopy stream of the same machine)\n";
+    }
     // The script stops at the first problem; qmig reads on and says what it
     // found on stderr, leaving stdout to the JSON.
     if (!result.valid()) {

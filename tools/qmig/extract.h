@@ -75,7 +75,7 @@ struct Extracted {
 // failure to read or write files; a stream that does not parse is reported
 // through `result` and extracted as far as it goes.
 absl::Status ExtractStream(const std::string& input, int ram_dir_fd, const std::string& ram_dir,
-                           const CommonOptions& options, const std::string& progress_label,
+                           const StreamFlags& flags, bool quiet, const std::string& progress_label,
                            const ExtractOutputs& outputs, Extracted* out);
 
 }  // namespace qmig

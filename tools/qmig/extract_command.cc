@@ -137,9 +137,9 @@ absl::Status DeviceFieldLog::Flush() {
 }
 
 absl::Status ExtractStream(const std::string& input, int ram_dir_fd, const std::string& ram_dir,
-                           const CommonOptions& options, const std::string& progress_label,
+                           const StreamFlags& flags, bool quiet, const std::string& progress_label,
                            const ExtractOutputs& outputs, Extracted* out) {
-  QMIG_ASSIGN_OR_RETURN(StreamInput stream, OpenStreamInput(input, options));
+  QMIG_ASSIGN_OR_RETURN(StreamInput stream, OpenStreamInput(input, flags));
   ParseOptions& parse_options = stream.parse;
 
   ExtractSink sink(outputs);
@@ -154,7 +154,7 @@ absl::Status ExtractStream(const std::string& input, int ram_dir_fd, const std::
                                   absl::Span<const uint8_t> bytes, uint64_t) {
     if (write_status.ok()) write_status = writer.AddPage(block, offset, kind, bytes);
   });
-  ProgressMeter progress(progress_label, RegularFileSize(input), options.quiet);
+  ProgressMeter progress(progress_label, RegularFileSize(input), quiet);
   inspector.set_progress([&progress](uint64_t offset) { progress.Update(offset); });
   parse_options.observer = &inspector;
   out->result = ParseMigrationStream(stream.input->source(), parse_options);
@@ -173,17 +173,13 @@ absl::Status ExtractStream(const std::string& input, int ram_dir_fd, const std::
   return absl::OkStatus();
 }
 
-int RunExtract(const std::vector<std::string>& operands, const CommonOptions& options) {
-  if (operands.size() != 2) {
-    std::cerr << "qmig: extract takes FILE (or - for stdin) and DIR\n";
-    return kExitUsage;
-  }
+int RunExtract(const std::vector<std::string>& operands, const ExtractOptions& options) {
+  if (operands.size() != 2) return UsageError("extract", "takes FILE (or - for stdin) and DIR");
+  absl::StatusOr<ParseSetup> setup = MakeParseOptions(options.stream);
+  if (!setup.ok()) return UsageError("extract", setup.status().message());
   const std::string& dir = operands[1];
   const std::string ram_dir = dir + "/ram";
-  auto fail = [](const absl::Status& status) {
-    std::cerr << "qmig: " << status.message() << "\n";
-    return kExitUsage;
-  };
+  auto fail = [](const absl::Status& status) { return InputError("extract", status.message()); };
   absl::StatusOr<UniqueFd> dir_fd = OpenDirectory(dir, /*create=*/true);
   if (!dir_fd.ok()) return fail(dir_fd.status());
   absl::StatusOr<UniqueFd> ram_fd = OpenSubdirectory(dir_fd->get(), "ram", ram_dir);
@@ -195,8 +191,8 @@ int RunExtract(const std::vector<std::string>& operands, const CommonOptions& op
   Extracted extracted;
   ExtractOutputs outputs;
   outputs.state = state->get();
-  absl::Status status = ExtractStream(operands[0], ram_fd->get(), ram_dir, options, "qmig extract",
-                                      outputs, &extracted);
+  absl::Status status = ExtractStream(operands[0], ram_fd->get(), ram_dir, options.stream,
+                                      options.output.quiet, "qmig extract", outputs, &extracted);
   if (!status.ok()) return fail(status);
   absl::Status closed = (*state)->Close();
   if (!closed.ok()) return fail(closed);
@@ -260,7 +256,7 @@ int RunExtract(const std::vector<std::string>& operands, const CommonOptions& op
     absl::Status written = (*file)->Close();
     if (!written.ok()) return fail(written);
   }
-  if (!options.quiet) {
+  if (!options.output.quiet) {
     std::cout << "extracted " << extracted.blocks.size() << " RAM blocks, "
               << extracted.devices_decoded << " device sections to " << EscapeName(dir) << "\n";
   }

@@ -3,8 +3,8 @@
 // return path, faults its guest threads through userfaultfd in postcopy, and
 // at the end can write the memory it received (--dump_memory) to compare
 // with the source's.
-#include <dirent.h>
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -16,16 +16,17 @@
 #include <atomic>
 #include <condition_variable>
 #include <fstream>
+#include <iostream>
 #include <mutex>
 #include <thread>
 #include <vector>
-#include <iostream>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "emulator/destination.h"
+#include "emulator/sockets.h"
 #include "emulator/userfaultfd.h"
 #include "nlohmann/json.hpp"
 #include "parser/multifd.h"
@@ -36,45 +37,6 @@
 
 namespace qmig {
 namespace {
-
-absl::StatusOr<UniqueFd> ListenOn(absl::string_view address, std::string* bound) {
-  std::vector<std::string> parts = absl::StrSplit(address, ':');
-  uint32_t port = 0;
-  if (parts.size() != 3 || parts[0] != "tcp" || !absl::SimpleAtoi(parts[2], &port) ||
-      port > 65535) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("listen address '", address, "' is not tcp:HOST:PORT"));
-  }
-  sockaddr_in addr = {};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  if (inet_pton(AF_INET, parts[1].c_str(), &addr.sin_addr) != 1) {
-    return absl::InvalidArgumentError(absl::StrCat("'", parts[1], "' is not an IPv4 address"));
-  }
-  UniqueFd listener(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  int one = 1;
-  setsockopt(listener.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  if (!listener.valid() || bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      listen(listener.get(), 4) != 0) {
-    return absl::ErrnoToStatus(errno, absl::StrCat("listen on ", address));
-  }
-  socklen_t length = sizeof(addr);
-  getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &length);
-  *bound = absl::StrFormat("tcp:%s:%d", parts[1], ntohs(addr.sin_port));
-  return listener;
-}
-
-absl::StatusOr<UniqueFd> AcceptWithin(int listener, absl::Duration timeout) {
-  struct pollfd pfd = {listener, POLLIN, 0};
-  int ready = poll(&pfd, 1, static_cast<int>(absl::ToInt64Milliseconds(timeout)));
-  if (ready == 0) return absl::DeadlineExceededError("no source connected in time");
-  if (ready < 0) return absl::ErrnoToStatus(errno, "poll");
-  UniqueFd connection(accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));
-  if (!connection.valid()) return absl::ErrnoToStatus(errno, "accept");
-  int one = 1;
-  setsockopt(connection.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  return connection;
-}
 
 // What the process holds, to show that a migration leaves nothing behind.
 struct ResourceCounts {
@@ -104,29 +66,30 @@ ResourceCounts CountResources() {
 
 }  // namespace
 
-int RunListen(const std::vector<std::string>& operands, const CommonOptions& options) {
+int RunListen(const std::vector<std::string>& operands, const ListenOptions& options) {
   if (operands.size() != 1) {
-    std::cerr << "qmig: listen takes one address, tcp:HOST:PORT\n";
-    return kExitUsage;
+    return UsageError("listen", "takes one ADDRESS: tcp:HOST:PORT, tcp::PORT or unix:PATH");
   }
   DestinationOptions destination;
-  absl::StatusOr<ParseOptions> parse = MakeParseOptions(options);
+  absl::StatusOr<ParseSetup> parse = MakeParseOptions(options.stream);
   absl::StatusOr<GuestPattern> guest = ParseGuestPattern(options.guest);
-  for (const absl::Status& status : {parse.status(), guest.status()}) {
-    if (!status.ok()) {
-      std::cerr << "qmig: " << status.message() << "\n";
-      return kExitUsage;
-    }
+  absl::StatusOr<SocketAddress> address = ParseSocketAddress(operands[0]);
+  for (const absl::Status& status : {parse.status(), guest.status(), address.status()}) {
+    if (!status.ok()) return UsageError("listen", status.message());
   }
-  destination.parse = *parse;
+  destination.parse = parse->parse;
   destination.parse.live = true;
   destination.guest = *guest;
   std::string bound;
-  absl::StatusOr<UniqueFd> listener = ListenOn(operands[0], &bound);
-  if (!listener.ok()) {
-    std::cerr << "qmig: " << listener.status().message() << "\n";
-    return kExitUsage;
-  }
+  absl::StatusOr<UniqueFd> listener = ListenOn(*address, &bound);
+  if (!listener.ok()) return InputError("listen", listener.status().message());
+  // A Unix socket's file is ours to remove once the migration is over.
+  struct RemoveSocketFile {
+    std::string path;
+    ~RemoveSocketFile() {
+      if (!path.empty()) unlink(path.c_str());
+    }
+  } remove_socket_file{address->unix_path() ? operands[0].substr(5) : ""};
   std::cerr << "qmig: listening on " << bound << "\n";
   const ResourceCounts before = CountResources();
   absl::StatusOr<UniqueFd> connection =
@@ -259,8 +222,7 @@ int RunListen(const std::vector<std::string>& operands, const CommonOptions& opt
     destination.await_recovery = [&](int* return_path_fd) -> ByteSource* {
       std::unique_lock<std::mutex> lock(channels_mutex);
       std::cerr << "qmig: the main connection broke during postcopy; waiting "
-                << options.recover_timeout_s << " s for the source to resume on " << bound
-                << "\n";
+                << options.recover_timeout_s << " s for the source to resume on " << bound << "\n";
       if (!recovery_ready.wait_for(lock, std::chrono::seconds(options.recover_timeout_s),
                                    [&] { return !recovery_fds.empty(); })) {
         return nullptr;
@@ -276,40 +238,40 @@ int RunListen(const std::vector<std::string>& operands, const CommonOptions& opt
 
   DestinationReport report;
   {  // the destination's arena, threads and descriptors live in this scope
-  Destination incoming(destination);
-  incoming_ptr = &incoming;
-  FdSource source(connection->get());
-  report = incoming.Run(source);
-  shutdown(connection->get(), SHUT_RDWR);
-  for (int fd : recovered_fds) shutdown(fd, SHUT_RDWR);
-  join_channels(absl::ZeroDuration());  // no-op after a normal end; else the main stream failed
-  for (const Channel& channel : channel_results) {
-    for (const Finding& finding : channel.findings.findings()) {
-      Finding copy = finding;
-      copy.path = absl::StrCat(channel.name, " > ", copy.path);
-      report.parse.findings.Add(std::move(copy));
+    Destination incoming(destination);
+    incoming_ptr = &incoming;
+    FdSource source(connection->get());
+    report = incoming.Run(source);
+    shutdown(connection->get(), SHUT_RDWR);
+    for (int fd : recovered_fds) shutdown(fd, SHUT_RDWR);
+    join_channels(absl::ZeroDuration());  // no-op after a normal end; else the main stream failed
+    for (const Channel& channel : channel_results) {
+      for (const Finding& finding : channel.findings.findings()) {
+        Finding copy = finding;
+        copy.path = absl::StrCat(channel.name, " > ", copy.path);
+        report.parse.findings.Add(std::move(copy));
+      }
     }
-  }
 
-  if (!options.dump_memory.empty()) {
-    GuestArena* arena = incoming.arena();
-    GuestArena::Block* block = arena != nullptr ? arena->Find(options.dump_block) : nullptr;
-    if (block == nullptr) {
-      std::cerr << "qmig: no RAM block '" << options.dump_block << "' to dump\n";
-    } else {
-      std::ofstream out(options.dump_memory, std::ios::binary);
-      out.write(reinterpret_cast<const char*>(block->base), static_cast<std::streamsize>(block->length));
-      if (!out.good()) std::cerr << "qmig: cannot write " << options.dump_memory << "\n";
+    if (!options.dump_memory.empty()) {
+      GuestArena* arena = incoming.arena();
+      GuestArena::Block* block = arena != nullptr ? arena->Find(options.dump_block) : nullptr;
+      if (block == nullptr) {
+        std::cerr << "qmig: no RAM block '" << options.dump_block << "' to dump\n";
+      } else {
+        std::ofstream out(options.dump_memory, std::ios::binary);
+        out.write(reinterpret_cast<const char*>(block->base),
+                  static_cast<std::streamsize>(block->length));
+        if (!out.good()) std::cerr << "qmig: cannot write " << options.dump_memory << "\n";
+      }
     }
-  }
   }
   connection->Reset();
   channel_sockets.clear();
   // Every descriptor and thread of the migration is gone now; mappings may
   // keep the allocator's per-thread arenas.
   const ResourceCounts after = CountResources();
-  const bool leaked =
-      after.descriptors != before.descriptors || after.threads != before.threads;
+  const bool leaked = after.descriptors != before.descriptors || after.threads != before.threads;
   if (leaked) {
     std::cerr << absl::StrFormat(
         "qmig: after the migration %d descriptors and %d threads remain, %d and %d before\n",
@@ -324,7 +286,7 @@ int RunListen(const std::vector<std::string>& operands, const CommonOptions& opt
                              {"pages", channel.pages},
                              {"errors", channel.findings.error_count()}});
   }
-  if (options.json) {
+  if (options.output.json) {
     nlohmann::json out = {{"schema_version", kJsonSchemaVersion},
                           {"kind", "listen"},
                           {"address", bound},
@@ -332,14 +294,15 @@ int RunListen(const std::vector<std::string>& operands, const CommonOptions& opt
                           {"errors", findings.error_count()},
                           {"warnings", findings.warning_count()},
                           {"summary", SummaryToJson(report.parse.summary)},
-                          {"emulator", {{"precopy_pages", stats.precopy_pages},
-                                        {"postcopy_pages", stats.postcopy_pages},
-                                        {"faults", stats.faults},
-                                        {"page_requests", stats.page_requests},
-                                        {"requests_served", stats.requests_served},
-                                        {"pongs", stats.pongs},
-                                        {"guest_touches", stats.guest_touches},
-                                        {"recoveries", stats.recoveries}}},
+                          {"emulator",
+                           {{"precopy_pages", stats.precopy_pages},
+                            {"postcopy_pages", stats.postcopy_pages},
+                            {"faults", stats.faults},
+                            {"page_requests", stats.page_requests},
+                            {"requests_served", stats.requests_served},
+                            {"pongs", stats.pongs},
+                            {"guest_touches", stats.guest_touches},
+                            {"recoveries", stats.recoveries}}},
                           {"channels", channels_json},
                           {"resources",
                            {{"descriptors", {before.descriptors, after.descriptors}},
@@ -349,7 +312,7 @@ int RunListen(const std::vector<std::string>& operands, const CommonOptions& opt
                           {"findings", FindingsToJson(findings)}};
     std::cout << out.dump(2, ' ', true, nlohmann::json::error_handler_t::replace) << "\n";
   } else {
-    if (!options.quiet) {
+    if (!options.output.quiet) {
       const StreamSummary& s = report.parse.summary;
       std::cout << absl::StrFormat("received  %d bytes on %s, machine %s, postcopy state %s\n",
                                    s.bytes, bound, s.machine.value_or("?"),
@@ -361,7 +324,7 @@ int RunListen(const std::vector<std::string>& operands, const CommonOptions& opt
           stats.page_requests, stats.requests_served, Percentile(stats.fault_latency_us, 0.5),
           stats.pongs);
     }
-    PrintFindings(findings, options.quiet);
+    PrintFindings(findings, options.output.quiet);
   }
   return valid ? kExitValid : kExitInvalid;
 }

@@ -1,158 +1,277 @@
 // qmig: reads, validates, replays and fuzzes QEMU live-migration streams.
-//
-//   qmig check [--json] [--profile=NAME] [--schema=FILE] FILE|-
-//   qmig dump [--json|--format=analyze-migration] FILE|-
-//   qmig desc FILE
-//   qmig extract FILE|- DIR
-//   qmig diff A B
-//   qmig report FILE [--return_path=RP] -o OUT.html
-//   qmig qemu-verdict STREAM [--meta=FILE] [-- QEMU ARGS]
-//   qmig schema STREAM|DUMP [-o FILE]
-//   qmig replay STREAM [--return_path=FILE] [--guest=PATTERN] [--tcp]
-//   qmig loopback [--image=FILE|--ram_mib=N] [--inject=FAULT] [--guest=PATTERN]
+// `qmig --help` lists the commands, `qmig help COMMAND` (or
+// `qmig COMMAND --help`) a command's own flags.
 //
 // Exit status: 0 valid, 1 invalid, 2 usage or I/O error.
 #include <cstdio>
+#include <functional>
 #include <iostream>
 #include <string>
 #include <vector>
 
-#include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "tools/qmig/cli.h"
 #include "tools/qmig/commands.h"
+#include "tools/qmig/version.h"
 
-ABSL_FLAG(bool, json, false, "print machine-readable JSON (schema: docs/JSON.md)");
-ABSL_FLAG(std::string, profile, "auto",
-          "protocol profile: auto, qemu-7.2, upstream, qemu-3.0 or v5-draft");
-ABSL_FLAG(std::string, schema, "",
-          "vmstate description to decode device sections with: a VMDESCRIPTION JSON");
-ABSL_FLAG(std::string, kind, "auto",
-          "what the input is: auto, main, return-path, multifd or preempt (a postcopy "
-          "preempt channel, which has no magic to detect it by)");
-ABSL_FLAG(std::string, main, "",
-          "the main stream a return path or multifd channel belongs to (for block sizes)");
-ABSL_FLAG(uint64_t, max_package, qmig::kOriginalPackageLimit,
-          "largest PACKAGED blob accepted, in bytes (up to 4294967295)");
-ABSL_FLAG(bool, quiet, false,
-          "print only errors and the verdict line; no progress on stderr");
-ABSL_FLAG(std::string, format, "text", "dump: text, json or analyze-migration");
-ABSL_FLAG(std::string, meta, "",
-          "qemu-verdict: corpus metadata (.meta.json) whose dest_args configure QEMU");
-ABSL_FLAG(std::string, machine, "", "qemu-verdict: machine type (default: the stream's)");
-ABSL_FLAG(std::string, qemu, "qemu-system-x86_64", "qemu-verdict: the QEMU binary");
-ABSL_FLAG(int64_t, timeout_s, 30, "qemu-verdict: seconds QEMU may take to load the stream");
-ABSL_FLAG(std::string, o, "", "output file (schema)");
-ABSL_FLAG(std::string, return_path, "",
-          "replay: the recorded return path of the same migration, to compare with");
-ABSL_FLAG(std::string, guest, "none",
-          "replay: guest threads after RUN: none, sequential, random, hot or trace:FILE, "
-          "with ,threads=N,touches=N,pages=N,seed=N,block=NAME");
-ABSL_FLAG(bool, tcp, false, "replay/loopback over loopback TCP instead of a socket pair");
-ABSL_FLAG(std::string, inject, "none",
-          "loopback: a source fault: drop-page, double-page, discard-after-listen, "
-          "mis-size-package, forbidden-in-package, run-before-listen, stop-mid-stream");
-ABSL_FLAG(std::string, image, "", "loopback: a guest image file to migrate");
-ABSL_FLAG(uint64_t, ram_mib, 16, "loopback: size of the synthetic guest, in MiB");
-ABSL_FLAG(bool, precopy, false, "loopback: precopy only (no postcopy)");
-ABSL_FLAG(std::string, dump_memory, "", "listen: write the received RAM block to this file");
-ABSL_FLAG(std::string, dump_block, "pc.ram", "listen: the RAM block --dump_memory writes");
-ABSL_FLAG(std::string, record, "",
-          "tap: record each connection to PREFIX.N.fwd (source to destination) and "
-          "PREFIX.N.rev (the return path)");
-ABSL_FLAG(int64_t, accept_timeout_s, 60, "listen: seconds to wait for the source to connect");
-ABSL_FLAG(int64_t, recover_timeout_s, 0,
-          "listen: when the main connection breaks while postcopy runs, wait this many "
-          "seconds for the source to resume on the same address (migrate ... resume=true); "
-          "0: do not wait");
-ABSL_FLAG(int64_t, stall_timeout_s, 30,
-          "listen/replay: seconds of silence after which the source counts as stopped");
-
+namespace qmig {
 namespace {
 
-constexpr char kUsage[] =
-    "qmig COMMAND [flags] ARGS\n"
-    "\n"
-    "commands:\n"
-    "  check FILE|-     validate a migration stream (main channel, return path or\n"
-    "                   multifd channel); exit 0 valid, 1 invalid, 2 usage/I/O error\n"
-    "  dump FILE|-      the whole stream as a tree: header, configuration, sections\n"
-    "                   with offsets and sizes, commands, packages, RAM per block,\n"
-    "                   device fields; --json, or --format=analyze-migration\n"
-    "  desc FILE        the vmstate description in use (trailer or --schema)\n"
-    "  extract FILE|- DIR  RAM blocks (sparse files), device state, configuration\n"
-    "  diff A B         what differs between two streams of one machine: RAM pages\n"
-    "                   and device fields; exit 0 equal, 1 different\n"
-    "  report FILE -o OUT.html  one self-contained page: stream map, RAM, devices,\n"
-    "                   findings, postcopy timeline (--return_path=RP)\n"
-    "  qemu-verdict STREAM [-- QEMU ARGS]  load STREAM into a real QEMU destination\n"
-    "                   and print its verdict next to qmig's (--meta=FILE configures it)\n"
-    "  schema STREAM    write the stream's vmstate description (VMDESCRIPTION JSON),\n"
-    "                   for --schema; -o FILE writes it to FILE\n"
-    "  replay STREAM    replay a captured stream into the loopback destination (real\n"
-    "                   socket, userfaultfd arena); --return_path=FILE compares with\n"
-    "                   a recorded return path, --guest=PATTERN runs guest threads\n"
-    "  loopback         migrate a guest image from a synthetic source into the\n"
-    "                   loopback destination; --inject=FAULT makes the source misbehave\n"
-    "  listen tcp:HOST:PORT  be the destination of a real QEMU migration\n"
-    "  tap tcp:LISTEN tcp:UPSTREAM  forward a migration unchanged, validate both\n"
-    "                   directions live, --record=PREFIX records them\n"
-    "\n"
-    "Run 'qmig --help' for the flags.";
+// One command: its help, its flags bound to a fresh options value, and the
+// function that runs it.
+struct Command {
+  const char* name;
+  const char* operands;  // "FILE|-"
+  const char* summary;   // the first line in `qmig --help`
+  const char* details;   // more for `qmig help NAME`; may be empty
+  std::function<int(const std::string& name, const std::vector<std::string>& args)> run;
+};
+
+void PrintCommandHelp(const Command& command, const std::vector<Flag>& flags) {
+  std::cout << "usage: qmig " << command.name << " [flags] " << command.operands << "\n\n"
+            << command.summary << "\n";
+  if (*command.details != '\0') std::cout << "\n" << command.details << "\n";
+  std::cout << "\nflags:\n" << FlagsHelp(flags);
+}
+
+// Runs a command whose options are `Options` and flags come from `add_flags`.
+template <typename Options>
+std::function<int(const std::string&, const std::vector<std::string>&)> Runner(
+    void (*add_flags)(Options*, std::vector<Flag>*),
+    int (*run)(const std::vector<std::string>&, const Options&), const Command* self) {
+  return [add_flags, run, self](const std::string& name, const std::vector<std::string>& args) {
+    Options options;
+    std::vector<Flag> flags;
+    add_flags(&options, &flags);
+    absl::StatusOr<ParsedArgs> parsed = ParseArgs(args, flags);
+    if (!parsed.ok()) return UsageError(name, parsed.status().message());
+    if (parsed->help) {
+      PrintCommandHelp(*self, flags);
+      return kExitValid;
+    }
+    return run(parsed->operands, options);
+  };
+}
+
+void CheckFlags(CheckOptions* o, std::vector<Flag>* flags) {
+  o->output.AddTo(flags);
+  o->stream.AddTo(flags);
+  flags->push_back(ValueFlag("kind", &o->kind, "KIND",
+                             "what the input is: auto, main, return-path, multifd or preempt (a "
+                             "postcopy preempt channel has no magic to detect it by)"));
+  flags->push_back(ValueFlag("main", &o->main_path, "FILE",
+                             "the main stream a return path or channel belongs to, for its RAM "
+                             "block sizes"));
+}
+void DumpFlags(DumpOptions* o, std::vector<Flag>* flags) {
+  o->output.AddTo(flags);
+  o->stream.AddTo(flags);
+  flags->push_back(
+      ValueFlag("format", &o->format, "FORMAT", "text, json (as --json) or analyze-migration"));
+}
+void DescFlags(DescOptions* o, std::vector<Flag>* flags) {
+  flags->push_back(ValueFlag("schema", &o->schema_path, "FILE",
+                             "show this description instead of the stream's trailer"));
+}
+void ExtractFlags(ExtractOptions* o, std::vector<Flag>* flags) {
+  o->output.AddTo(flags, /*with_json=*/false);
+  o->stream.AddTo(flags);
+}
+void DiffFlags(DiffOptions* o, std::vector<Flag>* flags) {
+  o->output.AddTo(flags);
+  o->stream.AddTo(flags);
+}
+void ReportFlags(ReportOptions* o, std::vector<Flag>* flags) {
+  o->output.AddTo(flags, /*with_json=*/false);
+  o->stream.AddTo(flags);
+  flags->push_back(ValueFlag("o", &o->output_path, "OUT.html", "the page to write; - for stdout"));
+  flags->push_back(ValueFlag("return-path", &o->return_path, "FILE",
+                             "the capture's return path: page requests against pages sent"));
+}
+void SchemaFlags(SchemaOptions* o, std::vector<Flag>* flags) {
+  o->output.AddTo(flags, /*with_json=*/false);
+  flags->push_back(ValueFlag("o", &o->output_path, "FILE", "write it here; - for stdout"));
+}
+void GuestFlag(std::string* guest, std::vector<Flag>* flags) {
+  flags->push_back(ValueFlag("guest", guest, "PATTERN",
+                             "guest threads after RUN: none, sequential, random, hot or "
+                             "trace:FILE, with ,threads=N,touches=N,pages=N,seed=N,block=NAME"));
+}
+void ReplayFlags(ReplayCommandOptions* o, std::vector<Flag>* flags) {
+  o->output.AddTo(flags);
+  o->stream.AddTo(flags);
+  flags->push_back(ValueFlag("return-path", &o->return_path, "FILE",
+                             "the recorded return path of the same migration, to compare with"));
+  GuestFlag(&o->guest, flags);
+  flags->push_back(BoolFlag("tcp", &o->tcp, "loopback TCP instead of a socket pair"));
+  flags->push_back(ValueFlag("max-resident-mib", &o->max_resident_mib, "MIB",
+                             "guest memory the emulator may make resident; 0: half of what the "
+                             "machine has available"));
+}
+void LoopbackFlags(LoopbackCommandOptions* o, std::vector<Flag>* flags) {
+  o->output.AddTo(flags);
+  o->stream.AddTo(flags);
+  GuestFlag(&o->guest, flags);
+  flags->push_back(BoolFlag("tcp", &o->tcp, "loopback TCP instead of a socket pair"));
+  flags->push_back(ValueFlag("inject", &o->inject, "FAULT",
+                             "a source fault: drop-page, double-page, discard-after-listen, "
+                             "mis-size-package, forbidden-in-package, run-before-listen, "
+                             "stop-mid-stream"));
+  flags->push_back(ValueFlag("image", &o->image, "FILE", "a guest image to migrate"));
+  flags->push_back(ValueFlag("ram-mib", &o->ram_mib, "MIB", "size of the synthetic guest"));
+  flags->push_back(BoolFlag("precopy", &o->precopy, "precopy only (no postcopy)"));
+}
+void ListenFlags(ListenOptions* o, std::vector<Flag>* flags) {
+  o->output.AddTo(flags);
+  o->stream.AddTo(flags);
+  GuestFlag(&o->guest, flags);
+  flags->push_back(ValueFlag("accept-timeout-s", &o->accept_timeout_s, "SECONDS",
+                             "how long to wait for the source to connect"));
+  flags->push_back(ValueFlag("stall-timeout-s", &o->stall_timeout_s, "SECONDS",
+                             "silence after which the source counts as stopped"));
+  flags->push_back(ValueFlag("recover-timeout-s", &o->recover_timeout_s, "SECONDS",
+                             "when the connection breaks while postcopy runs, wait this long for "
+                             "the source to resume (migrate ... resume=true); 0: do not wait"));
+  flags->push_back(
+      ValueFlag("dump-memory", &o->dump_memory, "FILE", "write the received RAM block here"));
+  flags->push_back(
+      ValueFlag("dump-block", &o->dump_block, "NAME", "the RAM block --dump-memory writes"));
+}
+void TapFlags(TapOptions* o, std::vector<Flag>* flags) {
+  o->output.AddTo(flags);
+  o->stream.AddTo(flags);
+  flags->push_back(ValueFlag("accept-timeout-s", &o->accept_timeout_s, "SECONDS",
+                             "how long to wait for the source to connect"));
+  flags->push_back(ValueFlag("record", &o->record, "PREFIX",
+                             "record each connection to PREFIX.N.fwd (source to destination) and "
+                             "PREFIX.N.rev (the return path)"));
+}
+void QemuVerdictFlags(QemuVerdictOptions* o, std::vector<Flag>* flags) {
+  o->output.AddTo(flags);
+  o->stream.AddTo(flags);
+  flags->push_back(ValueFlag("meta", &o->meta, "FILE",
+                             "corpus metadata (.meta.json) whose dest_args configure QEMU"));
+  flags->push_back(
+      ValueFlag("machine", &o->machine, "TYPE", "the machine type, when the stream does not say"));
+  flags->push_back(ValueFlag("qemu", &o->qemu, "BINARY", "the QEMU to load the stream into"));
+  flags->push_back(ValueFlag("timeout-s", &o->timeout_s, "SECONDS",
+                             "how long QEMU may take to load the stream"));
+}
+
+std::vector<Command>& Commands();
+
+const Command* FindCommand(const std::string& name) {
+  for (const Command& command : Commands()) {
+    if (name == command.name) return &command;
+  }
+  return nullptr;
+}
+
+std::vector<Command>& Commands() {
+  static std::vector<Command>* commands = [] {
+    auto* list = new std::vector<Command>{
+        {"check", "FILE|-",
+         "Validate a migration stream, a return path or a multifd or preempt channel.",
+         "A regular file is read whole, a pipe, socket or stdin through a bounded window.\n"
+         "Every finding names its byte offset and path; docs/FINDINGS.md lists the codes."},
+        {"dump", "FILE|-",
+         "The whole stream as a tree: records with offsets and sizes, commands, packages,\n"
+         "RAM per block, device fields.",
+         ""},
+        {"desc", "FILE|-", "The vmstate description in use, as analyze-migration.py -d desc.", ""},
+        {"extract", "FILE|- DIR",
+         "RAM blocks (sparse files), device state, configuration and description into DIR.", ""},
+        {"diff", "A B",
+         "What differs between two streams of one machine: RAM pages and device fields;\n"
+         "exit 0 when equal, 1 when not.",
+         ""},
+        {"report", "FILE|- -o OUT.html",
+         "One self-contained page: a map of the stream, RAM, devices, findings.", ""},
+        {"schema", "STREAM|DUMP",
+         "A vmstate description for --schema, from a stream's trailer or QEMU's\n"
+         "-dump-vmstate output.",
+         ""},
+        {"replay", "STREAM",
+         "Replay a captured stream into the loopback destination (a real socket and a\n"
+         "userfaultfd arena).",
+         ""},
+        {"loopback", "",
+         "Migrate a guest image from a synthetic source into the loopback destination.", ""},
+        {"listen", "ADDRESS",
+         "Be the destination of a real QEMU migration. ADDRESS: tcp:HOST:PORT,\n"
+         "tcp:[IPV6]:PORT, tcp::PORT or unix:PATH.",
+         ""},
+        {"tap", "LISTEN UPSTREAM",
+         "Forward a migration unchanged, validate both directions live, and record them.", ""},
+        {"qemu-verdict", "STREAM [-- QEMU ARGS]",
+         "Load STREAM into a real QEMU destination and print its verdict beside qmig's.", ""},
+    };
+    auto bind = [list](const char* name, auto runner) {
+      for (Command& command : *list) {
+        if (std::string(command.name) == name) command.run = runner(&command);
+      }
+    };
+    bind("check", [](const Command* c) { return Runner(CheckFlags, RunCheck, c); });
+    bind("dump", [](const Command* c) { return Runner(DumpFlags, RunDump, c); });
+    bind("desc", [](const Command* c) { return Runner(DescFlags, RunDesc, c); });
+    bind("extract", [](const Command* c) { return Runner(ExtractFlags, RunExtract, c); });
+    bind("diff", [](const Command* c) { return Runner(DiffFlags, RunDiff, c); });
+    bind("report", [](const Command* c) { return Runner(ReportFlags, RunReport, c); });
+    bind("schema", [](const Command* c) { return Runner(SchemaFlags, RunSchema, c); });
+    bind("replay", [](const Command* c) { return Runner(ReplayFlags, RunReplay, c); });
+    bind("loopback", [](const Command* c) { return Runner(LoopbackFlags, RunLoopbackCommand, c); });
+    bind("listen", [](const Command* c) { return Runner(ListenFlags, RunListen, c); });
+    bind("tap", [](const Command* c) { return Runner(TapFlags, RunTap, c); });
+    bind("qemu-verdict",
+         [](const Command* c) { return Runner(QemuVerdictFlags, RunQemuVerdict, c); });
+    return list;
+  }();
+  return *commands;
+}
+
+void PrintUsage(std::ostream& out) {
+  out << "usage: qmig COMMAND [flags] ARGS\n\ncommands:\n";
+  for (const Command& command : Commands()) {
+    std::string first_line = command.summary;
+    first_line = first_line.substr(0, first_line.find('\n'));
+    out << "  " << command.name << std::string(14 - std::string(command.name).size(), ' ')
+        << first_line << "\n";
+  }
+  out << "\n'qmig help COMMAND' or 'qmig COMMAND --help' shows a command's flags; "
+         "'qmig --version' the build.\n"
+         "Exit status: 0 valid, 1 invalid, 2 usage or I/O error.\n";
+}
 
 }  // namespace
+}  // namespace qmig
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(kUsage);
-  std::vector<char*> args = absl::ParseCommandLine(argc, argv);
-  if (args.size() < 2) {
-    std::cerr << kUsage << "\n";
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty()) {
+    qmig::PrintUsage(std::cerr);
     return qmig::kExitUsage;
   }
-  std::string command = args[1];
-  std::vector<std::string> operands(args.begin() + 2, args.end());
-
-  qmig::CommonOptions options;
-  options.json = absl::GetFlag(FLAGS_json);
-  options.quiet = absl::GetFlag(FLAGS_quiet);
-  options.profile = absl::GetFlag(FLAGS_profile);
-  options.schema_path = absl::GetFlag(FLAGS_schema);
-  options.kind = absl::GetFlag(FLAGS_kind);
-  options.max_package = absl::GetFlag(FLAGS_max_package);
-  options.main_path = absl::GetFlag(FLAGS_main);
-  options.output_path = absl::GetFlag(FLAGS_o);
-  options.return_path = absl::GetFlag(FLAGS_return_path);
-  options.guest = absl::GetFlag(FLAGS_guest);
-  options.tcp = absl::GetFlag(FLAGS_tcp);
-  options.inject = absl::GetFlag(FLAGS_inject);
-  options.image = absl::GetFlag(FLAGS_image);
-  options.ram_mib = absl::GetFlag(FLAGS_ram_mib);
-  options.precopy = absl::GetFlag(FLAGS_precopy);
-  options.dump_memory = absl::GetFlag(FLAGS_dump_memory);
-  options.dump_block = absl::GetFlag(FLAGS_dump_block);
-  options.accept_timeout_s = absl::GetFlag(FLAGS_accept_timeout_s);
-  options.stall_timeout_s = absl::GetFlag(FLAGS_stall_timeout_s);
-  options.recover_timeout_s = absl::GetFlag(FLAGS_recover_timeout_s);
-  options.record = absl::GetFlag(FLAGS_record);
-  options.format = absl::GetFlag(FLAGS_format);
-  options.meta = absl::GetFlag(FLAGS_meta);
-  options.machine = absl::GetFlag(FLAGS_machine);
-  options.qemu = absl::GetFlag(FLAGS_qemu);
-  options.timeout_s = absl::GetFlag(FLAGS_timeout_s);
-
-  if (command == "check") return qmig::RunCheck(operands, options);
-  if (command == "schema") return qmig::RunSchema(operands, options);
-  if (command == "replay") return qmig::RunReplay(operands, options);
-  if (command == "loopback") return qmig::RunLoopbackCommand(operands, options);
-  if (command == "listen") return qmig::RunListen(operands, options);
-  if (command == "tap") return qmig::RunTap(operands, options);
-  if (command == "dump") return qmig::RunDump(operands, options);
-  if (command == "desc") return qmig::RunDesc(operands, options);
-  if (command == "extract") return qmig::RunExtract(operands, options);
-  if (command == "diff") return qmig::RunDiff(operands, options);
-  if (command == "report") return qmig::RunReport(operands, options);
-  if (command == "qemu-verdict") return qmig::RunQemuVerdict(operands, options);
-  std::cerr << "qmig: unknown command '" << command << "'\n" << kUsage << "\n";
-  return qmig::kExitUsage;
+  const std::string& first = args[0];
+  if (first == "--help" || first == "-h" || first == "help") {
+    if (first == "help" && args.size() > 1) {
+      const qmig::Command* command = qmig::FindCommand(args[1]);
+      if (command == nullptr) {
+        return qmig::UsageError("help", absl::StrCat("no command '", args[1], "'"));
+      }
+      return command->run(command->name, {"--help"});
+    }
+    qmig::PrintUsage(std::cout);
+    return qmig::kExitValid;
+  }
+  if (first == "--version") {
+    std::cout << "qmig " << qmig::kVersion << " (" << qmig::kGitRevision << ", " << qmig::kBuildType
+              << " build)\n";
+    return qmig::kExitValid;
+  }
+  const qmig::Command* command = qmig::FindCommand(first);
+  if (command == nullptr) {
+    std::cerr << "qmig: unknown command '" << first << "'; see 'qmig --help'\n";
+    return qmig::kExitUsage;
+  }
+  return command->run(command->name, std::vector<std::string>(args.begin() + 1, args.end()));
 }

@@ -383,24 +383,17 @@ absl::StatusOr<DestinationConfig> ConfigFromMeta(const std::string& path, const 
 
 }  // namespace
 
-int RunQemuVerdict(const std::vector<std::string>& operands, const CommonOptions& options) {
+int RunQemuVerdict(const std::vector<std::string>& operands, const QemuVerdictOptions& options) {
   if (operands.empty()) {
-    std::cerr << "qmig: qemu-verdict takes a STREAM file (then optionally -- QEMU ARGS)\n";
-    return kExitUsage;
+    return UsageError("qemu-verdict", "takes a STREAM file (then optionally -- QEMU ARGS)");
   }
+  if (operands[0] == "-") return UsageError("qemu-verdict", "needs a stream file, not stdin");
   const std::string stream = std::filesystem::absolute(operands[0]).string();
-  absl::StatusOr<ParseOptions> made = MakeParseOptions(options);
-  if (!made.ok()) {
-    std::cerr << "qmig: " << made.status().message() << "\n";
-    return kExitUsage;
-  }
-  absl::StatusOr<std::unique_ptr<OpenedInput>> input = OpenedInput::Open(stream);
-  if (!input.ok() || operands[0] == "-") {
-    std::cerr << "qmig: qemu-verdict needs a stream file: "
-              << (input.ok() ? "not stdin" : input.status().message()) << "\n";
-    return kExitUsage;
-  }
-  ParseResult result = ParseMigrationStream((*input)->source(), *made);
+  absl::StatusOr<ParseSetup> made = MakeParseOptions(options.stream);
+  if (!made.ok()) return UsageError("qemu-verdict", made.status().message());
+  absl::StatusOr<std::unique_ptr<OpenedInput>> input = OpenInputPath(stream);
+  if (!input.ok()) return InputError("qemu-verdict", input.status().message());
+  ParseResult result = ParseMigrationStream((*input)->source(), made->parse);
 
   // Streams that only load with their other connections.
   if (result.summary.headerless) {
@@ -475,7 +468,7 @@ int RunQemuVerdict(const std::vector<std::string>& operands, const CommonOptions
     explained = false;
   }
 
-  if (options.json) {
+  if (options.output.json) {
     Json qemu_json = {{"status", qemu.status}, {"message", qemu.detail}};
     qemu_json["exit_code"] = qemu.exit_code.has_value() ? Json(*qemu.exit_code) : Json();
     qemu_json["signal"] = qemu.signal.has_value() ? Json(*qemu.signal) : Json();
@@ -502,7 +495,7 @@ int RunQemuVerdict(const std::vector<std::string>& operands, const CommonOptions
     if (!qemu.detail.empty())
       std::cout << "  " << absl::StrReplaceAll(qemu.detail, {{"\n", "\n  "}}) << "\n";
     std::cout << relation << "\n";
-    if (!options.quiet) {
+    if (!options.output.quiet) {
       for (const Finding& finding : result.findings.findings()) {
         if (finding.severity == Severity::kError) std::cout << FormatFinding(finding) << "\n";
       }

@@ -36,39 +36,24 @@ nlohmann::json StatsToJson(const DestinationStats& s) {
 
 }  // namespace
 
-int RunReplay(const std::vector<std::string>& operands, const CommonOptions& options) {
-  if (operands.size() != 1) {
-    std::cerr << "qmig: replay takes one STREAM (or - for stdin)\n";
-    return kExitUsage;
-  }
+int RunReplay(const std::vector<std::string>& operands, const ReplayCommandOptions& options) {
+  if (operands.size() != 1) return UsageError("replay", "takes one STREAM (or - for stdin)");
   ReplayOptions replay;
-  absl::StatusOr<ParseOptions> parse = MakeParseOptions(options);
-  if (!parse.ok()) {
-    std::cerr << "qmig: " << parse.status().message() << "\n";
-    return kExitUsage;
-  }
-  replay.destination.parse = *parse;
+  absl::StatusOr<ParseSetup> parse = MakeParseOptions(options.stream);
+  if (!parse.ok()) return UsageError("replay", parse.status().message());
+  replay.destination.parse = parse->parse;
   absl::StatusOr<GuestPattern> guest = ParseGuestPattern(options.guest);
-  if (!guest.ok()) {
-    std::cerr << "qmig: " << guest.status().message() << "\n";
-    return kExitUsage;
-  }
+  if (!guest.ok()) return UsageError("replay", guest.status().message());
   replay.destination.guest = *guest;
   replay.transport = options.tcp ? Transport::kTcpLoopback : Transport::kSocketPair;
   if (!options.return_path.empty()) {
     std::ifstream in(options.return_path, std::ios::binary);
-    if (!in) {
-      std::cerr << "qmig: cannot open " << options.return_path << "\n";
-      return kExitUsage;
-    }
+    if (!in) return InputError("replay", absl::StrCat("cannot open ", options.return_path));
     replay.recorded_return_path =
         std::vector<uint8_t>(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   }
-  absl::StatusOr<std::unique_ptr<OpenedInput>> input = OpenedInput::Open(operands[0]);
-  if (!input.ok()) {
-    std::cerr << "qmig: " << input.status().message() << "\n";
-    return kExitUsage;
-  }
+  absl::StatusOr<std::unique_ptr<OpenedInput>> input = OpenInputPath(operands[0]);
+  if (!input.ok()) return InputError("replay", input.status().message());
   absl::StatusOr<ReplayResult> result = ReplayStream((*input)->source(), replay);
   if (!result.ok()) {
     std::cerr << "qmig: " << result.status().message() << "\n";
@@ -77,7 +62,7 @@ int RunReplay(const std::vector<std::string>& operands, const CommonOptions& opt
   const FindingList& findings = result->report.parse.findings;
   const DestinationStats& stats = result->report.stats;
   bool valid = findings.error_count() == 0;
-  if (options.json) {
+  if (options.output.json) {
     nlohmann::json out = {
         {"schema_version", kJsonSchemaVersion},
         {"input", operands[0]},
@@ -88,22 +73,23 @@ int RunReplay(const std::vector<std::string>& operands, const CommonOptions& opt
         {"findings_dropped", findings.dropped()},
         {"summary", SummaryToJson(result->report.parse.summary)},
         {"emulator", StatsToJson(stats)},
-        {"return_path", {{"messages", result->return_path.summary.messages},
-                         {"pongs", result->return_path.summary.pongs},
-                         {"page_requests", result->return_path.summary.page_requests}}},
+        {"return_path",
+         {{"messages", result->return_path.summary.messages},
+          {"pongs", result->return_path.summary.pongs},
+          {"page_requests", result->return_path.summary.page_requests}}},
         {"findings", FindingsToJson(findings)},
     };
     std::cout << out.dump(2, ' ', true, nlohmann::json::error_handler_t::replace) << "\n";
   } else {
-    if (!options.quiet) {
+    if (!options.output.quiet) {
       const StreamSummary& s = result->report.parse.summary;
       std::cout << absl::StrFormat(
           "replayed  %s: %d bytes over %s, machine %s, postcopy state %s\n", operands[0],
           result->bytes_sent, options.tcp ? "loopback TCP" : "a socket pair",
           s.machine.value_or("?"), PostcopyStateName(s.postcopy));
-      std::cout << absl::StrFormat(
-          "pages     %d precopy, %d postcopy (%d zero), %d discarded\n", stats.precopy_pages,
-          stats.postcopy_pages, stats.zero_pages, stats.discarded_pages);
+      std::cout << absl::StrFormat("pages     %d precopy, %d postcopy (%d zero), %d discarded\n",
+                                   stats.precopy_pages, stats.postcopy_pages, stats.zero_pages,
+                                   stats.discarded_pages);
       if (stats.postcopy) {
         std::cout << absl::StrFormat(
             "faults    %d faults, %d page requests, %d served, latency p50 %.0f us p99 %.0f us "
@@ -122,7 +108,7 @@ int RunReplay(const std::vector<std::string>& operands, const CommonOptions& opt
                         : "")
                 << "\n";
     }
-    PrintFindings(findings, options.quiet);
+    PrintFindings(findings, options.output.quiet);
   }
   return valid ? kExitValid : kExitInvalid;
 }

@@ -65,16 +65,17 @@ struct Timeline {
 
 }  // namespace
 
-int RunReport(const std::vector<std::string>& operands, const CommonOptions& options) {
+int RunReport(const std::vector<std::string>& operands, const ReportOptions& options) {
   if (operands.size() != 1 || options.output_path.empty()) {
-    std::cerr << "qmig: report takes one FILE (or - for stdin) and -o OUT.html\n";
-    return kExitUsage;
+    return UsageError("report", "takes one FILE (or - for stdin) and -o OUT.html (- for stdout)");
   }
-  absl::StatusOr<StreamInput> stream = OpenStreamInput(operands[0], options);
-  if (!stream.ok()) {
-    std::cerr << "qmig: " << stream.status().message() << "\n";
-    return kExitUsage;
+  if (operands[0] == "-" && options.return_path == "-") {
+    return UsageError("report", "only one of FILE and --return-path can be standard input");
   }
+  absl::StatusOr<ParseSetup> setup = MakeParseOptions(options.stream);
+  if (!setup.ok()) return UsageError("report", setup.status().message());
+  absl::StatusOr<StreamInput> stream = OpenStreamInput(operands[0], options.stream);
+  if (!stream.ok()) return InputError("report", stream.status().message());
   ParseOptions& parse_options = stream->parse;
   OpenedInput& input = *stream->input;
 
@@ -92,7 +93,7 @@ int RunReport(const std::vector<std::string>& operands, const CommonOptions& opt
       timeline.OnPage(block, offset, stream_offset);
     });
   }
-  ProgressMeter progress("qmig report", RegularFileSize(operands[0]), options.quiet);
+  ProgressMeter progress("qmig report", RegularFileSize(operands[0]), options.output.quiet);
   inspector.set_progress([&progress](uint64_t offset) { progress.Update(offset); });
   parse_options.observer = &inspector;
   ParseResult result = ParseMigrationStream(input.source(), parse_options);
@@ -108,11 +109,8 @@ int RunReport(const std::vector<std::string>& operands, const CommonOptions& opt
   nlohmann::ordered_json data = ReportData(operands[0], bytes, result, collector, inspector.ram());
 
   if (want_timeline) {
-    absl::StatusOr<std::unique_ptr<OpenedInput>> rp = OpenedInput::Open(options.return_path);
-    if (!rp.ok()) {
-      std::cerr << "qmig: " << rp.status().message() << "\n";
-      return kExitUsage;
-    }
+    absl::StatusOr<std::unique_ptr<OpenedInput>> rp = OpenInputPath(options.return_path);
+    if (!rp.ok()) return InputError("report", rp.status().message());
     ReturnPathOptions rp_options;
     rp_options.limits = parse_options.limits;
     for (const RamMap::Block& block : inspector.ram().blocks()) {
@@ -148,20 +146,24 @@ int RunReport(const std::vector<std::string>& operands, const CommonOptions& opt
 
   absl::StatusOr<std::string> page = RenderReportPage(data);
   if (!page.ok()) {
-    std::cerr << "qmig: " << page.status().message() << "\n";
-    return kExitUsage;
+    return InputError("report", page.status().message());
   }
-  std::ofstream out(options.output_path, std::ios::binary | std::ios::trunc);
-  out << *page;
-  out.close();
-  if (!out) {
-    std::cerr << "qmig: cannot write " << options.output_path << "\n";
-    return kExitUsage;
+  if (options.output_path == "-") {
+    std::cout << *page;
+    std::cout.flush();
+    if (!std::cout) return InputError("report", "cannot write the page to standard output");
+  } else {
+    std::ofstream out(options.output_path, std::ios::binary | std::ios::trunc);
+    out << *page;
+    out.close();
+    if (!out) return InputError("report", absl::StrCat("cannot write ", options.output_path));
   }
-  if (!options.quiet) {
-    std::cout << "wrote " << options.output_path << ": " << data["records"].size() << " records, "
-              << result.findings.error_count() << " errors, " << result.findings.warning_count()
-              << " warnings\n";
+  if (!options.output.quiet) {
+    // On stderr when the page itself goes to stdout.
+    (options.output_path == "-" ? std::cerr : std::cout)
+        << "wrote " << (options.output_path == "-" ? "the page" : options.output_path) << ": "
+        << data["records"].size() << " records, " << result.findings.error_count() << " errors, "
+        << result.findings.warning_count() << " warnings\n";
   }
   return result.valid() ? kExitValid : kExitInvalid;
 }

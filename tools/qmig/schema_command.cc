@@ -14,12 +14,12 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
-#include "tools/inspect/analyze_format.h"
-#include "tools/inspect/dump_writers.h"
 #include "parser/trailer.h"
 #include "parser/vmstate/description.h"
 #include "parser/wire/byte_source.h"
 #include "parser/wire/limits.h"
+#include "tools/inspect/analyze_format.h"
+#include "tools/inspect/dump_writers.h"
 #include "tools/qmig/commands.h"
 
 namespace qmig {
@@ -47,7 +47,7 @@ absl::StatusOr<std::vector<uint8_t>> ReadTail(ByteSource& source, size_t keep) {
 // (a description file, or -dump-vmstate output), else the stream's trailer.
 // The bool says which.
 absl::StatusOr<std::pair<std::string, bool>> DescriptionText(const std::string& path) {
-  absl::StatusOr<std::unique_ptr<OpenedInput>> input = OpenedInput::Open(path);
+  absl::StatusOr<std::unique_ptr<OpenedInput>> input = OpenInputPath(path);
   if (!input.ok()) return input.status();
   ByteSource& source = (*input)->source();
   ParseLimits limits;
@@ -58,8 +58,9 @@ absl::StatusOr<std::pair<std::string, bool>> DescriptionText(const std::string& 
     absl::StatusOr<bool> whole = source.BufferToEnd(0, limits.max_schema_file_bytes);
     if (!whole.ok()) return whole.status();
     if (!*whole) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          path, " is over the limit of ", limits.max_schema_file_bytes, " bytes for a description"));
+      return absl::InvalidArgumentError(absl::StrCat(path, " is over the limit of ",
+                                                     limits.max_schema_file_bytes,
+                                                     " bytes for a description"));
     }
     absl::StatusOr<absl::Span<const uint8_t>> all = source.View(0, 1);
     if (!all.ok()) return all.status();
@@ -83,10 +84,9 @@ absl::StatusOr<std::pair<std::string, bool>> DescriptionText(const std::string& 
 
 }  // namespace
 
-int RunSchema(const std::vector<std::string>& operands, const CommonOptions& options) {
+int RunSchema(const std::vector<std::string>& operands, const SchemaOptions& options) {
   if (operands.size() != 1) {
-    std::cerr << "qmig: schema takes one STREAM or -dump-vmstate FILE (or - for stdin)\n";
-    return kExitUsage;
+    return UsageError("schema", "takes one STREAM or -dump-vmstate FILE (or - for stdin)");
   }
   absl::StatusOr<std::pair<std::string, bool>> text = DescriptionText(operands[0]);
   if (!text.ok()) {
@@ -110,7 +110,7 @@ int RunSchema(const std::vector<std::string>& operands, const CommonOptions& opt
       return kExitUsage;
     }
   }
-  if (!options.quiet) {
+  if (!options.output.quiet) {
     if (description->from_dump()) {
       std::cerr << "qmig: -dump-vmstate output of machine '" << description->dump_machine << "', "
                 << description->vmsd_versions.size()
@@ -125,11 +125,8 @@ int RunSchema(const std::vector<std::string>& operands, const CommonOptions& opt
   return kExitValid;
 }
 
-int RunDesc(const std::vector<std::string>& operands, const CommonOptions& options) {
-  if (operands.size() != 1) {
-    std::cerr << "qmig: desc takes one FILE (or - for stdin)\n";
-    return kExitUsage;
-  }
+int RunDesc(const std::vector<std::string>& operands, const DescOptions& options) {
+  if (operands.size() != 1) return UsageError("desc", "takes one FILE (or - for stdin)");
   std::string json;
   if (!options.schema_path.empty()) {
     absl::StatusOr<std::pair<std::string, bool>> text = DescriptionText(options.schema_path);

@@ -24,7 +24,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "emulator/return_path_writer.h"
+#include "emulator/sockets.h"
 #include "emulator/userfaultfd.h"
+#include "nlohmann/json.hpp"
 #include "parser/multifd.h"
 #include "parser/preempt_channel.h"
 #include "parser/return_path.h"
@@ -35,25 +37,11 @@
 namespace qmig {
 namespace {
 
-absl::StatusOr<sockaddr_in> ParseAddress(absl::string_view address) {
-  std::vector<std::string> parts = absl::StrSplit(address, ':');
-  uint32_t port = 0;
-  sockaddr_in addr = {};
-  addr.sin_family = AF_INET;
-  if (parts.size() != 3 || parts[0] != "tcp" || !absl::SimpleAtoi(parts[2], &port) ||
-      port > 65535 || inet_pton(AF_INET, parts[1].c_str(), &addr.sin_addr) != 1) {
-    return absl::InvalidArgumentError(absl::StrCat("'", address, "' is not tcp:IPV4:PORT"));
-  }
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  return addr;
-}
-
 // One direction of one connection: forward, record, and feed a validator
 // through a pipe (the validator reads it as it would any stream).
 class Direction {
  public:
-  Direction(int from, int to, const std::string& record_path)
-      : from_(from), to_(to) {
+  Direction(int from, int to, const std::string& record_path) : from_(from), to_(to) {
     if (!record_path.empty()) record_.open(record_path, std::ios::binary);
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) == 0) {
@@ -91,6 +79,9 @@ class Direction {
   std::atomic<uint64_t> bytes_{0};
 };
 
+// Findings kept for the verdict over all connections.
+constexpr uint32_t kMaxTapFindings = 4000;
+
 struct Tapped {
   int index;
   std::string kind;
@@ -100,31 +91,20 @@ struct Tapped {
 
 }  // namespace
 
-int RunTap(const std::vector<std::string>& operands, const CommonOptions& options) {
-  if (operands.size() != 2) {
-    std::cerr << "qmig: tap takes tcp:LISTEN and tcp:UPSTREAM\n";
-    return kExitUsage;
-  }
-  absl::StatusOr<sockaddr_in> listen_address = ParseAddress(operands[0]);
-  absl::StatusOr<sockaddr_in> upstream = ParseAddress(operands[1]);
-  absl::StatusOr<ParseOptions> parse = MakeParseOptions(options);
+int RunTap(const std::vector<std::string>& operands, const TapOptions& options) {
+  if (operands.size() != 2) return UsageError("tap", "takes a LISTEN and an UPSTREAM address");
+  absl::StatusOr<SocketAddress> listen_address = ParseSocketAddress(operands[0]);
+  absl::StatusOr<SocketAddress> upstream = ParseSocketAddress(operands[1]);
+  absl::StatusOr<ParseSetup> parse = MakeParseOptions(options.stream);
   for (const absl::Status& status : {listen_address.status(), upstream.status(), parse.status()}) {
-    if (!status.ok()) {
-      std::cerr << "qmig: " << status.message() << "\n";
-      return kExitUsage;
-    }
+    if (!status.ok()) return UsageError("tap", status.message());
   }
   signal(SIGPIPE, SIG_IGN);
-  UniqueFd listener(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  int one = 1;
-  setsockopt(listener.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  if (bind(listener.get(), reinterpret_cast<const sockaddr*>(&*listen_address),
-           sizeof(sockaddr_in)) != 0 ||
-      listen(listener.get(), 8) != 0) {
-    std::cerr << "qmig: cannot listen on " << operands[0] << ": " << strerror(errno) << "\n";
-    return kExitUsage;
-  }
-  std::cerr << "qmig: tapping " << operands[0] << " -> " << operands[1] << "\n";
+  std::string bound;
+  absl::StatusOr<UniqueFd> listening = ListenOn(*listen_address, &bound);
+  if (!listening.ok()) return InputError("tap", listening.status().message());
+  UniqueFd listener = std::move(*listening);
+  std::cerr << "qmig: tapping " << bound << " -> " << operands[1] << "\n";
 
   std::vector<std::thread> threads;
   std::vector<std::unique_ptr<Tapped>> tapped;
@@ -146,17 +126,16 @@ int RunTap(const std::vector<std::string>& operands, const CommonOptions& option
       }
       continue;
     }
-    UniqueFd client(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
-    if (!client.valid()) continue;
-    UniqueFd server(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (connect(server.get(), reinterpret_cast<const sockaddr*>(&*upstream), sizeof(sockaddr_in)) != 0) {
-      std::cerr << "qmig: cannot reach " << operands[1] << ": " << strerror(errno) << "\n";
+    absl::StatusOr<UniqueFd> accepted = AcceptWithin(listener.get(), absl::ZeroDuration());
+    if (!accepted.ok()) continue;
+    UniqueFd client = std::move(*accepted);
+    absl::StatusOr<UniqueFd> connected = ConnectTo(*upstream);
+    if (!connected.ok()) {
+      std::cerr << "qmig tap: " << connected.status().message() << "\n";
       continue;
     }
-    setsockopt(client.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    setsockopt(server.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    std::string prefix =
-        options.record.empty() ? "" : absl::StrCat(options.record, ".", index);
+    UniqueFd server = std::move(*connected);
+    std::string prefix = options.record.empty() ? "" : absl::StrCat(options.record, ".", index);
     auto forward = std::make_shared<Direction>(client.get(), server.get(),
                                                prefix.empty() ? "" : prefix + ".fwd");
     auto backward = std::make_shared<Direction>(server.get(), client.get(),
@@ -168,7 +147,7 @@ int RunTap(const std::vector<std::string>& operands, const CommonOptions& option
       tapped.back()->index = index;
     }
     Tapped* record = tapped.back().get();
-    ParseOptions stream_options = *parse;
+    ParseOptions stream_options = parse->parse;
     threads.emplace_back([forward] { forward->Run(); });
     threads.emplace_back([backward] { backward->Run(); });
     // Validators: what kind of connection it is shows in its first bytes.
@@ -179,10 +158,10 @@ int RunTap(const std::vector<std::string>& operands, const CommonOptions& option
                      (*head)[2] == 0x33 && (*head)[3] == 0x44;
       // A main connection opens with the QEVM magic, a recovery connection
       // with a command; the postcopy preempt channel has no magic at all.
-      bool main_stream = head.ok() && head->size() >= 4 &&
-                         (((*head)[0] == 'Q' && (*head)[1] == 'E' && (*head)[2] == 'V' &&
-                           (*head)[3] == 'M') ||
-                          (*head)[0] == static_cast<uint8_t>(SectionType::kCommand));
+      bool main_stream =
+          head.ok() && head->size() >= 4 &&
+          (((*head)[0] == 'Q' && (*head)[1] == 'E' && (*head)[2] == 'V' && (*head)[3] == 'M') ||
+           (*head)[0] == static_cast<uint8_t>(SectionType::kCommand));
       bool preempt = !multifd && !main_stream && head.ok() && !head->empty();
       std::thread back([backward, record, multifd, preempt] {
         FdSource rp(backward->validator_fd());
@@ -203,14 +182,14 @@ int RunTap(const std::vector<std::string>& operands, const CommonOptions& option
         record->kind = "multifd";
         MultifdResult result = ParseMultifdChannel(main, {});
         for (const Finding& finding : result.findings.findings()) record->findings.Add(finding);
-        record->summary = absl::StrCat(result.summary.packets, " packets, ", result.summary.pages,
-                                       " pages");
+        record->summary =
+            absl::StrCat(result.summary.packets, " packets, ", result.summary.pages, " pages");
       } else if (preempt) {
         record->kind = "preempt";
         PreemptChannelResult result = ParsePreemptChannel(main, {});
         for (const Finding& finding : result.findings.findings()) record->findings.Add(finding);
-        record->summary = absl::StrCat(result.summary.pages, " pages",
-                                       result.summary.eos_seen ? ", EOS" : "");
+        record->summary =
+            absl::StrCat(result.summary.pages, " pages", result.summary.eos_seen ? ", EOS" : "");
       } else {
         record->kind = "main";
         ParseResult result = ParseMigrationStream(main, stream_options);
@@ -228,17 +207,46 @@ int RunTap(const std::vector<std::string>& operands, const CommonOptions& option
   }
   for (std::thread& thread : threads) thread.join();
 
-  bool valid = true;
+  // All connections' findings, for the verdict.
+  FindingList all(kMaxTapFindings);
   for (const auto& connection : tapped) {
-    valid &= connection->findings.error_count() == 0;
-    if (!options.quiet) {
-      std::cout << "connection " << connection->index << " (" << connection->kind
-                << "): " << connection->summary << "\n";
+    for (const Finding& finding : connection->findings.findings()) all.Add(finding);
+  }
+  if (options.output.json) {
+    nlohmann::json connections = nlohmann::json::array();
+    for (const auto& connection : tapped) {
+      connections.push_back({{"index", connection->index},
+                             {"kind", connection->kind},
+                             {"summary", connection->summary},
+                             {"valid", connection->findings.error_count() == 0},
+                             {"errors", connection->findings.error_count()},
+                             {"warnings", connection->findings.warning_count()},
+                             {"findings", FindingsToJson(connection->findings)}});
     }
-    PrintFindings(connection->findings, options.quiet);
+    nlohmann::json out = {{"schema_version", kJsonSchemaVersion},
+                          {"kind", "tap"},
+                          {"listen", bound},
+                          {"upstream", operands[1]},
+                          {"valid", !tapped.empty() && all.error_count() == 0},
+                          {"errors", all.error_count()},
+                          {"warnings", all.warning_count()},
+                          {"connections", connections}};
+    std::cout << out.dump(2, ' ', true, nlohmann::json::error_handler_t::replace) << "\n";
+  } else {
+    for (const auto& connection : tapped) {
+      if (!options.output.quiet) {
+        std::cout << "connection " << connection->index << " (" << connection->kind
+                  << "): " << connection->summary << "\n";
+      }
+      for (const Finding& finding : connection->findings.findings()) {
+        if (options.output.quiet && finding.severity != Severity::kError) continue;
+        std::cout << FormatFinding(finding) << "\n";
+      }
+    }
+    std::cout << (tapped.empty() ? "no connection was tapped" : FormatVerdict(all)) << "\n";
   }
   if (tapped.empty()) return kExitUsage;
-  return valid ? kExitValid : kExitInvalid;
+  return all.error_count() == 0 ? kExitValid : kExitInvalid;
 }
 
 }  // namespace qmig
