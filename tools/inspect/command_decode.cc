@@ -98,9 +98,11 @@ std::string DescribeCommandPayload(CommandKind kind, const nlohmann::ordered_jso
       break;
     case CommandKind::kPostcopyRamDiscard:
       if (decoded.contains("block")) {
-        return absl::StrCat(decoded["block"].get<std::string>(), ": ",
-                            decoded["range_count"].get<uint64_t>(), " ranges, ",
-                            decoded["bytes"].get<uint64_t>() / kTargetPageSize, " pages");
+        const uint64_t ranges = decoded["range_count"].get<uint64_t>();
+        const uint64_t pages = decoded["bytes"].get<uint64_t>() / kTargetPageSize;
+        return absl::StrCat(decoded["block"].get<std::string>(), ": ", ranges,
+                            ranges == 1 ? " range, " : " ranges, ", pages,
+                            pages == 1 ? " page" : " pages");
       }
       break;
     default:

@@ -16,31 +16,59 @@ std::string Scalar(const nlohmann::ordered_json& value) {
   return value.is_string() ? value.get<std::string>() : CompactJson(value);
 }
 
-std::string FormatRanges(const nlohmann::ordered_json& ranges, size_t max) {
+// A record's ranges and counts, from its JSON details.
+std::vector<PageRange> RangesOf(const nlohmann::ordered_json& ranges) {
+  std::vector<PageRange> out;
+  for (const nlohmann::ordered_json& range : ranges) {
+    PageKind kind = PageKind::kAbsent;
+    for (size_t k = 0; k < kPageKindCount; ++k) {
+      if (range[2].get<std::string>() == PageKindName(static_cast<PageKind>(k))) {
+        kind = static_cast<PageKind>(k);
+      }
+    }
+    out.push_back({range[0].get<uint64_t>(), range[1].get<uint64_t>(), kind});
+  }
+  return out;
+}
+
+std::array<uint64_t, kPageKindCount> CountsOf(const nlohmann::ordered_json& counts) {
+  std::array<uint64_t, kPageKindCount> out{};
+  for (size_t k = 1; k < kPageKindCount; ++k) {
+    const std::string name(PageKindName(static_cast<PageKind>(k)));
+    if (counts.contains(name)) out[k] = counts[name].get<uint64_t>();
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string Plural(uint64_t count, absl::string_view noun) {
+  return absl::StrCat(count, " ", noun, count == 1 ? "" : "s");
+}
+
+std::string FormatRanges(absl::Span<const PageRange> ranges, size_t max) {
   std::string out;
   size_t shown = 0;
-  for (const nlohmann::ordered_json& range : ranges) {
+  for (const PageRange& range : ranges) {
     if (shown == max) {
       absl::StrAppend(&out, " ...");
       break;
     }
-    absl::StrAppendFormat(&out, " %#x-%#x %s", range[0].get<uint64_t>(), range[1].get<uint64_t>(),
-                          range[2].get<std::string>());
+    absl::StrAppendFormat(&out, " %#x-%#x %s", range.start, range.end, PageKindName(range.kind));
     ++shown;
   }
   return out;
 }
 
-std::string FormatCounts(const nlohmann::ordered_json& counts) {
+std::string FormatPageCounts(const std::array<uint64_t, kPageKindCount>& records) {
   std::string out;
-  for (const auto& [kind, count] : counts.items()) {
-    if (count.get<uint64_t>() == 0) continue;
-    absl::StrAppend(&out, out.empty() ? "" : ", ", count.get<uint64_t>(), " ", kind);
+  for (size_t kind = 1; kind < kPageKindCount; ++kind) {
+    if (records[kind] == 0) continue;
+    absl::StrAppend(&out, out.empty() ? "" : ", ", records[kind], " ",
+                    PageKindName(static_cast<PageKind>(kind)));
   }
   return out.empty() ? "no pages" : out;
 }
-
-}  // namespace
 
 std::string CompactJson(const nlohmann::ordered_json& value) {
   return value.dump(-1, ' ', /*ensure_ascii=*/true,
@@ -119,8 +147,8 @@ void TextDumpWriter::OnRecord(const Record& record) {
       }
       for (const nlohmann::ordered_json& block : d["blocks"]) {
         absl::StrAppend(&text, indent, block["name"].get<std::string>(), ": ",
-                        FormatCounts(block["records"]), ";",
-                        FormatRanges(block["ranges"], kTextRangesPerBlock), "\n");
+                        FormatPageCounts(CountsOf(block["records"])), ";",
+                        FormatRanges(RangesOf(block["ranges"]), kTextRangesPerBlock), "\n");
       }
       if (d.contains("pages_in_other_blocks")) {
         absl::StrAppend(&text, indent, d["pages_in_other_blocks"].get<uint64_t>(),

@@ -6,6 +6,7 @@
 #ifndef QMIG_TOOLS_INSPECT_DUMP_WRITERS_H_
 #define QMIG_TOOLS_INSPECT_DUMP_WRITERS_H_
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <ostream>
@@ -14,6 +15,7 @@
 
 #include "nlohmann/json.hpp"
 #include "tools/inspect/field_writer.h"
+#include "tools/inspect/ram_map.h"
 #include "tools/inspect/stream_inspector.h"
 
 namespace qmig {
@@ -30,6 +32,13 @@ class OstreamOut final : public TextOut {
 
 // A small JSON value as one line (names in it are already escaped).
 std::string CompactJson(const nlohmann::ordered_json& value);
+
+// "1 range", "2 ranges".
+std::string Plural(uint64_t count, absl::string_view noun);
+// " 0-0x1000 zero 0x1000-0x3000 normal ...": at most `max` ranges.
+std::string FormatRanges(absl::Span<const PageRange> ranges, size_t max);
+// "31 zero, 1 normal", or "no pages".
+std::string FormatPageCounts(const std::array<uint64_t, kPageKindCount>& records);
 
 // Device text held back so that its record line, which carries the size,
 // can come first; beyond this the line comes first without the size.

@@ -214,7 +214,7 @@ TEST(CommandDecodeTest, DiscardSkipsTheNulAfterTheName) {
   Json decoded = DecodeCommandPayload(CommandKind::kPostcopyRamDiscard, payload);
   EXPECT_EQ(decoded["ranges"].dump(), "[[4096,8192]]");
   EXPECT_EQ(DescribeCommandPayload(CommandKind::kPostcopyRamDiscard, decoded),
-            "pc.ram: 1 ranges, 2 pages");
+            "pc.ram: 1 range, 2 pages");
   // A payload cut short decodes as far as it goes.
   payload.resize(payload.size() - 3);
   EXPECT_EQ(DecodeCommandPayload(CommandKind::kPostcopyRamDiscard, payload)["range_count"], 0);

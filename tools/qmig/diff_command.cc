@@ -14,6 +14,7 @@
 #include <iostream>
 #include <set>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
@@ -135,6 +136,38 @@ class LineReader {
   size_t position_ = 0;
 };
 
+// Paths and device keys in the order people read them: "a[2]" before
+// "a[10]", digits compared as numbers.
+bool NaturalLess(absl::string_view a, absl::string_view b) {
+  size_t i = 0, j = 0;
+  while (i < a.size() && j < b.size()) {
+    const bool digit_a = absl::ascii_isdigit(a[i]), digit_b = absl::ascii_isdigit(b[j]);
+    if (digit_a && digit_b) {
+      size_t end_a = i, end_b = j;
+      while (end_a < a.size() && absl::ascii_isdigit(a[end_a])) ++end_a;
+      while (end_b < b.size() && absl::ascii_isdigit(b[end_b])) ++end_b;
+      // Without leading zeros, a longer run is a larger number.
+      absl::string_view run_a = a.substr(i, end_a - i), run_b = b.substr(j, end_b - j);
+      while (run_a.size() > 1 && run_a[0] == '0') run_a.remove_prefix(1);
+      while (run_b.size() > 1 && run_b[0] == '0') run_b.remove_prefix(1);
+      if (run_a.size() != run_b.size()) return run_a.size() < run_b.size();
+      if (run_a != run_b) return run_a < run_b;
+      if (end_a - i != end_b - j) return end_a - i < end_b - j;
+      i = end_a;
+      j = end_b;
+      continue;
+    }
+    if (a[i] != b[j]) return static_cast<unsigned char>(a[i]) < static_cast<unsigned char>(b[j]);
+    ++i;
+    ++j;
+  }
+  return a.size() - i < b.size() - j;
+}
+
+struct NaturalOrder {
+  bool operator()(const std::string& a, const std::string& b) const { return NaturalLess(a, b); }
+};
+
 // "path\tvalue" split at its first tab (paths are escaped: they hold none).
 std::pair<std::string, std::string> SplitLine(const std::string& line) {
   size_t tab = line.find('\t');
@@ -168,7 +201,7 @@ std::vector<std::pair<std::string, std::string>> SortedFields(int fd,
   std::string line;
   while (reader.Next(&line)) fields.push_back(SplitLine(line));
   std::stable_sort(fields.begin(), fields.end(),
-                   [](const auto& x, const auto& y) { return x.first < y.first; });
+                   [](const auto& x, const auto& y) { return NaturalLess(x.first, y.first); });
   std::vector<std::pair<std::string, std::string>> unique;
   for (auto& field : fields) {
     if (!unique.empty() && unique.back().first == field.first) {
@@ -190,10 +223,11 @@ void CompareDevice(const std::string& device, int fd_a, const DeviceFieldLog::Ex
     auto fields_b = SortedFields(fd_b, extent_b);
     size_t i = 0, j = 0;
     while (i < fields_a.size() || j < fields_b.size()) {
-      if (j == fields_b.size() || (i < fields_a.size() && fields_a[i].first < fields_b[j].first)) {
+      if (j == fields_b.size() ||
+          (i < fields_a.size() && NaturalLess(fields_a[i].first, fields_b[j].first))) {
         diffs->Add(device, fields_a[i].first, &fields_a[i].second, nullptr);
         ++i;
-      } else if (i == fields_a.size() || fields_b[j].first < fields_a[i].first) {
+      } else if (i == fields_a.size() || NaturalLess(fields_b[j].first, fields_a[i].first)) {
         diffs->Add(device, fields_b[j].first, nullptr, &fields_b[j].second);
         ++j;
       } else {
@@ -331,7 +365,7 @@ int RunDiff(const std::vector<std::string>& operands, const DiffOptions& options
 
   // Device state, field by field, devices in name order.
   FieldDiffs fields;
-  std::set<std::string> devices;
+  std::set<std::string, NaturalOrder> devices;
   for (const auto& [key, extent] : logs[0]->index()) devices.insert(key);
   for (const auto& [key, extent] : logs[1]->index()) devices.insert(key);
   for (const std::string& device : devices) {

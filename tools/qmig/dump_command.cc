@@ -29,30 +29,6 @@ constexpr size_t kTextRangesPerBlock = 8;
 constexpr size_t kSummaryRangesPerBlock = 4096;
 constexpr size_t kSummaryRanges = 65536;
 
-std::string FormatRanges(const RangeList& ranges, size_t max) {
-  std::string out;
-  size_t shown = 0;
-  for (const PageRange& range : ranges.ranges()) {
-    if (shown == max) {
-      absl::StrAppend(&out, " ...");
-      break;
-    }
-    absl::StrAppendFormat(&out, " %#x-%#x %s", range.start, range.end, PageKindName(range.kind));
-    ++shown;
-  }
-  return out;
-}
-
-std::string FormatCounts(const std::array<uint64_t, kPageKindCount>& records) {
-  std::string out;
-  for (size_t kind = 1; kind < kPageKindCount; ++kind) {
-    if (records[kind] == 0) continue;
-    absl::StrAppend(&out, out.empty() ? "" : ", ", records[kind], " ",
-                    PageKindName(static_cast<PageKind>(kind)));
-  }
-  return out.empty() ? "no pages" : out;
-}
-
 nlohmann::ordered_json RamSummaryJson(const RamMap& ram) {
   nlohmann::ordered_json blocks = nlohmann::ordered_json::array();
   size_t budget = kSummaryRanges;
@@ -80,8 +56,8 @@ std::string RamSummaryText(const RamMap& ram) {
   for (const RamMap::Block& block : ram.blocks()) {
     RangeList ranges = ram.Ranges(block, kTextRangesPerBlock + 1);
     absl::StrAppendFormat(&out, "  %-24s %#10x bytes  %s;%s\n", EscapeName(block.name),
-                          block.length, FormatCounts(block.records),
-                          FormatRanges(ranges, kTextRangesPerBlock));
+                          block.length, FormatPageCounts(block.records),
+                          FormatRanges(ranges.ranges(), kTextRangesPerBlock));
   }
   if (ram.pages_in_other_blocks() > 0) {
     absl::StrAppend(&out, "  ", ram.pages_in_other_blocks(),

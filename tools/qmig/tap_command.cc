@@ -31,6 +31,7 @@
 #include "parser/preempt_channel.h"
 #include "parser/return_path.h"
 #include "parser/stream_parser.h"
+#include "tools/inspect/dump_writers.h"
 #include "tools/qmig/commands.h"
 #include "tools/qmig/report.h"
 
@@ -183,13 +184,15 @@ int RunTap(const std::vector<std::string>& operands, const TapOptions& options) 
         MultifdResult result = ParseMultifdChannel(main, {});
         for (const Finding& finding : result.findings.findings()) record->findings.Add(finding);
         record->summary =
-            absl::StrCat(result.summary.packets, " packets, ", result.summary.pages, " pages");
+            absl::StrCat(Plural(result.summary.packets, "packet"), ", ",
+                                       Plural(result.summary.pages, "page"));
       } else if (preempt) {
         record->kind = "preempt";
         PreemptChannelResult result = ParsePreemptChannel(main, {});
         for (const Finding& finding : result.findings.findings()) record->findings.Add(finding);
         record->summary =
-            absl::StrCat(result.summary.pages, " pages", result.summary.eos_seen ? ", EOS" : "");
+            absl::StrCat(Plural(result.summary.pages, "page"),
+                                       result.summary.eos_seen ? ", EOS" : "");
       } else {
         record->kind = "main";
         ParseResult result = ParseMigrationStream(main, stream_options);
