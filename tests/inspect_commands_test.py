@@ -262,7 +262,7 @@ def stderr_on_a_terminal(*args):
 
 def test_progress(tmp):
     stream = os.path.join(CORPUS, "pc-i440fx-7.2.mig")  # over 4000 page records
-    for command in (["dump"], ["extract", os.path.join(tmp, "progress")]):
+    for command in (["check"], ["dump"], ["extract", os.path.join(tmp, "progress")]):
         rc, err = stderr_on_a_terminal(command[0], stream, *command[1:])
         check(rc == 0 and b"qmig " + command[0].encode() + b": " in err and
               err.endswith(b"\r\x1b[K"),

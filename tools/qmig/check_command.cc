@@ -19,6 +19,7 @@
 #include "parser/wire/constants.h"
 #include "parser/wire/escape.h"
 #include "tools/qmig/commands.h"
+#include "tools/qmig/progress.h"
 #include "tools/qmig/report.h"
 
 namespace qmig {
@@ -96,6 +97,23 @@ std::string FormatMultifdSummary(const MultifdSummary& s, const std::string& nam
   return out;
 }
 
+// Feeds a progress meter from the parser's events.
+class ProgressObserver final : public StreamObserver {
+ public:
+  explicit ProgressObserver(ProgressMeter* meter) : meter_(meter) {}
+  void OnSection(uint8_t, uint32_t, absl::string_view, uint32_t, uint32_t,
+                 uint64_t offset) override {
+    meter_->Update(offset);
+  }
+  void OnRamPage(absl::string_view, uint64_t, RamRecordKind, absl::Span<const uint8_t>,
+                 uint64_t stream_offset) override {
+    meter_->Update(stream_offset);
+  }
+
+ private:
+  ProgressMeter* meter_;
+};
+
 }  // namespace
 
 int RunCheck(const std::vector<std::string>& operands, const CheckOptions& options) {
@@ -127,7 +145,13 @@ int RunCheck(const std::vector<std::string>& operands, const CheckOptions& optio
   MultifdResult multifd_result;
   PreemptChannelResult preempt_result;
   if (kind == "main") {
-    main_result = ParseMigrationStream((*input)->source(), parse_options);
+    // Progress on a terminal only: the observer costs a call per page.
+    ProgressMeter progress("qmig check", RegularFileSize(operands[0]), options.output.quiet);
+    ProgressObserver observer(&progress);
+    ParseOptions with_progress = parse_options;
+    if (progress.enabled()) with_progress.observer = &observer;
+    main_result = ParseMigrationStream((*input)->source(), with_progress);
+    progress.Done();
     summary_json = SummaryToJson(main_result.summary);
     summary_text = FormatSummary(main_result.summary, operands[0]);
     findings = &main_result.findings;
