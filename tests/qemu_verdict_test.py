@@ -4,7 +4,8 @@
 For every stream a destination can load from a file, qmig runs QEMU with the
 stream's recorded destination configuration (--meta) and must agree with it
 (exit 0), and QEMU's verdict must be the one recorded when the corpus was
-made. Streams that need their other connections (multifd channels, a
+made; configured from the stream alone (no --meta), it must reach the same
+verdict. Streams that need their other connections (multifd channels, a
 recovery's first connection) are refused with exit status 2. A stream cut
 short is rejected by both; the PACKAGED length one byte short that makes
 QEMU 7.2 crash while exiting is named as QEMU's fault; a postcopy page sent
@@ -69,10 +70,17 @@ def main():
         needs_others = "multifd" in (meta.get("dest_capabilities") or []) or name.endswith(
             ".resume.mig")
         if needs_others:
-            check(rc == 2 and "qmig:" in err, "%s: refused, it loads only with its other "
+            check(rc == 2 and err.startswith("qmig qemu-verdict: "), "%s: refused, it loads only with its other "
                   "connections (%s)" % (name, err.strip()[:80]))
             continue
         check(rc == 0, "%s: qmig and QEMU agree: %s" % (name, report and report["relation"]))
+        # Without --meta, configured from what the stream shows alone.
+        rc_plain, plain, err_plain = verdict(stream)
+        check(rc_plain == 0 and plain["qemu"]["status"] == report["qemu"]["status"] and
+              plain["qemu"]["command_line"].startswith("qemu-system-x86_64 "),
+              "%s: without --meta too (%s, QEMU %s): %s" %
+              (name, plain and plain["relation"], plain and plain["qemu"]["status"],
+               err_plain.strip()[:200]))
         if "recover" in name:
             # The first connection of a recovered postcopy, cut mid-stream.
             # QEMU fails, or pauses the postcopy to wait for a resume.
