@@ -1,5 +1,11 @@
-"""The QEMU that runs ($QEMU, default qemu-system-x86_64), its processes, and
-the migration helpers around them."""
+"""Which QEMU runs, its processes, and the migration helpers around them.
+
+The QEMU is chosen once per run with use_qemu(): "7.2" is the system's
+qemu-system-x86_64 (or $QEMU), "10.0" and "11.1" are Debian's, run from
+the chroots of tools/qemu-versions, and anything else is a path to a
+qemu-system-x86_64. A chrooted QEMU sees the host's /tmp only, so every
+file and socket it is given lives under /tmp.
+"""
 
 import atexit
 import os
@@ -13,8 +19,12 @@ from .qmp import QMP, QMPError, QMPTimeout, QTest
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
+QEMU_VERSIONS_TOOL = os.path.join(REPO_ROOT, "tools", "qemu-versions")
+KNOWN_VERSIONS = ("7.2", "10.0", "11.1")
 
 QEMU = os.environ.get("QEMU", "qemu-system-x86_64")
+QEMU_KEY = "7.2"          # "7.2", "10.0", "11.1", or a path's version ("X.Y")
+QEMU_FROM = None          # how a non-system QEMU was found, for the metas
 PAGE = 4096
 VM_TIMEOUT = 180          # hard limit for any single QEMU process (seconds)
 TMP_TOKEN = "$TMP"        # stands for the per-run temp dir in recorded args
@@ -44,10 +54,52 @@ def _kill_all():
 atexit.register(_kill_all)
 
 
+def use_qemu(which):
+    """Selects the QEMU of this run: "7.2", "10.0", "11.1" or a path."""
+    global QEMU, QEMU_KEY, QEMU_FROM
+    if which in (None, "", "7.2"):
+        QEMU, QEMU_KEY, QEMU_FROM = os.environ.get("QEMU", "qemu-system-x86_64"), "7.2", None
+        return QEMU
+    if which in KNOWN_VERSIONS:
+        out = subprocess.run([QEMU_VERSIONS_TOOL, "binary", which], capture_output=True,
+                             text=True, timeout=120)
+        if out.returncode != 0:
+            raise SystemExit("QEMU %s is not available: %s(run tools/qemu-versions ensure %s)"
+                             % (which, out.stderr, which))
+        QEMU, QEMU_KEY = out.stdout.strip(), which
+        QEMU_FROM = "tools/qemu-versions binary %s" % which
+        return QEMU
+    if not os.access(which, os.X_OK):
+        raise SystemExit("--qemu: %s is neither 7.2, 10.0, 11.1 nor an executable" % which)
+    QEMU = os.path.abspath(which)
+    QEMU_FROM = QEMU
+    m = re.search(r"version (\d+)\.(\d+)", qemu_version())
+    QEMU_KEY = "%s.%s" % m.groups() if m else "unknown"
+    return QEMU
+
+
 def qemu_version():
     out = subprocess.run([QEMU, "--version"], capture_output=True, text=True,
                          timeout=30).stdout
     return out.splitlines()[0].strip() if out else "unknown"
+
+
+def qemu_at_least(major, minor=0):
+    m = re.fullmatch(r"(\d+)\.(\d+)", QEMU_KEY)
+    return bool(m) and (int(m.group(1)), int(m.group(2))) >= (major, minor)
+
+
+def chrooted():
+    """True unless QEMU is the system's: tools/qemu-versions runs it in a
+    chroot that sees only the host's /tmp, and a QEMU given by path may be
+    such a wrapper too."""
+    return QEMU_FROM is not None
+
+
+def recorded_binary():
+    """The QEMU binary as recorded in the metas' command lines: the
+    qemu-system-x86_64 a tools/qemu-versions wrapper runs in its chroot."""
+    return "qemu-system-x86_64" if (QEMU_FROM or "").startswith("tools/") else QEMU
 
 
 # ---------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import time
 from .guest import (apply_write, check_pages, hexify_writes, model_of, std_writes, w_pattern,
                     w_writeq)
 from .proxy import Proxy
+from . import qemu
 from .qemu import (PAGE, TINY_BIOS_ARGS, TMP_TOKEN, Vm, aux_of, dest_listen, free_port, log,
                    machine_args, make_aux_files, set_caps, set_params, wait_status)
 from .scan import Scan, scan_multifd_channel, scan_rp
@@ -26,8 +27,10 @@ class Ctx:
         self.version = version
 
     def public(self, args):
-        """Recorded args: temp dir replaced by $TMP."""
-        return [a.replace(self.tmp, TMP_TOKEN) for a in args]
+        """Recorded args: temp dir replaced by $TMP; a chrooted QEMU's wrapper
+        by the qemu-system-x86_64 it runs (the meta's qemu_binary says which)."""
+        return [qemu.recorded_binary() if a == qemu.QEMU else
+                a.replace(self.tmp, TMP_TOKEN) for a in args]
 
 
 def meta_name(fname):
@@ -40,6 +43,8 @@ def write_meta(ctx, fname, meta):
     with open(path, "rb") as f:
         data = f.read()
     m = {"file": fname, "made_by": MADE_BY, "qemu_version": ctx.version}
+    if qemu.QEMU_FROM:
+        m["qemu_binary"] = qemu.QEMU_FROM
     m.update(meta)
     m["size"] = len(data)
     m["sha256"] = hashlib.sha256(data).hexdigest()

@@ -146,3 +146,9 @@ def specs():
                              "connection."})
     return s
 
+
+def specs_for(version):
+    """The streams made with QEMU `version` ("7.2", "10.0", "11.1", ...)."""
+    if version == "7.2":
+        return specs()
+    raise SystemExit("no stream list for QEMU %s yet" % version)
