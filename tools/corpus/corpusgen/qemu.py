@@ -11,6 +11,7 @@ import atexit
 import os
 import re
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -107,6 +108,8 @@ def recorded_binary():
 # ---------------------------------------------------------------------------
 
 def _listen_unix(path):
+    if os.path.exists(path):      # left by an earlier VM of the same name
+        os.unlink(path)
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.bind(path)
     s.listen(1)
@@ -306,14 +309,36 @@ def machine_args(machine, extra=()):
 
 TINY_BIOS = "tiny-bios.bin"
 TINY_BIOS_ARGS = ["-bios", os.path.join(TMP_TOKEN, TINY_BIOS)]
+LOOP_KERNEL = "loop-kernel.bin"
+LOOP_KERNEL_ARGS = ["-kernel", os.path.join(TMP_TOKEN, LOOP_KERNEL)]
+
+
+def loop_kernel_image():
+    """A multiboot kernel (loaded at 1 MiB, entered in 32-bit protected mode)
+    that loops forever: it increments a counter at 0x101000 and stores it into
+    the first dword of each of the 8 pages at 0x200000..0x207000 in turn."""
+    magic, flags = 0x1BADB002, 0x00010000          # flags: address fields valid
+    header = struct.pack("<8I", magic, flags, (-(magic + flags)) & 0xFFFFFFFF,
+                         0x100000, 0x100000, 0, 0, 0x100020)
+    code = bytes.fromhex(
+        "bf00002000"        # 0x100020 mov edi, 0x200000
+        "ff0500101000"      # 0x100025 inc dword [0x101000]
+        "a100101000"        # 0x10002b mov eax, [0x101000]
+        "8907"              # 0x100030 mov [edi], eax
+        "81c700100000"      # 0x100032 add edi, 0x1000
+        "81ff00802000"      # 0x100038 cmp edi, 0x208000
+        "72e5"              # 0x10003e jb 0x100025
+        "ebde")             # 0x100040 jmp 0x100020
+    return header + code
 
 
 def make_aux_files(tmpdir, aux):
     """Create the auxiliary files a configuration refers to as $TMP/NAME.
 
-    aux: {name: {"kind": "tiny-bios"|"zero", "size": N}}.  tiny-bios is a
-    64 KiB firmware image that is all zero except `hlt; jmp $-1` at the reset
-    vector: it keeps pc.bios down to one non-zero page (guests never run).
+    aux: {name: {"kind": "tiny-bios"|"loop-kernel"|"zero", "size": N}}.
+    tiny-bios is a 64 KiB firmware image that is all zero except `hlt; jmp
+    $-1` at the reset vector: it keeps pc.bios down to one non-zero page
+    (guests never run). loop-kernel is loop_kernel_image().
     """
     for name, a in (aux or {}).items():
         with open(os.path.join(tmpdir, name), "wb") as f:
@@ -321,6 +346,8 @@ def make_aux_files(tmpdir, aux):
                 img = bytearray(a["size"])
                 img[a["size"] - 16:a["size"] - 13] = b"\xf4\xeb\xfd"
                 f.write(img)
+            elif a["kind"] == "loop-kernel":
+                f.write(loop_kernel_image())
             else:
                 f.truncate(a["size"])
 
@@ -330,6 +357,8 @@ def aux_of(args):
     for a in args:
         if TMP_TOKEN + "/" + TINY_BIOS in a:
             aux[TINY_BIOS] = {"kind": "tiny-bios", "size": 65536}
+        if TMP_TOKEN + "/" + LOOP_KERNEL in a:
+            aux[LOOP_KERNEL] = {"kind": "loop-kernel", "size": len(loop_kernel_image())}
         m = re.search(r"mem-path=\$TMP/([^,]+)", a)
         if m:
             sz = re.search(r"size=(\d+)M", a)

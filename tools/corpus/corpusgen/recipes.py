@@ -15,7 +15,7 @@ from . import qemu
 from .qemu import (PAGE, TINY_BIOS_ARGS, TMP_TOKEN, Vm, aux_of, dest_listen, free_port, log,
                    machine_args, make_aux_files, set_caps, set_params, wait_status)
 from .scan import Scan, scan_multifd_channel, scan_rp
-from .verdict import _failure_message, verdict
+from .verdict import _failure_message, outcome, verdict
 
 MADE_BY = "tools/corpus/make_corpus.py"
 
@@ -46,6 +46,8 @@ def write_meta(ctx, fname, meta):
     if qemu.QEMU_FROM:
         m["qemu_binary"] = qemu.QEMU_FROM
     m.update(meta)
+    if qemu.QEMU_FROM and "qemu_verdict" in m and "qemu_outcome" not in m:
+        m["qemu_outcome"] = outcome(m["qemu_verdict"])
     m["size"] = len(data)
     m["sha256"] = hashlib.sha256(data).hexdigest()
     with open(os.path.join(ctx.out, meta_name(fname)), "w") as f:
@@ -78,7 +80,10 @@ def make_file_stream(ctx, spec):
     writes = spec.get("writes", std_writes())
     fname = name + ".mig"
     tmpfile = os.path.join(ctx.tmp, fname)
-    args = machine_args(machine, [a.replace(TMP_TOKEN, ctx.tmp) for a in extra]) + ["-S"]
+    # a never-started guest (-S) unless the spec wants it "running" (under
+    # qtest a running guest executes nothing either)
+    args = machine_args(machine, [a.replace(TMP_TOKEN, ctx.tmp) for a in extra]) + \
+        ([] if spec.get("running") else ["-S"])
     make_aux_files(ctx.tmp, aux_of(extra))
     log("%s: source %s caps=%s" % (name, machine, caps))
     dirt_log = []
@@ -112,7 +117,11 @@ def make_file_stream(ctx, spec):
     sc = Scan(open(os.path.join(ctx.out, fname), "rb").read(),
               footers=spec.get("footers")).run()
     for req in spec.get("require", []):
-        req(sc)
+        try:
+            req(sc)
+        except RuntimeError:
+            log("%s: walk: %s" % (name, sc.items))
+            raise
     meta = {
         "kind": spec.get("kind", "precopy"),
         "description": spec["description"],

@@ -4,8 +4,8 @@ wanted records exist and to summarise each stream in its .meta.json.
 Byte reading and RAM records come from fuzz/qemu_stream.py (Cursor,
 walk_ram, locate_trailer); what it does not cover is here: the
 configuration's subsections, commands with their payloads, PACKAGED
-contents, MEM_SIZE block lists (with x-ignore-shared addresses),
-dirty-bitmap sections, return paths and multifd
+contents, MEM_SIZE block lists (with x-ignore-shared addresses and
+mapped-ram headers), dirty-bitmap sections, return paths and multifd
 channels. Device sections are not parsed (that needs their vmstate
 description): the walk stops at the first one ("stopped_at").
 """
@@ -26,12 +26,12 @@ except ImportError:
 F_MEM_SIZE = qs.RAM_MEM_SIZE
 CMD_NAMES = {1: "OPEN_RETURN_PATH", 2: "PING", 3: "POSTCOPY_ADVISE", 4: "LISTEN",
              5: "RUN", 6: "RAM_DISCARD", 7: "PACKAGED", 8: "ENABLE_COLO",
-             9: "POSTCOPY_RESUME", 10: "RECV_BITMAP"}
+             9: "POSTCOPY_RESUME", 10: "RECV_BITMAP", 11: "SWITCHOVER_START"}
 RP_NAMES = {1: "SHUT", 2: "PONG", 3: "REQ_PAGES_ID", 4: "REQ_PAGES",
-            5: "RECV_BITMAP", 6: "RESUME_ACK"}
+            5: "RECV_BITMAP", 6: "RESUME_ACK", 7: "SWITCHOVER_ACK"}
 # qemu_stream's record kinds as counted in scan summaries
 _RAM_KIND = {"COMPRESS": "COMPRESS_PAGE"}
-_FLAG_KIND = {qs.RAM_HOOK: "HOOK"}
+_FLAG_KIND = {qs.RAM_MULTIFD_FLUSH: "MULTIFD_FLUSH", qs.RAM_HOOK: "HOOK"}
 MULTIFD_MAGIC = 0x11223344
 MULTIFD_PAGES = 128          # offsets per packet: 512 KiB / 4 KiB, in every version
 
@@ -49,6 +49,7 @@ class Scan:
         self.headerless = headerless
         self.footers = footers
         self.ignore_shared = False
+        self.mapped_ram = False
         self.postcopy_advised = False
         self.machine = None
         self.config_subsections = []
@@ -102,6 +103,7 @@ class Scan:
                         self.stopped_at = "unknown config subsection " + name
                         return
                 self.ignore_shared = "x-ignore-shared" in self.caps
+                self.mapped_ram = "mapped-ram" in self.caps
                 self.items.append("CONFIGURATION(%s%s)" % (
                     self.machine, "".join("," + s for s in self.config_subsections)))
         self._loop(len(self.d), top=True)
@@ -275,7 +277,8 @@ class Scan:
 
     def _mem_size(self):
         """The MEM_SIZE record: per block its name and used length, then the
-        block's GPA (x-ignore-shared)."""
+        block's GPA (x-ignore-shared) and mapped-ram header (mapped-ram),
+        after which the next entry sits at the end of the block's pages."""
         c = self.cur
         total = c.be64() & ~0xFFF
         self._count("MEM_SIZE")
@@ -285,6 +288,12 @@ class Scan:
             blk = {"name": name, "used_length": ln}
             if self.ignore_shared:
                 blk["addr"] = c.be64()
+            if self.mapped_ram:
+                ver, psize, bitmap, pages = struct.unpack(">IQQQ", c.take(28))
+                blk["mapped_ram"] = {"version": ver, "page_size": psize,
+                                     "bitmap_offset": bitmap, "pages_offset": pages}
+                if pages:
+                    c.pos = pages + ln
             self.blocks.append(blk)
             total -= ln
 
@@ -357,24 +366,48 @@ def scan_rp(data):
     return out
 
 
-def scan_multifd_channel(data):
+def scan_multifd_channel(data, zero_pages=False):
     """A multifd channel: its 64-byte init, then packets of a fixed length
-    (320-byte header + 128 offsets) each followed by its normal pages."""
+    (320-byte header + 128 offsets) each followed by its normal pages. With
+    zero_pages (QEMU 9.0 on) the be32 at packet offset 32 counts zero pages."""
     if len(data) < 64:
         return {"error": "short"}
     magic, ver = struct.unpack_from(">II", data, 0)
     uuid = data[8:24].hex()
     cid = data[24]
-    i, packets, pages, syncs = 64, 0, 0, 0
+    i, packets, pages, syncs, zeros = 64, 0, 0, 0, 0
     while i + 320 <= len(data):
         pm, pv, flags, alloc, normal, nxt, num = struct.unpack_from(">IIIIIIQ", data, i)
         if pm != MULTIFD_MAGIC:
             break
+        zeros += struct.unpack_from(">I", data, i + 32)[0]
         i += 320 + MULTIFD_PAGES * 8 + normal * PAGE
         packets += 1
         pages += normal
         syncs += flags & 1
-    return {"magic": "0x%08x" % magic, "version": ver, "uuid": uuid, "channel_id": cid,
-            "packets": packets, "pages": pages, "sync_packets": syncs,
-            "trailing": len(data) - i}
+    out = {"magic": "0x%08x" % magic, "version": ver, "uuid": uuid, "channel_id": cid,
+           "packets": packets, "pages": pages, "sync_packets": syncs,
+           "trailing": len(data) - i}
+    if zero_pages:
+        out["zero_pages"] = zeros
+        out["trailing"] = out.pop("trailing")
+    return out
 
+
+def scan_preempt_channel(data):
+    """A postcopy preempt channel: bare RAM records (no header), ending with
+    an EOS only when the source behaves like 7.2."""
+    # walk_ram returns at an EOS: one more after the data ends the last run
+    cur = qs.Cursor(bytes(data) + struct.pack(">Q", qs.RAM_EOS))
+    counts, stopped, last = {}, None, {}
+    try:
+        while cur.pos < len(data):
+            for rec in qs.walk_ram(cur, last=last):
+                if rec.start < len(data):
+                    counts[rec.kind] = counts.get(rec.kind, 0) + 1
+    except (EOFError, ValueError) as e:
+        stopped = "stopped at %d (%s)" % (cur.pos, e)
+    if stopped is None and cur.pos not in (len(data), len(data) + 8):
+        stopped = "last record runs past the end (%d bytes)" % len(data)
+    return {"ram_records": counts, "ends_with_eos": data[-8:] == struct.pack(">Q", qs.RAM_EOS),
+            "walk_stopped_at": stopped}

@@ -31,6 +31,19 @@ from .qemu import (BASE_ARGS, TMP_TOKEN, QMPError, Vm, aux_of, chrooted, make_au
 QMP_ANSWER_S = 10       # a destination that does not answer QMP for this long hangs
 
 
+def outcome(v):
+    """A verdict in one word or phrase: accepted, rejected, crashed (signal
+    N), hangs."""
+    st = v.get("status")
+    if st == "completed":
+        return "accepted"
+    if st == "timeout":
+        return "hangs (stops answering QMP)" if v.get("qmp_unresponsive") else "hangs"
+    if (v.get("exit_code") or 0) < 0:
+        return "crashed (signal %d)" % -v["exit_code"]
+    return "rejected"
+
+
 def _failure_message(stderr):
     lines = [l for l in stderr.splitlines() if l.strip()]
     return "\n".join(lines[-6:])
