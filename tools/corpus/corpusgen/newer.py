@@ -4,6 +4,7 @@ path, multifd channels, postcopy and its preempt channel, mapped-ram files,
 and broken variants of all of these, each loaded into a real destination of
 the same version."""
 
+import glob
 import hashlib
 import json
 import os
@@ -407,12 +408,28 @@ def make_mapped_ram(ctx, spec):
 # Broken variants: one defect in a real stream, and what QEMU does with it
 # ---------------------------------------------------------------------------
 
+def _smallest_base(ctx, pattern, mutate):
+    """The smallest file matching `pattern` (a glob in ctx.out) that
+    `mutate` applies to."""
+    for path in sorted(glob.glob(os.path.join(ctx.out, pattern)), key=os.path.getsize):
+        with open(path, "rb") as f:
+            try:
+                mutate(bytearray(f.read()))
+            except RuntimeError:
+                continue
+        return os.path.basename(path)
+    raise RuntimeError("no file %s that the mutation applies to" % pattern)
+
+
 def make_broken(ctx, spec):
-    """spec: base (a file made earlier in ctx.out), mutate(bytearray) ->
-    (bytes, [change...]), description. A channel file is loaded with the
-    other files of its migration."""
+    """spec: base (a file made earlier in ctx.out, or a glob: the smallest
+    match the mutation applies to), mutate(bytearray) -> (bytes, [change...]),
+    description. A channel file is loaded with the other files of its
+    migration."""
     name = spec["name"]
     base = spec["base"]
+    if "*" in base:
+        base = _smallest_base(ctx, base, spec["mutate"])
     base_path = os.path.join(ctx.out, base)
     with open(base_path, "rb") as f:
         data = bytearray(f.read())
