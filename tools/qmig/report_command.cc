@@ -10,6 +10,7 @@
 #include <iterator>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -82,10 +83,10 @@ nlohmann::ordered_json TimelineData(Timeline& timeline, const ReportCollector& c
   // point before its answer that the capture shows it could not precede:
   // LISTEN, or the answer to an earlier request (a faulting thread waits for
   // its page before it asks for the next).
-  std::optional<uint64_t> since = timeline.listen_offset;
+  const std::optional<uint64_t> listen = timeline.listen_offset;
   nlohmann::ordered_json requests = nlohmann::ordered_json::array();
   const size_t listed = std::min(summary.requests.size(), kMaxTimelinePages);
-  std::vector<uint64_t> answers;  // answers so far, for the latest one before each
+  std::set<uint64_t> answers;  // answers so far, for the latest one before each
   for (size_t i = 0; i < listed; ++i) {
     const PageRequest& request = summary.requests[i];
     std::optional<uint64_t> answered;
@@ -96,10 +97,10 @@ nlohmann::ordered_json TimelineData(Timeline& timeline, const ReportCollector& c
     }
     nlohmann::ordered_json asked_after, latency;
     if (answered.has_value()) {
-      std::optional<uint64_t> from = since;
+      std::optional<uint64_t> from = listen;
       if (from.has_value() && *from > *answered) from.reset();
       // The latest earlier answer at or before this one.
-      auto later = std::upper_bound(answers.begin(), answers.end(), *answered);
+      auto later = answers.upper_bound(*answered);
       if (later != answers.begin() && (!from || *std::prev(later) > *from)) {
         from = *std::prev(later);
       }
@@ -107,7 +108,7 @@ nlohmann::ordered_json TimelineData(Timeline& timeline, const ReportCollector& c
         asked_after = *from;
         latency = *answered - *from;
       }
-      answers.insert(later, *answered);
+      answers.insert(*answered);
     }
     requests.push_back({{"index", i},
                         {"block", EscapeName(request.block)},
