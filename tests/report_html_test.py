@@ -51,8 +51,13 @@ TRUNCATE_AT = 200000
 MIN_COLOUR_PIXELS = 600
 # Generous: only catches rendering that grows badly with the data.
 MAX_RENDER_MS = 20000
-# kMaxReportDeviceValues in tools/qmig/report_page.h.
+# kMaxReportDeviceValues, kMaxReportValues, kMaxReportValueText,
+# kMaxReportValueChars and kMaxReportPathChars in tools/qmig/report_page.h.
 MAX_DEVICE_VALUES = 2000
+MAX_VALUES = 20000
+MAX_VALUE_TEXT = 4 << 20
+MAX_VALUE_CHARS = 800
+MAX_PATH_CHARS = 256
 
 
 # ------------------------------------------------------------------ results
@@ -221,6 +226,89 @@ def write_large_stream(path, sections=30000, ping_every=2000, pages=12800):
         out.write(command(2, be32(99)))
         out.write(full(1 << 20)[:-3])  # cut inside the last footer
     return listen, pings
+
+
+def write_described_stream(path, devices):
+    """A precopy stream of FULL sections with their description in the
+    trailer: `devices` is [(name, fields, body)]."""
+    def be32(v):
+        return struct.pack(">I", v)
+
+    machine = b"pc-i440fx-7.2"
+    description = json.dumps({"page_size": 4096, "devices": [
+        {"name": name, "instance_id": 0, "vmsd_name": name, "version": 1, "fields": fields}
+        for name, fields, _ in devices]}).encode()
+    with open(path, "wb") as out:
+        out.write(b"QEVM" + be32(3) + b"\x07" + be32(len(machine)) + machine)
+        for section_id, (name, _, body) in enumerate(devices):
+            out.write(b"\x04" + be32(section_id) + bytes([len(name)]) + name.encode() + be32(0) + be32(1) +
+                      body + b"\x7e" + be32(section_id))
+        out.write(b"\x00\x06" + be32(len(description)) + description)
+
+
+def check_value_bounds(results, browser, qmig, work):
+    """Devices' values as the page gets them: a long value cut with its
+    length, a long path cut in the middle, at most MAX_DEVICE_VALUES listed
+    per device, MAX_VALUES and MAX_VALUE_TEXT in all, the rest counted; the
+    page shows them so."""
+    case = "values"
+    # "d": a 2000-byte buffer (5999 characters), a name of 300 characters and
+    # 3000 array elements; then ten devices of 2000 values each, of which the
+    # ninth reaches MAX_VALUES.
+    stream = os.path.join(work, "values.mig")
+    write_described_stream(stream, [
+        ("d", [{"name": "buf", "type": "buffer", "size": 2000},
+               {"name": "n" * 300, "type": "uint8", "size": 1},
+               {"name": "arr", "array_len": 3000, "type": "uint8", "size": 1}],
+         bytes(i & 0xff for i in range(2000)) + b"\x07" + bytes(3000))] +
+        [("e%d" % k, [{"name": "a", "array_len": 2000, "type": "uint8", "size": 1}], bytes(2000))
+         for k in range(10)])
+    out = os.path.join(work, "values.html")
+    html, exit_code = qmig_report(qmig, stream, None, out)
+    data = embedded_data(html)
+    results.equal(case, "valid", (exit_code, data["valid"]), (0, True))
+    devices = data["devices"]
+    values = devices[0]["values"] if devices else []
+    results.check(case, "a long value cut, with its length",
+                  len(values) > 0 and values[0][0] == "buf" and len(values[0][1]) == MAX_VALUE_CHARS and
+                  values[0][2:] == [2000 * 3 - 1] and
+                  values[0][1] == " ".join("%02x" % (i & 0xff) for i in range(2000))[:MAX_VALUE_CHARS],
+                  "%s" % [values[0][0], len(values[0][1]), values[0][2:]] if values else "no values")
+    path = values[1][0] if len(values) > 1 else ""
+    results.check(case, "a long path cut in the middle",
+                  path == "n" * (MAX_PATH_CHARS // 2) + "..." + "n" * (MAX_PATH_CHARS // 2),
+                  "%d characters" % len(path))
+    results.check(case, "values past the device's cap counted",
+                  devices and devices[0]["fields"] == 3002 and len(values) == MAX_DEVICE_VALUES and
+                  devices[0]["values_dropped"] == 3002 - MAX_DEVICE_VALUES)
+    listed = [len(v["values"]) for v in devices]
+    results.check(case, "values past the cap in all counted",
+                  listed == [MAX_DEVICE_VALUES] * 10 + [0] and sum(listed) == MAX_VALUES and
+                  all(len(v["values"]) + v["values_dropped"] == v["fields"] for v in devices),
+                  "listed per device: %s" % listed)
+    dom = parse_dom(browser.dom(out))
+    check_page_safely(results, case, data, dom)
+    dropped = dom.find(data_testid="device-values-dropped")
+    results.check(case, "the page says what was left out",
+                  dropped is not None and "1,002 more" in dropped.text(),
+                  " ".join(dropped.text().split()) if dropped is not None else "no note")
+
+    # Six devices of 1000 buffers of 300 bytes: 899 characters each, cut to
+    # 800; MAX_VALUE_TEXT runs out in the sixth.
+    case = "value-text"
+    stream = os.path.join(work, "value-text.mig")
+    write_described_stream(stream, [
+        ("t%d" % k, [{"name": "b%d" % i, "type": "buffer", "size": 300} for i in range(1000)], bytes(300 * 1000))
+        for k in range(6)])
+    html, exit_code = qmig_report(qmig, stream, None, out)
+    data = embedded_data(html)
+    texts = [len(x[0]) + len(x[1]) for v in data["devices"] for x in v["values"]]
+    listed = [len(v["values"]) for v in data["devices"]]
+    results.check(case, "values past the text budget counted",
+                  sum(texts) <= MAX_VALUE_TEXT < sum(texts) + len("b999") + MAX_VALUE_CHARS and
+                  listed[:5] == [1000] * 5 and 0 < listed[5] < 1000 and
+                  all(len(v["values"]) + v["values_dropped"] == v["fields"] for v in data["devices"]),
+                  "%d characters in %s values" % (sum(texts), listed))
 
 
 def check_large_stream(results, browser, qmig, work):
@@ -892,6 +980,7 @@ def main():
             pages[case] = (out, html, data)
 
         if not args.fake_report:
+            check_value_bounds(results, browser, args.qmig, work)
             check_large_stream(results, browser, args.qmig, work)
 
         # The page's size limits: counts must still match, in bounded time.
