@@ -4,9 +4,13 @@
 // block, device sections, findings at their offsets, and for a postcopy
 // capture with its return path a timeline of page requests against pages
 // sent. The data's schema is in docs/JSON.md.
+#include <algorithm>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <memory>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -35,6 +39,7 @@ constexpr size_t kMaxTimelineFirstSends = size_t{1} << 20;
 // Postcopy pages on the main stream after LISTEN, with where they were sent.
 struct Timeline {
   bool listening = false;
+  std::optional<uint64_t> listen_offset;
   std::optional<uint64_t> run_offset;
   std::vector<std::string> blocks;
   absl::flat_hash_map<std::string, size_t> block_index;
@@ -63,6 +68,94 @@ struct Timeline {
   }
 };
 
+// An offset, or null.
+nlohmann::ordered_json OptionalOffset(const std::optional<uint64_t>& offset) {
+  return offset.has_value() ? nlohmann::ordered_json(*offset) : nlohmann::ordered_json();
+}
+
+// The timeline's data: postcopy pages sent, the return path's page requests
+// with where each was answered, its PONGs against the stream's PINGs, and
+// its SHUT.
+nlohmann::ordered_json TimelineData(Timeline& timeline, const ReportCollector& collector,
+                                    const ReturnPathResult& rp) {
+  const ReturnPathSummary& summary = rp.summary;
+  // A capture has no clock. A request's latency is counted from the latest
+  // point before its answer that the capture shows it could not precede:
+  // LISTEN, or the answer to an earlier request (a faulting thread waits for
+  // its page before it asks for the next).
+  const std::optional<uint64_t> listen = timeline.listen_offset;
+  nlohmann::ordered_json requests = nlohmann::ordered_json::array();
+  const size_t listed = std::min(summary.requests.size(), kMaxTimelinePages);
+  std::set<uint64_t> answers;  // answers so far, for the latest one before each
+  for (size_t i = 0; i < listed; ++i) {
+    const PageRequest& request = summary.requests[i];
+    std::optional<uint64_t> answered;
+    auto block = timeline.block_index.find(request.block);
+    if (block != timeline.block_index.end()) {
+      auto sent = timeline.first_sent.find({block->second, request.start / kTargetPageSize});
+      if (sent != timeline.first_sent.end()) answered = sent->second;
+    }
+    nlohmann::ordered_json asked_after, latency;
+    if (answered.has_value()) {
+      std::optional<uint64_t> from = listen;
+      if (from.has_value() && *from > *answered) from.reset();
+      // The latest earlier answer at or before this one.
+      auto later = answers.upper_bound(*answered);
+      if (later != answers.begin() && (!from || *std::prev(later) > *from)) {
+        from = *std::prev(later);
+      }
+      if (from.has_value()) {
+        asked_after = *from;
+        latency = *answered - *from;
+      }
+      answers.insert(*answered);
+    }
+    requests.push_back({{"index", i},
+                        {"block", EscapeName(request.block)},
+                        {"offset", request.start},
+                        {"length", request.length},
+                        {"rp_offset", request.offset},
+                        {"answered_at", OptionalOffset(answered)},
+                        {"asked_after", std::move(asked_after)},
+                        {"latency", std::move(latency)}});
+  }
+  // Each PONG against the first PING of its value not yet answered.
+  std::vector<bool> used(collector.pings_.size(), false);
+  nlohmann::ordered_json pongs = nlohmann::ordered_json::array();
+  for (uint32_t value : summary.pongs) {
+    std::optional<uint64_t> ping_at;
+    for (size_t p = 0; p < collector.pings_.size(); ++p) {
+      if (!used[p] && collector.pings_[p].first == value) {
+        used[p] = true;
+        ping_at = collector.pings_[p].second;
+        break;
+      }
+    }
+    pongs.push_back({{"value", value}, {"ping_at", OptionalOffset(ping_at)}});
+  }
+  auto count = [&summary](const std::string& type) -> uint64_t {
+    auto it = summary.messages.find(type);
+    return it == summary.messages.end() ? 0 : it->second;
+  };
+  return {{"listen_offset", OptionalOffset(timeline.listen_offset)},
+          {"run_offset", OptionalOffset(timeline.run_offset)},
+          {"blocks", timeline.blocks},
+          {"pages", std::move(timeline.pages)},
+          {"pages_dropped", timeline.pages_dropped},
+          {"requests", std::move(requests)},
+          {"requests_dropped", summary.page_requests - listed},
+          {"pongs", std::move(pongs)},
+          {"pongs_dropped", count("PONG") - summary.pongs.size()},
+          {"shut_status", summary.shut_status.has_value()
+                              ? nlohmann::ordered_json(*summary.shut_status)
+                              : nlohmann::ordered_json()},
+          {"messages", summary.messages},
+          {"return_path_bytes", summary.bytes},
+          {"return_path_valid", rp.valid()},
+          {"return_path_errors", rp.findings.error_count()},
+          {"return_path_warnings", rp.findings.warning_count()}};
+}
+
 }  // namespace
 
 int RunReport(const std::vector<std::string>& operands, const ReportOptions& options) {
@@ -83,7 +176,10 @@ int RunReport(const std::vector<std::string>& operands, const ReportOptions& opt
   Timeline timeline;
   StreamInspector inspector(&collector, parse_options.limits.max_guest_ram_bytes);
   inspector.set_command_callback([&timeline](CommandKind kind, uint64_t offset) {
-    if (kind == CommandKind::kPostcopyListen) timeline.listening = true;
+    if (kind == CommandKind::kPostcopyListen) {
+      timeline.listening = true;
+      if (!timeline.listen_offset) timeline.listen_offset = offset;
+    }
     if (kind == CommandKind::kPostcopyRun && !timeline.run_offset) timeline.run_offset = offset;
   });
   const bool want_timeline = !options.return_path.empty();
@@ -117,31 +213,7 @@ int RunReport(const std::vector<std::string>& operands, const ReportOptions& opt
       if (block.length != 0) rp_options.block_lengths[block.name] = block.length;
     }
     ReturnPathResult rp_result = ParseReturnPath((*rp)->source(), rp_options);
-    nlohmann::ordered_json requests = nlohmann::ordered_json::array();
-    const size_t listed = std::min(rp_result.summary.requests.size(), kMaxTimelinePages);
-    for (size_t i = 0; i < listed; ++i) {
-      const PageRequest& request = rp_result.summary.requests[i];
-      nlohmann::ordered_json answered;
-      auto block = timeline.block_index.find(request.block);
-      if (block != timeline.block_index.end()) {
-        auto sent = timeline.first_sent.find({block->second, request.start / kTargetPageSize});
-        if (sent != timeline.first_sent.end()) answered = sent->second;
-      }
-      requests.push_back({{"index", i},
-                          {"block", EscapeName(request.block)},
-                          {"offset", request.start},
-                          {"length", request.length},
-                          {"answered_at", answered}});
-    }
-    data["timeline"] = {{"run_offset", timeline.run_offset.has_value()
-                                           ? nlohmann::ordered_json(*timeline.run_offset)
-                                           : nlohmann::ordered_json()},
-                        {"blocks", timeline.blocks},
-                        {"pages", std::move(timeline.pages)},
-                        {"pages_dropped", timeline.pages_dropped},
-                        {"requests", std::move(requests)},
-                        {"requests_dropped", rp_result.summary.requests.size() - listed},
-                        {"return_path_valid", rp_result.valid()}};
+    data["timeline"] = TimelineData(timeline, collector, rp_result);
   }
 
   absl::StatusOr<std::string> page = RenderReportPage(data);

@@ -7,8 +7,11 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "nlohmann/json.hpp"
 #include "parser/stream_parser.h"
 #include "tools/inspect/field_writer.h"
@@ -19,55 +22,81 @@ namespace qmig {
 
 // Bounds on what the page is given, so it stays quick to load.
 inline constexpr size_t kMaxReportRecords = 20000;
+// Commands and packages kept past kMaxReportRecords, so that the map and its
+// list still show them on a stream of many small sections.
+inline constexpr size_t kMaxReportLateCommands = 10000;
 inline constexpr size_t kMaxReportDevices = 20000;
+// Field values listed per decoded device and in all devices together, and
+// the characters of path and value text they may take in all; the rest of a
+// device's values are counted (`values_dropped`).
+inline constexpr size_t kMaxReportDeviceValues = 2000;
+inline constexpr size_t kMaxReportValues = 20000;
+inline constexpr size_t kMaxReportValueText = size_t{4} << 20;
+// A longer value is cut to this many characters (its full length is given);
+// a longer path keeps its first and last halves around "...".
+inline constexpr size_t kMaxReportValueChars = 800;
+inline constexpr size_t kMaxReportPathChars = 256;
+// PINGs remembered with their offsets, to place the return path's PONGs.
+inline constexpr size_t kMaxReportPings = 256;
 inline constexpr size_t kMaxReportRanges = 4096;        // per block
 inline constexpr size_t kMaxReportRangesTotal = 65536;  // in all blocks
 
+// A device's field values as the page lists them: FieldWriter's kFlat lines
+// ("path\tvalue\n", arriving in pieces) turned into [path, value] pairs, or
+// [path, cut value, full length] for a value longer than
+// kMaxReportValueChars. The values listed are the device's first ones: once
+// a cap is reached, the rest are left out (the FieldWriter still counts
+// them). Memory is bounded by the caps above whatever the lines' lengths.
+class ReportValueList final : public TextOut {
+ public:
+  // `budget_values` and `budget_text` are shared by all devices.
+  ReportValueList(size_t* budget_values, size_t* budget_text)
+      : budget_values_(budget_values), budget_text_(budget_text) {}
+
+  void Begin();
+  // Ends the device's values (a last line without its newline counts too).
+  void End();
+  void Write(absl::string_view text) override;
+
+  nlohmann::ordered_json& values() { return values_; }
+
+ private:
+  void EndLine();
+
+  size_t* budget_values_;
+  size_t* budget_text_;
+  nlohmann::ordered_json values_ = nlohmann::ordered_json::array();
+  bool full_ = false;  // a cap was reached: the rest of the device is not listed
+  // The line being read: its path (up to the tab) and value, each kept up to
+  // its cap, with their full lengths.
+  bool in_value_ = false;
+  bool line_started_ = false;
+  std::string path_head_, path_tail_, value_;
+  uint64_t path_length_ = 0, value_length_ = 0;
+};
+
 class ReportCollector final : public RecordSink {
  public:
-  VmstateFieldVisitor* OnDeviceFields(const Record&) override {
-    fields_.Reset();
-    return &fields_;
-  }
-  void OnRecord(const Record& record) override {
-    Add(record);
-    if (record.kind == RecordKind::kDevice) {
-      const nlohmann::ordered_json& d = record.details;
-      const bool decoded = d["decoded"].get<bool>();
-      if (devices_.size() >= kMaxReportDevices) {
-        ++devices_dropped_;
-        return;
-      }
-      devices_.push_back({{"name", d["name"]},
-                          {"instance", d["instance_id"]},
-                          {"version", d["version"]},
-                          {"offset", record.offset},
-                          {"size", record.size},
-                          {"fields", decoded ? fields_.values() : 0},
-                          {"decoded", decoded}});
-    }
-  }
+  VmstateFieldVisitor* OnDeviceFields(const Record&) override;
+  void OnRecord(const Record& record) override;
   void OnPackageBegin(const Record& package) override { Add(package); }
 
   nlohmann::ordered_json records_ = nlohmann::ordered_json::array();
   uint64_t records_dropped_ = 0;
   nlohmann::ordered_json devices_ = nlohmann::ordered_json::array();
   uint64_t devices_dropped_ = 0;
+  // PINGs in stream order (first kMaxReportPings): value and offset.
+  std::vector<std::pair<uint32_t, uint64_t>> pings_;
 
  private:
-  FieldCounter fields_;
+  void Add(const Record& record);
 
-  void Add(const Record& record) {
-    if (records_.size() >= kMaxReportRecords) {
-      ++records_dropped_;
-      return;
-    }
-    records_.push_back({{"offset", record.offset},
-                        {"size", record.size},
-                        {"kind", RecordKindName(record.kind)},
-                        {"label", record.label},
-                        {"depth", record.depth}});
-  }
+  size_t late_commands_ = 0;
+  size_t value_budget_ = kMaxReportValues;
+  size_t text_budget_ = kMaxReportValueText;
+  ReportValueList values_{&value_budget_, &text_budget_};
+  FieldWriter fields_{FieldFormat::kFlat, FieldTreeStyle::kNested};
+  bool fields_open_ = false;
 };
 
 // Everything the page shows but the postcopy timeline ("timeline": null).
