@@ -55,8 +55,9 @@ class Destination::Impl : public StreamObserver {
     Finish(report.parse);
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      for (Finding& finding : findings_) report.parse.findings.Add(std::move(finding));
-      findings_.clear();
+      for (const Finding& finding : findings_.findings()) report.parse.findings.Add(finding);
+      report.parse.findings.AddUnstoredCountsOf(findings_);
+      findings_ = FindingList(findings_.max_kept());
       report.stats = stats_;
     }
     return report;
@@ -94,6 +95,8 @@ class Destination::Impl : public StreamObserver {
       copy.path = absl::StrCat("recovery ", recovery, copy.path.empty() ? "" : " > ", copy.path);
       findings.Add(std::move(copy));
     }
+    findings.AddUnstoredCountsOf(merged.findings);
+    findings.AddUnstoredCountsOf(next.findings);
     merged.findings = std::move(findings);
     merged.summary.eof_seen = next.summary.eof_seen;
     merged.summary.postcopy = std::max(merged.summary.postcopy, next.summary.postcopy);
@@ -272,15 +275,13 @@ class Destination::Impl : public StreamObserver {
 
   void AddFinding(FindingCode code, uint64_t offset, std::string message, absl::string_view block,
                   uint64_t block_offset) {
-    constexpr size_t kMaxEmulatorFindings = 1000;
-    if (findings_.size() >= kMaxEmulatorFindings) return;
     Finding finding;
     finding.code = code;
     finding.severity = DescribeFinding(code).severity;
     finding.offset = offset;
     if (!block.empty()) finding.path = absl::StrFormat("%s@0x%x", block, block_offset);
     finding.message = std::move(message);
-    findings_.push_back(std::move(finding));
+    findings_.Add(std::move(finding));
   }
 
   void WritePrecopyPage(GuestArena::Block& block, uint64_t offset, RamRecordKind kind,
@@ -554,7 +555,7 @@ class Destination::Impl : public StreamObserver {
       bool failed = parse.findings.error_count() > 0;
       {
         std::lock_guard<std::mutex> lock(mutex_);
-        for (const Finding& finding : findings_) failed |= finding.severity == Severity::kError;
+        failed |= findings_.error_count() > 0;
       }
       return_path_.Shut(failed ? 1 : 0).IgnoreError();
     }
@@ -665,7 +666,7 @@ class Destination::Impl : public StreamObserver {
 
   std::mutex mutex_;
   DestinationStats stats_;  // guarded by mutex_
-  std::vector<Finding> findings_;  // guarded by mutex_
+  FindingList findings_{options_.parse.limits.max_findings};  // guarded by mutex_
   std::map<PageKey, absl::Time> request_times_;  // guarded by mutex_
   std::set<PageKey> never_delivered_;  // guarded by mutex_
   std::atomic<bool> stream_ended_{false};

@@ -5,12 +5,14 @@
 #ifndef QMIG_PARSER_WIRE_FINDING_H_
 #define QMIG_PARSER_WIRE_FINDING_H_
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 
 namespace qmig {
@@ -108,6 +110,13 @@ enum class FindingCode : uint16_t {
 #undef QMIG_FINDING_ENUM
 };
 
+// How many codes the table has; codes are 0 .. kFindingCodeCount - 1.
+inline constexpr size_t kFindingCodeCount = 0
+#define QMIG_FINDING_ONE(name, code, severity, summary) +1
+    QMIG_FINDING_CODES(QMIG_FINDING_ONE)
+#undef QMIG_FINDING_ONE
+    ;
+
 struct FindingInfo {
   FindingCode code;
   absl::string_view name;
@@ -129,25 +138,50 @@ struct Finding {
   bool qemu_accepts = false;
 };
 
-// Collects findings, bounded by a limit; counts everything.
+// Collects findings. At most `max_kept` are stored; every one is counted,
+// by severity and by code, whether it was stored or not. Errors are stored in
+// preference to warnings and notes: when the list is full, a new error takes
+// the place of the latest stored non-error, so that a flood of warnings
+// cannot hide the error that follows it. Stored findings keep their order.
 class FindingList {
  public:
   explicit FindingList(uint32_t max_kept = 1000) : max_kept_(max_kept) {}
   uint32_t max_kept() const { return max_kept_; }
 
   void Add(Finding finding);
+  // Counts what `other` counted but did not store, as if those findings had
+  // been added here and dropped (its stored ones are the caller's to Add).
+  void AddUnstoredCountsOf(const FindingList& other);
+
   const std::vector<Finding>& findings() const { return findings_; }
   uint64_t error_count() const { return errors_; }
   uint64_t warning_count() const { return warnings_; }
+  uint64_t note_count() const { return notes_; }
+  // Findings counted but not stored (never kept, or evicted for an error).
   uint64_t dropped() const { return dropped_; }
-  bool HasCode(FindingCode code) const;
+  // Findings with this code, stored or not.
+  uint64_t count(FindingCode code) const { return counts_[static_cast<size_t>(code)]; }
+  bool HasCode(FindingCode code) const { return count(code) > 0; }
 
  private:
+  void Count(FindingCode code, Severity severity, uint64_t n);
+  // Stores an error in a full list in place of the latest stored non-error;
+  // false when every stored finding is an error.
+  bool EvictForError(Finding& finding);
+
   uint32_t max_kept_;
   std::vector<Finding> findings_;
   uint64_t errors_ = 0;
   uint64_t warnings_ = 0;
+  uint64_t notes_ = 0;
   uint64_t dropped_ = 0;
+  std::array<uint64_t, kFindingCodeCount> counts_ = {};
+  size_t stored_non_errors_ = 0;
+  // Every stored finding at or after this index is an error. An eviction
+  // searches backwards from here; it moves the errors after its victim down
+  // by one. There are at most max_kept evictions, each moving fewer than
+  // max_kept findings.
+  size_t errors_from_ = 0;
 };
 
 }  // namespace qmig
