@@ -121,14 +121,28 @@ bool DescribesIdstr(const VmDescription& descriptions, absl::string_view idstr) 
 
 bool StreamParser::DescribedDevice(Reader& reader, const SectionState& section) {
   const VmDescription* descriptions = DeviceDescriptions(reader);
-  return descriptions != nullptr && descriptions->Find(section.idstr, section.instance_id) != nullptr;
+  return descriptions != nullptr &&
+         DeviceEntry(*descriptions, section, /*consume=*/false) != nullptr;
+}
+
+const DeviceDescription* StreamParser::DeviceEntry(const VmDescription& descriptions,
+                                                   const SectionState& section, bool consume) {
+  const DeviceDescription* first = descriptions.Find(section.idstr, section.instance_id);
+  if (first == nullptr) return nullptr;
+  const size_t count = descriptions.Count(section.idstr, section.instance_id);
+  if (count == 1) return first;
+  size_t& uses = repeated_device_uses_[first];
+  const DeviceDescription* device =
+      descriptions.Find(section.idstr, section.instance_id, std::min(uses, count - 1));
+  if (consume) ++uses;
+  return device;
 }
 
 absl::Status StreamParser::ParseDeviceBody(Reader& reader, const SectionState& section,
                                            uint64_t offset) {
   const VmDescription* descriptions = DeviceDescriptions(reader);
   const DeviceDescription* device =
-      descriptions != nullptr ? descriptions->Find(section.idstr, section.instance_id) : nullptr;
+      descriptions != nullptr ? DeviceEntry(*descriptions, section, /*consume=*/true) : nullptr;
   if (device != nullptr) {
     if (!device->legacy && device->vmsd.version != section.version) {
       context_.Report(FindingCode::kDeviceVersion, offset,

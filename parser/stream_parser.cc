@@ -502,11 +502,27 @@ absl::Status StreamParser::ParseAfterEof(Reader& reader) {
     QMIG_RETURN_IF_ERROR(reader.Skip(chunk.size()));
   }
   if (options_.observer != nullptr) options_.observer->OnTrailer(offset, json);
+  // The probe may have parsed this very trailer already.
+  std::optional<VmDescription> parsed;
+  const VmDescription* description = nullptr;
   absl::Status json_status = trailer_error_;
-  if (trailer_offset_ != offset) json_status = ParseVmDescription(json).status();
+  if (trailer_offset_ == offset) {
+    if (trailer_description_.has_value()) description = &*trailer_description_;
+  } else {
+    absl::StatusOr<VmDescription> result = ParseVmDescription(json);
+    json_status = result.status();
+    if (result.ok()) description = &parsed.emplace(std::move(*result));
+  }
   if (!json_status.ok()) {
     context_.Report(FindingCode::kVmdescBadJson, offset + 5, std::string(json_status.message()),
                     {}, /*qemu_accepts=*/true);
+  }
+  if (description != nullptr) {
+    // The destination never reads the description: what it holds can only
+    // mislead a reader such as analyze-migration.py.
+    for (const DescriptionWarning& warning : description->warnings) {
+      context_.Report(warning.code, offset + 5, warning.message, {}, /*qemu_accepts=*/true);
+    }
   }
   if (options_.live) return absl::OkStatus();  // the peer may wait for us now
   QMIG_ASSIGN_OR_RETURN(absl::Span<const uint8_t> rest, reader.PeekUpTo(1));

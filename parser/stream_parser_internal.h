@@ -92,6 +92,11 @@ class StreamParser {
   absl::Status ParseDeviceBody(Reader& reader, const SectionState& section, uint64_t offset);
   // Whether the description in use has this device instance.
   bool DescribedDevice(Reader& reader, const SectionState& section);
+  // The entry of `descriptions` for a device section: the nth section with a
+  // name and instance takes the nth entry for them, later ones the last.
+  // `consume` counts the section as taken.
+  const DeviceDescription* DeviceEntry(const VmDescription& descriptions,
+                                       const SectionState& section, bool consume);
   const VmDescription* DeviceDescriptions(Reader& reader);
   absl::StatusOr<uint64_t> ScanForDeviceEnd(Reader& reader, uint32_t section_id);
   void CheckDumpedVersion(const VmDescription& dump, const SectionState& section, uint64_t offset);
@@ -128,6 +133,10 @@ class StreamParser {
   bool last_block_cached_ = false;
 
   uint64_t postcopy_tracked_words_ = 0;  // over all blocks' postcopy_placed
+
+  // Sections taken so far per device instance described more than once,
+  // keyed by its first entry: bounded by the description.
+  absl::flat_hash_map<const DeviceDescription*, size_t> repeated_device_uses_;
 
   bool trailer_probed_ = false;
   // The probe's result, kept so that the trailer is parsed once: the

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "parser/parse_context.h"
@@ -555,6 +556,35 @@ TEST(DeviceSectionTest, SchemaOptionWinsOverTheTrailer) {
   EXPECT_EQ(r.summary.device_description_source, "schema");
   // The schema's extra byte eats the footer marker.
   EXPECT_TRUE(HasFinding(r, Want(FindingCode::kFooterMissing, at + 7)));
+}
+
+// QEMU registers two isa-ide controllers under one name and instance: two
+// FULL 'isa-ide' #0 sections, and two entries for them in the description in
+// the same order. The nth section takes the nth entry (here the two differ
+// in size, so taking the first twice would misframe the second section).
+TEST(DeviceSectionTest, ADeviceInstanceDescribedTwiceTakesItsEntriesInStreamOrder) {
+  const DeviceSpec first = {"isa-ide", 0, 3, {{"a", "uint32", {0, 0, 0, 1}}}};
+  const DeviceSpec second = {"isa-ide", 0, 3, {{"a", "uint32", {0, 0, 0, 2}}, {"b", "uint8", {3}}}};
+  StreamWriter w = RamStart();
+  w.SectionEnd(kRamId).RamEos().Footer(kRamId);
+  w.SectionFull(3, "isa-ide", 0, 3).Bytes(first.fields[0].bytes).Footer(3);
+  w.SectionFull(4, "isa-ide", 0, 3).Bytes(second.fields[0].bytes).Bytes(second.fields[1].bytes);
+  w.Footer(4).Eof();
+  const uint64_t trailer = w.size();
+  w.VmDescription(DescribeDevices({first, second}));
+  for (bool pipe : {false, true}) {
+    SCOPED_TRACE(pipe ? "pipe" : "memory");
+    ParseResult r = pipe ? ParseBytesThroughPipe(w.bytes()) : ParseBytes(w.bytes());
+    EXPECT_TRUE(NoErrors(r)) << FormatFindings(r);
+    EXPECT_EQ(r.summary.devices_decoded, 2u);
+    EXPECT_EQ(r.summary.device_fields, 3u);
+    EXPECT_TRUE(HasFinding(
+        r, Want(FindingCode::kVmdescRepeatedDevice, trailer + 5).QemuAccepts().Path("trailer")));
+    const Finding* warning = FindFinding(r, FindingCode::kVmdescRepeatedDevice);
+    ASSERT_NE(warning, nullptr);
+    EXPECT_TRUE(absl::StrContains(warning->message, "device 'isa-ide' instance 0"))
+        << warning->message;
+  }
 }
 
 // --- Pipe versus memory -----------------------------------------------------------------

@@ -78,6 +78,10 @@ absl::string_view SeverityName(Severity severity);
   X(kVmdescTooLarge, "vmdesc.too_large", kError, "VMDESCRIPTION over the limit")                 \
   X(kVmdescBadJson, "vmdesc.bad_json", kError, "VMDESCRIPTION is not a valid description")       \
   X(kVmdescAbsent, "vmdesc.absent", kNote, "no VMDESCRIPTION trailer")                           \
+  X(kVmdescRepeatedKey, "vmdesc.repeated_key", kWarning, "a description member given twice in one object (the last counts)") \
+  X(kVmdescBadPageSize, "vmdesc.bad_page_size", kWarning, "the description's page_size is not a power of two") \
+  X(kVmdescUnknownType, "vmdesc.unknown_type", kWarning, "a field type no QEMU writes")          \
+  X(kVmdescRepeatedDevice, "vmdesc.repeated_device", kWarning, "a device instance described more than once") \
   X(kDeviceUnverified, "device.unverified", kWarning, "device section delimited by scanning, not decoded") \
   X(kDeviceUnframed, "device.unframed", kError, "no end of a device section found by scanning") \
   X(kDeviceNoDescription, "device.no_description", kWarning, "the description has no such device") \

@@ -75,6 +75,12 @@ struct ParseLimits {
   uint32_t max_findings = 1000;
 };
 
+// Per-stream bounds on what the parser keeps besides findings.
+//
+// Oddities reported per VMDESCRIPTION (DescriptionWarning); past it one more
+// warning says how many were left out.
+inline constexpr size_t kMaxDescriptionWarnings = 64;
+
 }  // namespace qmig
 
 #endif  // QMIG_PARSER_WIRE_LIMITS_H_
