@@ -1057,6 +1057,24 @@ def req_config(sub):
     return check
 
 
+def req_described_twice(name, instance_id):
+    """The VMDESCRIPTION lists the device instance (name, instance_id) more
+    than once, as QEMU writes it for devices registered with a fixed
+    instance id on a bus without device paths."""
+    def check(sc):
+        trailer = sc.vmdesc_trailer()
+        if trailer is None:
+            raise RuntimeError("stream has no VMDESCRIPTION")
+        start = trailer["offset"] + 5
+        desc = json.loads(sc.d[start:start + trailer["json_len"]])
+        n = sum(1 for d in desc["devices"]
+                if d["name"] == name and d["instance_id"] == instance_id)
+        if n < 2:
+            raise RuntimeError("VMDESCRIPTION lists %s #%d %d time(s), want >= 2" % (
+                name, instance_id, n))
+    return check
+
+
 def rewrite_dirtier(base, npages, rounds, period):
     """Dirtier for a source with pause-before-switchover: while the migration
     is active, rewrite one qword in each of `npages` pages every `period`
@@ -1628,6 +1646,14 @@ def specs():
         description="dirty-bitmaps capability: POSTCOPY_ADVISE with len 0 in plain precopy and "
                     "a dirty-bitmap iterable section carrying non-persistent bitmap "
                     "'bitmap0' of null-co node disk0 (bits set for 0-64K and 1M-1M+192K).")
+    add(name="isa-ide-twice", machine="pc-i440fx-7.2",
+        extra=TINY_BIOS_ARGS + ["-device", "isa-ide,iobase=0x1e8,iobase2=0x3ee,irq=11",
+                                "-device", "isa-ide,iobase=0x168,iobase2=0x36e,irq=10"],
+        require=[req_described_twice("isa-ide", 0)],
+        description="Two isa-ide controllers: ISA devices have no device path and isa-ide "
+                    "registers its vmstate with instance id 0, so two FULL 'isa-ide' #0 "
+                    "sections (different section ids) and two identical (name, instance_id) "
+                    "entries in the VMDESCRIPTION, in the same order.")
     add(name="uuid", machine="pc-i440fx-7.2",
         extra=TINY_BIOS_ARGS + ["-uuid", UUID],
         caps=["validate-uuid"],
