@@ -167,7 +167,10 @@ absl::Status StreamParser::ParseAdvise(Reader& payload, uint16_t length, uint64_
                            absl::StrCat("profile ", profile_.active().name,
                                         " has no 0-byte POSTCOPY_ADVISE"));
     }
-    return absl::OkStatus();  // dirty-bitmap postcopy only
+    // Dirty-bitmap postcopy only: a source with postcopy-ram sends 16 bytes.
+    // Whether RAM pages may follow LISTEN is checked where they come.
+    advise_without_ram_ = true;
+    return absl::OkStatus();
   }
   if (length != 16) {
     return context_.Fail(FindingCode::kCommandLength, offset,
@@ -214,6 +217,16 @@ absl::Status StreamParser::ParseRamDiscard(Reader& payload, uint16_t length, uin
   }
   if (postcopy_ == PostcopyState::kAdvise || postcopy_ == PostcopyState::kDiscard) {
     postcopy_ = PostcopyState::kDiscard;
+    if (advise_without_ram_ && !advise_with_ram_ && !unadvised_discard_reported_) {
+      // QEMU 7.2 discards all the same on a destination without postcopy-ram
+      // (with it, the 0-byte ADVISE already failed); the pages then come
+      // back only if postcopy RAM pages follow, and those fail.
+      unadvised_discard_reported_ = true;
+      context_.ReportAs(Severity::kWarning, FindingCode::kCommandState, offset,
+                        "RAM_DISCARD after a 0-byte POSTCOPY_ADVISE: RAM postcopy was not "
+                        "advised, so nothing can send the discarded pages again",
+                        {}, /*qemu_accepts=*/true);
+    }
   } else {
     context_.Report(FindingCode::kCommandState, offset,
                     absl::StrCat("RAM_DISCARD in postcopy state ", PostcopyStateName(postcopy_),

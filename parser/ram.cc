@@ -153,6 +153,18 @@ absl::Status StreamParser::ParseRamPayload(Reader& reader) {
     }
     last_block_state_ = block;
     last_block_cached_ = true;
+    if (postcopy && advise_without_ram_ && !advise_with_ram_ && !unadvised_page_reported_) {
+      // Blocks are set up for postcopy (postcopy_length, in init_range) only
+      // by a 16-byte ADVISE. QEMU 7.2's listen thread refuses this page
+      // ("Illegal RAM offset"), or, with postcopy-ram on the destination,
+      // already refused the 0-byte ADVISE.
+      unadvised_page_reported_ = true;
+      context_.Report(FindingCode::kRamPostcopyRecord, offset,
+                      "postcopy RAM page after a 0-byte POSTCOPY_ADVISE: RAM postcopy was not "
+                      "advised (only dirty bitmaps), so QEMU 7.2 has no block set up to place it "
+                      "in and fails here",
+                      leaf());
+    }
     if (block == nullptr) {
       context_.Report(FindingCode::kRamUnknownBlock, offset,
                       absl::StrCat("page for block '", absl::CHexEscape(block_name),

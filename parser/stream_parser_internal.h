@@ -121,6 +121,9 @@ class StreamParser {
 
   PostcopyState postcopy_ = PostcopyState::kNone;
   bool advise_with_ram_ = false;    // ADVISE carried the 16-byte RAM payload
+  bool advise_without_ram_ = false;  // a 0-byte ADVISE: dirty-bitmap postcopy only
+  bool unadvised_discard_reported_ = false;
+  bool unadvised_page_reported_ = false;
   bool ram_section_seen_ = false;
   bool return_path_open_ = false;
   bool package_has_listen_ = false;  // in the innermost package being parsed
