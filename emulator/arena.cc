@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "parser/wire/checked_math.h"
+#include "parser/wire/escape.h"
 #include "parser/wire/limits.h"
 
 namespace qmig {
@@ -39,7 +40,7 @@ absl::StatusOr<std::unique_ptr<GuestArena>> GuestArena::Create(
   for (const ArenaBlockSpec& spec : specs) {
     if (spec.length == 0 || spec.length > kMaxRamBlockLength) {
       return absl::InvalidArgumentError(
-          absl::StrCat("block '", spec.name, "' has an unusable length ", spec.length));
+          absl::StrCat("block '", EscapeName(spec.name), "' has an unusable length ", spec.length));
     }
     auto block = std::make_unique<Block>();
     block->name = spec.name;
@@ -109,12 +110,13 @@ absl::Status GuestArena::RegisterUserfault() {
     reg.range.len = block->mapped;
     reg.mode = UFFDIO_REGISTER_MODE_MISSING;
     if (ioctl(uffd->fd.get(), UFFDIO_REGISTER, &reg) != 0) {
-      return absl::ErrnoToStatus(errno, absl::StrCat("UFFDIO_REGISTER '", block->name, "'"));
+      return absl::ErrnoToStatus(errno,
+                                 absl::StrCat("UFFDIO_REGISTER '", EscapeName(block->name), "'"));
     }
     if ((reg.ioctls & (1ull << _UFFDIO_COPY)) == 0 ||
         (reg.ioctls & (1ull << _UFFDIO_ZEROPAGE)) == 0) {
       return absl::FailedPreconditionError(
-          absl::StrCat("block '", block->name, "' cannot take UFFDIO_COPY/ZEROPAGE"));
+          absl::StrCat("block '", EscapeName(block->name), "' cannot take UFFDIO_COPY/ZEROPAGE"));
     }
   }
   uffd_ = std::move(*uffd);
@@ -134,13 +136,15 @@ absl::StatusOr<Placement> GuestArena::Resolve(Block& block, uint64_t offset,
     struct uffdio_range range = {reinterpret_cast<uint64_t>(block.base + offset), kPage};
     ioctl(uffd(), UFFDIO_WAKE, &range);
   }
-  return absl::ErrnoToStatus(error, absl::StrFormat("placing %s@0x%x", block.name, offset));
+  return absl::ErrnoToStatus(error,
+                             absl::StrFormat("placing %s@0x%x", EscapeName(block.name), offset));
 }
 
 absl::StatusOr<Placement> GuestArena::PlacePage(Block& block, uint64_t offset,
                                                 absl::Span<const uint8_t> page) {
   if (offset % kPage != 0 || offset >= block.mapped || page.size() != kPage) {
-    return absl::InvalidArgumentError(absl::StrFormat("bad placement %s@0x%x", block.name, offset));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("bad placement %s@0x%x", EscapeName(block.name), offset));
   }
   for (int attempt = 0;; ++attempt) {
     struct uffdio_copy copy = {};
@@ -163,7 +167,8 @@ absl::StatusOr<Placement> GuestArena::PlacePage(Block& block, uint64_t offset,
 
 absl::StatusOr<Placement> GuestArena::PlaceZeroPage(Block& block, uint64_t offset) {
   if (offset % kPage != 0 || offset >= block.mapped) {
-    return absl::InvalidArgumentError(absl::StrFormat("bad placement %s@0x%x", block.name, offset));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("bad placement %s@0x%x", EscapeName(block.name), offset));
   }
   for (int attempt = 0;; ++attempt) {
     struct uffdio_zeropage zero = {};
@@ -187,7 +192,7 @@ absl::Status GuestArena::Discard(Block& block, uint64_t start, uint64_t length) 
   if (start % kPage != 0 || length % kPage != 0 || start > block.mapped ||
       length > block.mapped - start) {
     return absl::InvalidArgumentError(
-        absl::StrFormat("bad discard %s@0x%x+0x%x", block.name, start, length));
+        absl::StrFormat("bad discard %s@0x%x+0x%x", EscapeName(block.name), start, length));
   }
   if (length == 0) return absl::OkStatus();
   if (madvise(block.base + start, length, MADV_DONTNEED) != 0) {

@@ -7,10 +7,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstring>
 #include <deque>
 #include <functional>
-#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <set>
@@ -19,10 +19,10 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include <mutex>
 #include "emulator/return_path_writer.h"
 #include "parser/page_codec.h"
 #include "parser/wire/constants.h"
+#include "parser/wire/escape.h"
 
 namespace qmig {
 
@@ -279,7 +279,7 @@ class Destination::Impl : public StreamObserver {
     finding.code = code;
     finding.severity = DescribeFinding(code).severity;
     finding.offset = offset;
-    if (!block.empty()) finding.path = absl::StrFormat("%s@0x%x", block, block_offset);
+    if (!block.empty()) finding.path = absl::StrFormat("%s@0x%x", EscapeName(block), block_offset);
     finding.message = std::move(message);
     findings_.Add(std::move(finding));
   }
@@ -696,7 +696,7 @@ uint64_t CompareWithSource(GuestArena& arena, const std::vector<SourceBlock>& so
     GuestArena::Block* block = arena.Find(expected.name);
     if (block == nullptr) {
       Finding finding{FindingCode::kEmuMemoryMismatch, Severity::kError};
-      finding.path = expected.name;
+      finding.path = EscapeName(expected.name);
       finding.message = "the source has this block; the destination never got it";
       findings.Add(std::move(finding));
       ++differing;
@@ -712,7 +712,7 @@ uint64_t CompareWithSource(GuestArena& arena, const std::vector<SourceBlock>& so
       ++differing;
       if (reported++ < max_reports) {
         Finding finding{FindingCode::kEmuMemoryMismatch, Severity::kError};
-        finding.path = absl::StrFormat("%s@0x%x", block->name, offset);
+        finding.path = absl::StrFormat("%s@0x%x", EscapeName(block->name), offset);
         finding.message = "destination page differs from the source's";
         findings.Add(std::move(finding));
       }

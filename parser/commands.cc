@@ -1,10 +1,10 @@
 // QEMU_VM_COMMAND: framing, the length rule of every command, the postcopy
 // state machine of the destination, and PACKAGED sub-streams.
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "parser/stream_parser_internal.h"
 #include "parser/wire/checked_math.h"
+#include "parser/wire/escape.h"
 
 namespace qmig {
 namespace internal {
@@ -237,7 +237,7 @@ absl::Status StreamParser::ParseRamDiscard(Reader& payload, uint16_t length, uin
   const RamBlockState* block = FindBlock(name);
   if (block == nullptr && ram_blocks_known_) {
     context_.Report(FindingCode::kDiscardBlock, name_offset,
-                    absl::StrCat("RAM_DISCARD for unknown block '", absl::CHexEscape(name), "'"));
+                    absl::StrCat("RAM_DISCARD for unknown block '", EscapeName(name), "'"));
   }
   uint64_t ranges = (length - header) / 16;
   for (uint64_t i = 0; i < ranges; ++i) {
@@ -277,7 +277,7 @@ absl::Status StreamParser::ParseRecvBitmapCommand(Reader& payload, uint16_t leng
   }
   if (ram_blocks_known_ && FindBlock(name) == nullptr) {
     context_.Report(FindingCode::kCommandPayload, offset + 5,
-                    absl::StrCat("RECV_BITMAP for unknown block '", absl::CHexEscape(name), "'"));
+                    absl::StrCat("RECV_BITMAP for unknown block '", EscapeName(name), "'"));
   }
   return absl::OkStatus();
 }

@@ -3,11 +3,11 @@
 #include <algorithm>
 #include <cstring>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "parser/stream_parser_internal.h"
 #include "parser/trailer.h"
 #include "parser/vmstate/interpreter.h"
+#include "parser/wire/escape.h"
 
 namespace qmig {
 namespace internal {
@@ -170,10 +170,11 @@ absl::Status StreamParser::ParseDeviceBody(Reader& reader, const SectionState& s
   } else if (descriptions != nullptr && section.instance_id == kAnyAliasInstance &&
              DescribesIdstr(*descriptions, section.idstr)) {
     context_.Report(FindingCode::kDeviceNoDescription, start,
-                    absl::StrCat(end - start, " bytes delimited by scanning, not decoded: instance "
+                    absl::StrCat(end - start,
+                                 " bytes delimited by scanning, not decoded: instance "
                                  "0xffffffff, which QEMU matches against the alias id (-1) of any "
                                  "device without one, so it loads this section into '",
-                                 absl::CHexEscape(section.idstr), "'"),
+                                 EscapeName(section.idstr), "'"),
                     {}, /*qemu_accepts=*/true);
   } else if (descriptions != nullptr) {
     // The description lists every section the machine saves; a destination
@@ -206,11 +207,11 @@ void StreamParser::CheckDumpedVersion(const VmDescription& dump, const SectionSt
   }
   if (it == dump.vmsd_versions.end()) return;
   if (section.version > it->second.version || section.version < it->second.minimum) {
-    context_.Report(FindingCode::kDeviceVersion, offset,
-                    absl::StrCat("section version ", section.version, " is outside ",
-                                 it->second.minimum, "..", it->second.version,
-                                 ", which the -dump-vmstate description accepts for '", it->first,
-                                 "'"));
+    context_.Report(
+        FindingCode::kDeviceVersion, offset,
+        absl::StrCat("section version ", section.version, " is outside ", it->second.minimum, "..",
+                     it->second.version, ", which the -dump-vmstate description accepts for '",
+                     EscapeName(it->first), "'"));
   }
 }
 

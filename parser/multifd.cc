@@ -2,11 +2,11 @@
 
 #include <vector>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "parser/parse_context.h"
 #include "parser/wire/constants.h"
+#include "parser/wire/escape.h"
 #include "parser/wire/reader.h"
 
 namespace qmig {
@@ -109,7 +109,7 @@ class MultifdParser {
       auto it = options_.block_lengths.find(block);
       if (it == options_.block_lengths.end() && !options_.block_lengths.empty()) {
         context_.Report(FindingCode::kMultifdBadPacket, offset,
-                        absl::StrCat("unknown RAM block '", absl::CHexEscape(block), "'"));
+                        absl::StrCat("unknown RAM block '", EscapeName(block), "'"));
       }
       for (uint32_t i = 0; i < normal_pages; ++i) {
         uint64_t page = offsets[i];
@@ -119,7 +119,7 @@ class MultifdParser {
         if (bad) {
           context_.Report(FindingCode::kMultifdBadPacket, table_offset + 8 * i,
                           absl::StrFormat("page offset 0x%x misaligned or past block '%s'", page,
-                                          block));
+                                          EscapeName(block)));
         }
       }
       result_.summary.pages += normal_pages;

@@ -3,11 +3,11 @@
 #include <algorithm>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "parser/stream_parser_internal.h"
 #include "parser/wire/checked_math.h"
+#include "parser/wire/escape.h"
 
 namespace qmig {
 
@@ -153,9 +153,10 @@ absl::Status StreamParser::ParseConfiguration(Reader& reader) {
   profile_.ObserveMachine(*summary_.machine);
   if (options_.schema != nullptr && !options_.schema->dump_machine.empty() &&
       options_.schema->dump_machine != *summary_.machine) {
-    context_.Report(FindingCode::kConfigBadName, offset + 4,
-                    absl::StrCat("machine '", *summary_.machine, "' but the --schema dump is of '",
-                                 options_.schema->dump_machine, "'; QEMU refuses another machine"));
+    context_.Report(
+        FindingCode::kConfigBadName, offset + 4,
+        absl::StrCat("machine '", EscapeName(*summary_.machine), "' but the --schema dump is of '",
+                     EscapeName(options_.schema->dump_machine), "'; QEMU refuses another machine"));
   }
   if (length > 0 && !IsPrintableName(name)) {
     context_.Report(FindingCode::kConfigBadName, offset + 4,
@@ -169,7 +170,7 @@ absl::Status StreamParser::ParseConfiguration(Reader& reader) {
     reader.U8().IgnoreError();
     QMIG_ASSIGN_OR_RETURN(std::string sub_name, reader.CountedString());
     QMIG_ASSIGN_OR_RETURN(uint32_t version, reader.Be32());
-    PathScope sub_scope(context_, absl::StrCat("subsection '", sub_name, "'"));
+    PathScope sub_scope(context_, absl::StrCat("subsection '", EscapeName(sub_name), "'"));
     if (version != 1) {
       return context_.Fail(FindingCode::kConfigBadSubsection, sub_offset,
                            absl::StrCat("version ", version, " (expected 1)"));
@@ -210,7 +211,7 @@ absl::Status StreamParser::ParseConfigurationSubsection(Reader& reader, const st
       if (std::find(std::begin(kCapabilityNames), std::end(kCapabilityNames),
                     absl::string_view(capability)) == std::end(kCapabilityNames)) {
         context_.Report(FindingCode::kConfigBadCapability, cap_offset,
-                        absl::StrCat("unknown capability '", absl::CHexEscape(capability), "'"));
+                        absl::StrCat("unknown capability '", EscapeName(capability), "'"));
       }
       if (capability == "x-ignore-shared") ignore_shared_ = true;
       summary_.capabilities.push_back(std::move(capability));
@@ -228,8 +229,7 @@ absl::Status StreamParser::ParseConfigurationSubsection(Reader& reader, const st
     return absl::OkStatus();
   }
   return context_.Fail(FindingCode::kConfigBadSubsection, offset,
-                       absl::StrCat("unknown configuration subsection '",
-                                    absl::CHexEscape(name), "'"));
+                       absl::StrCat("unknown configuration subsection '", EscapeName(name), "'"));
 }
 
 absl::StatusOr<LoopEnd> StreamParser::ParseRecords(Reader& reader) {
@@ -279,8 +279,7 @@ absl::Status StreamParser::ParseStartOrFull(Reader& reader, uint8_t type, uint64
   QMIG_ASSIGN_OR_RETURN(uint32_t version, reader.Be32());
   absl::string_view type_name = SectionTypeName(type);
   ++summary_.sections[std::string(type_name)];
-  PathScope scope(context_, absl::StrCat(type_name, " '", absl::CHexEscape(idstr), "' #",
-                                         instance_id));
+  PathScope scope(context_, absl::StrCat(type_name, " '", EscapeName(idstr), "' #", instance_id));
   if (idstr.empty() || idstr.find('\0') != std::string::npos) {
     return context_.Fail(FindingCode::kBadIdstr, idstr_offset,
                          idstr.empty() ? "empty section name (QEMU cannot read it)"
@@ -305,7 +304,7 @@ absl::Status StreamParser::ParseStartOrFull(Reader& reader, uint8_t type, uint64
     // the id: it loads such a stream (seen with tools/fuzz_qemu.py).
     context_.Report(FindingCode::kDuplicateSectionId, offset,
                     absl::StrCat("section id ", section_id, " was already used by '",
-                                 existing->second.idstr, "'"),
+                                 EscapeName(existing->second.idstr), "'"),
                     {}, /*qemu_accepts=*/true);
   }
   SectionState& section = sections_[section_id] = std::move(state);
@@ -343,7 +342,7 @@ absl::Status StreamParser::ParsePartOrEnd(Reader& reader, uint8_t type, uint64_t
     it = sections_.emplace(section_id, std::move(assumed)).first;
   }
   SectionState& section = it->second;
-  PathScope scope(context_, absl::StrCat(type_name, " '", absl::CHexEscape(section.idstr), "' #",
+  PathScope scope(context_, absl::StrCat(type_name, " '", EscapeName(section.idstr), "' #",
                                          section.instance_id));
   if (options_.observer != nullptr) {
     options_.observer->OnSection(type, section_id, section.idstr, section.instance_id,
@@ -392,16 +391,17 @@ absl::Status StreamParser::ParseSectionPayload(Reader& reader, SectionState& sec
       }
       if (type != static_cast<uint8_t>(SectionType::kFull) && DescribedDevice(reader, section)) {
         // QEMU loads any START or FULL section with the device's vmstate.
-        context_.Report(FindingCode::kIterableUnverified, section_offset,
-                        absl::StrCat(SectionTypeName(type), " for device '", section.idstr,
-                                     "', which is not iterable: QEMU loads it as device state"),
-                        {}, /*qemu_accepts=*/true);
+        context_.Report(
+            FindingCode::kIterableUnverified, section_offset,
+            absl::StrCat(SectionTypeName(type), " for device '", EscapeName(section.idstr),
+                         "', which is not iterable: QEMU loads it as device state"),
+            {}, /*qemu_accepts=*/true);
         return ParseDeviceBody(reader, section, section_offset);
       }
       if (type != static_cast<uint8_t>(SectionType::kFull)) {
         ++summary_.iterable_sections[section.idstr];
         return context_.Fail(FindingCode::kIterableUnverified, section_offset,
-                             absl::StrCat("iterable section '", section.idstr,
+                             absl::StrCat("iterable section '", EscapeName(section.idstr),
                                           "' has a payload format qmig does not know"));
       }
       return ParseDeviceBody(reader, section, section_offset);
@@ -435,7 +435,7 @@ void StreamParser::CheckEndOfStream(uint64_t offset) {
   for (const auto& [id, section] : sections_) {
     if (section.iterative && !section.ended) {
       context_.Report(FindingCode::kSectionNotEnded, offset,
-                      absl::StrCat("section '", section.idstr, "' (id ", id,
+                      absl::StrCat("section '", EscapeName(section.idstr), "' (id ", id,
                                    ") was started but never ended"));
     }
   }

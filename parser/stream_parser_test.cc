@@ -7,10 +7,14 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "parser/multifd.h"
 #include "parser/parse_context.h"
+#include "parser/preempt_channel.h"
+#include "parser/return_path.h"
 #include "parser/stream_parser.h"
 #include "parser/testing/expect.h"
 #include "parser/testing/parse_util.h"
@@ -585,6 +589,142 @@ TEST(DeviceSectionTest, ADeviceInstanceDescribedTwiceTakesItsEntriesInStreamOrde
     EXPECT_TRUE(absl::StrContains(warning->message, "device 'isa-ide' instance 0"))
         << warning->message;
   }
+}
+
+// --- Names from the stream in findings ---------------------------------------------------
+
+// Block names, section names, capability and subsection names, device and
+// field names: bytes that reach findings only through EscapeName.
+const std::string kHostileName = "n\xff\x1b[31m\x07";
+
+void ExpectPrintable(const FindingList& findings, const std::string& what) {
+  for (const Finding& finding : findings.findings()) {
+    for (const std::string* text : {&finding.path, &finding.message}) {
+      for (char c : *text) {
+        EXPECT_TRUE(c >= 0x20 && c <= 0x7e)
+            << what << ": " << DescribeFinding(finding.code).name << " has byte "
+            << static_cast<int>(static_cast<unsigned char>(c)) << " in '" << absl::CHexEscape(*text)
+            << "'";
+      }
+    }
+  }
+}
+
+TEST(EscapeTest, NamesFromTheStreamAreEscapedInEveryFinding) {
+  std::vector<std::pair<std::string, FindingList>> results;
+  auto add = [&results](const std::string& what, const FindingList& findings) {
+    results.emplace_back(what, findings);
+  };
+  {  // a capability, then a configuration subsection
+    StreamWriter w;
+    w.Header().ConfigurationStart("pc").Subsection("configuration/capabilities");
+    w.Be32(1).CountedString(kHostileName);
+    w.Subsection(kHostileName);
+    ParseResult r = ParseBytes(w.bytes());
+    EXPECT_TRUE(r.findings.HasCode(FindingCode::kConfigBadCapability)) << FormatFindings(r);
+    EXPECT_TRUE(r.findings.HasCode(FindingCode::kConfigBadSubsection)) << FormatFindings(r);
+    add("configuration", r.findings);
+  }
+  {  // RAM blocks, discards, RECV_BITMAP, device sections, a repeated id
+    StreamWriter w = Preamble();
+    w.OpenReturnPath().Advise();
+    w.SectionStart(kRamId, "ram", 0, 4).RamMemSize({{kHostileName, 0x2000}}).RamEos();
+    w.Footer(kRamId);
+    w.SectionPart(kRamId).RamZero(kHostileName, 0x1000, 9).RamZero(kHostileName + "?", 0);
+    w.RamEos().Footer(kRamId);
+    w.RamDiscard(kHostileName + "?", {{0, 0x1000}}).RecvBitmap(kHostileName + "?");
+    w.SectionEnd(kRamId).RamEos().Footer(kRamId);
+    w.SectionFull(3, kHostileName, 0, 1).Be32(7).Footer(3);
+    w.SectionFull(3, kHostileName, 0, 1).Be32(7).Footer(3).Eof();
+    ParseResult r = ParseBytes(w.bytes());
+    for (FindingCode code : {FindingCode::kRamZeroFill, FindingCode::kRamUnknownBlock,
+                             FindingCode::kDiscardBlock, FindingCode::kCommandPayload,
+                             FindingCode::kDeviceUnverified, FindingCode::kDuplicateSectionId}) {
+      EXPECT_TRUE(r.findings.HasCode(code)) << DescribeFinding(code).name << FormatFindings(r);
+    }
+    add("ram and devices", r.findings);
+  }
+  {  // an iterable section qmig does not know
+    StreamWriter w = Preamble();
+    w.SectionStart(3, kHostileName, 0, 1).Be32(7).Footer(3).Eof();
+    ParseResult r = ParseBytes(w.bytes());
+    EXPECT_TRUE(r.findings.HasCode(FindingCode::kIterableUnverified)) << FormatFindings(r);
+    add("iterable", r.findings);
+  }
+  {  // a described device: START for it, never ended; a subsection by another name
+    const std::string name = "d\x1b\x07";
+    StreamWriter w = Preamble();
+    w.SectionStart(3, name, 0, 1).Footer(3);
+    w.SectionFull(4, "sub", 0, 1).U8(0x05).CountedString(kHostileName).Be32(1).Footer(4).Eof();
+    w.VmDescription(R"({"devices":[{"name":"d\u001b\u0007","instance_id":0,"vmsd_name":"d",
+        "version":1,"fields":[]},{"name":"sub","instance_id":0,"vmsd_name":"sub","version":1,
+        "fields":[],"subsections":[{"vmsd_name":"s\u0007","version":1,"fields":[]}]}]})");
+    ParseResult r = ParseBytes(w.bytes());
+    EXPECT_TRUE(r.findings.HasCode(FindingCode::kIterableUnverified)) << FormatFindings(r);
+    EXPECT_TRUE(r.findings.HasCode(FindingCode::kDeviceSubsection)) << FormatFindings(r);
+    add("described devices", r.findings);
+
+    StreamWriter ended = Preamble();
+    ended.SectionStart(3, name, 0, 1).Footer(3).Eof();
+    ended.VmDescription(R"({"devices":[{"name":"d\u001b\u0007","instance_id":0,
+        "vmsd_name":"d","version":1,"fields":[]}]})");
+    r = ParseBytes(ended.bytes());
+    EXPECT_TRUE(r.findings.HasCode(FindingCode::kSectionNotEnded)) << FormatFindings(r);
+    add("never ended", r.findings);
+  }
+  {  // a trailer that is not JSON, quoted by the syntax error
+    StreamWriter w = Preamble();
+    w.Eof().VmDescription("{\"devices\": [\xff\x1b\x07]}");
+    ParseResult r = ParseBytes(w.bytes());
+    EXPECT_TRUE(r.findings.HasCode(FindingCode::kVmdescBadJson)) << FormatFindings(r);
+    add("trailer", r.findings);
+  }
+  {  // the return path: page requests and a received bitmap
+    const std::string unknown = kHostileName + "?";
+    StreamWriter w;
+    w.Be16(3).Be16(13 + unknown.size()).Be64(0).Be32(0x1000).CountedString(unknown);
+    w.Be16(3).Be16(13 + kHostileName.size()).Be64(0x10000).Be32(0x1000);
+    w.CountedString(kHostileName);
+    w.Be16(5).Be16(1 + kHostileName.size()).CountedString(kHostileName);
+    w.Be64(16).Bytes(std::vector<uint8_t>(16, 0)).Be64(0x0123456789abcdefULL);
+    MemorySource source(w.bytes());
+    ReturnPathOptions options;
+    options.block_lengths = {{kHostileName, 0x1000}};
+    ReturnPathResult r = ParseReturnPath(source, options);
+    EXPECT_TRUE(r.findings.HasCode(FindingCode::kRpBadPayload));
+    EXPECT_TRUE(r.findings.HasCode(FindingCode::kRpBitmap));
+    add("return path", r.findings);
+  }
+  {  // multifd packets: a page past its block, a block nobody has
+    StreamWriter w;
+    w.Be32(0x11223344).Be32(1).Bytes(std::vector<uint8_t>(56, 0));
+    w.Be32(0x11223344).Be32(1).Be32(0).Be32(128).Be32(1).Be32(4096).Be64(1);
+    w.Bytes(std::vector<uint8_t>(32, 0));
+    std::vector<uint8_t> block(256, 0);
+    std::copy(kHostileName.begin(), kHostileName.end(), block.begin());
+    w.Bytes(block).Be64(0x3000).Bytes(std::vector<uint8_t>(127 * 8 + 4096, 0));
+    block[kHostileName.size()] = '?';  // then one for a block nobody has
+    w.Be32(0x11223344).Be32(1).Be32(0).Be32(128).Be32(1).Be32(4096).Be64(2);
+    w.Bytes(std::vector<uint8_t>(32, 0));
+    w.Bytes(block).Be64(0).Bytes(std::vector<uint8_t>(127 * 8 + 4096, 0));
+    MemorySource source(w.bytes());
+    MultifdOptions options;
+    options.block_lengths = {{kHostileName, 0x1000}};
+    MultifdResult r = ParseMultifdChannel(source, options);
+    EXPECT_TRUE(r.findings.HasCode(FindingCode::kMultifdBadPacket));
+    add("multifd", r.findings);
+  }
+  {  // a preempt channel page for an unknown block
+    StreamWriter w;
+    w.Be64(ram_flag::kZero).CountedString(kHostileName).U8(0);
+    MemorySource source(w.bytes());
+    PreemptChannelOptions options;
+    options.block_lengths = {{"ok", 0x1000}};
+    PreemptChannelResult r = ParsePreemptChannel(source, options);
+    EXPECT_TRUE(r.findings.HasCode(FindingCode::kPreemptBadRecord));
+    add("preempt", r.findings);
+  }
+  for (const auto& [what, findings] : results) ExpectPrintable(findings, what);
 }
 
 // --- Pipe versus memory -----------------------------------------------------------------
