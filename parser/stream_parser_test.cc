@@ -727,6 +727,82 @@ TEST(EscapeTest, NamesFromTheStreamAreEscapedInEveryFinding) {
   for (const auto& [what, findings] : results) ExpectPrintable(findings, what);
 }
 
+// --- Multifd packets ----------------------------------------------------------------------
+
+constexpr uint32_t kMultifdZlib = 1u << 1;
+
+StreamWriter MultifdInit() {
+  StreamWriter w;
+  w.Be32(kMultifdMagic).Be32(kMultifdVersion).Bytes(std::vector<uint8_t>(56, 0));
+  return w;
+}
+
+// A packet header with 128 offsets (page i at i * 4 KiB of "pc.ram"), then
+// `data` bytes of zeros as its payload.
+void MultifdPacket(StreamWriter& w, uint32_t flags, uint32_t pages, uint32_t next_packet_size,
+                   uint64_t data) {
+  w.Be32(kMultifdMagic).Be32(kMultifdVersion).Be32(flags).Be32(128).Be32(pages);
+  w.Be32(next_packet_size).Be64(0).Bytes(std::vector<uint8_t>(32, 0));
+  std::vector<uint8_t> block(256, 0);
+  std::string name = "pc.ram";
+  std::copy(name.begin(), name.end(), block.begin());
+  w.Bytes(block);
+  for (uint64_t i = 0; i < 128; ++i) w.Be64(i * kTargetPageSize);
+  w.Bytes(std::vector<uint8_t>(data, 0));
+}
+
+MultifdResult ParseMultifd(const StreamWriter& w) {
+  MemorySource source(w.bytes());
+  MultifdOptions options;
+  options.block_lengths = {{"pc.ram", 0x100000}};
+  return ParseMultifdChannel(source, options);
+}
+
+// QEMU 7.2's receiver reads normal_pages pages and never looks at
+// next_packet_size, which its sender sets to their size; a sync packet
+// without pages keeps the previous packet's (as real streams show).
+TEST(MultifdTest, NextPacketSizeNotMatchingThePagesIsAWarning) {
+  StreamWriter w = MultifdInit();
+  MultifdPacket(w, 0, 2, 2 * 4096, 2 * 4096);
+  MultifdPacket(w, kMultifdFlagSync, 0, 2 * 4096, 0);
+  const uint64_t packet = w.size();
+  MultifdPacket(w, 0, 1, 3 * 4096, 4096);
+  MultifdResult r = ParseMultifd(w);
+  EXPECT_EQ(r.summary.packets, 3u);
+  EXPECT_EQ(r.summary.pages, 3u);
+  EXPECT_EQ(r.findings.error_count(), 0u);
+  ASSERT_EQ(r.findings.findings().size(), 1u);
+  const Finding& finding = r.findings.findings()[0];
+  EXPECT_EQ(finding.code, FindingCode::kMultifdPacketSize);
+  EXPECT_EQ(finding.severity, Severity::kWarning);
+  EXPECT_EQ(finding.offset, packet + 20);
+  EXPECT_TRUE(finding.qemu_accepts);
+  EXPECT_EQ(finding.path, absl::StrCat("packet@", HexOffset(packet)));
+}
+
+// A compressed packet's data is next_packet_size bytes, read only when it
+// has pages; QEMU 7.2 reads it into a 1 MiB buffer without a check.
+TEST(MultifdTest, CompressedPacketSizes) {
+  StreamWriter w = MultifdInit();
+  MultifdPacket(w, kMultifdZlib, 3, 100, 100);
+  MultifdPacket(w, kMultifdZlib | kMultifdFlagSync, 0, 100, 0);  // stale size, no data
+  MultifdPacket(w, kMultifdZlib, 1, 50, 50);
+  MultifdResult r = ParseMultifd(w);
+  EXPECT_EQ(r.summary.packets, 3u);
+  EXPECT_EQ(r.findings.findings().size(), 0u);
+  EXPECT_EQ(r.summary.bytes, w.size());
+
+  for (uint32_t size : {uint32_t{0}, static_cast<uint32_t>(kMultifdCompressedBufferBytes) + 1}) {
+    StreamWriter over = MultifdInit();
+    const uint64_t packet = over.size();
+    MultifdPacket(over, kMultifdZlib, 1, size, 0);
+    MultifdResult bad = ParseMultifd(over);
+    ASSERT_EQ(bad.findings.findings().size(), 1u) << size;
+    EXPECT_EQ(bad.findings.findings()[0].code, FindingCode::kMultifdBadPacket);
+    EXPECT_EQ(bad.findings.findings()[0].offset, packet + 20);
+  }
+}
+
 // --- Pipe versus memory -----------------------------------------------------------------
 
 // Broken streams whose findings must not depend on how the input arrives.

@@ -96,6 +96,7 @@ absl::string_view SeverityName(Severity severity);
   X(kRpBitmap, "rp.bad_bitmap", kError, "received-bitmap blob invalid")                          \
   X(kMultifdBadInit, "multifd.bad_init", kError, "MultiFDInit invalid")                          \
   X(kMultifdBadPacket, "multifd.bad_packet", kError, "multifd packet header invalid")            \
+  X(kMultifdPacketSize, "multifd.packet_size", kWarning, "next_packet_size does not match the packet's pages") \
   X(kPreemptBadRecord, "preempt.bad_record", kError, "postcopy preempt channel record invalid")  \
   X(kEmuUffdUnavailable, "emu.uffd_unavailable", kError, "userfaultfd cannot be used here")     \
   X(kEmuPlacementFailed, "emu.placement_failed", kError, "the kernel refused to place a page")   \

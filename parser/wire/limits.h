@@ -80,6 +80,9 @@ struct ParseLimits {
 // Oddities reported per VMDESCRIPTION (DescriptionWarning); past it one more
 // warning says how many were left out.
 inline constexpr size_t kMaxDescriptionWarnings = 64;
+// QEMU 7.2's multifd zlib and zstd receivers read next_packet_size bytes into
+// a buffer of twice the packet size (2 x 512 KiB), without checking.
+inline constexpr uint64_t kMultifdCompressedBufferBytes = uint64_t{2} * 512 * 1024;
 
 }  // namespace qmig
 
