@@ -241,7 +241,7 @@ absl::StatusOr<uint64_t> StreamParser::ScanForDeviceEnd(Reader& reader, uint32_t
                 LoadBe32(&here[1]) == section_id &&
                 (here.size() == 5 || PlausibleRecordStart(here[5]));
       } else {
-        match = (PlausibleSectionHeader(here) && sections_.count(LoadBe32(&here[1])) == 0) ||
+        match = (PlausibleSectionHeader(here) && !SectionIdInUse(LoadBe32(&here[1]))) ||
                 (here[0] == static_cast<uint8_t>(SectionType::kEof) &&
                  ((last_window && here.size() == 1) || PlausibleTrailerStart(here)));
       }

@@ -299,19 +299,51 @@ absl::Status StreamParser::ParseStartOrFull(Reader& reader, uint8_t type, uint64
   else if (idstr == kDirtyBitmapSectionName) state.kind = SectionKind::kDirtyBitmap;
   else if (idstr == kBlockSectionName) state.kind = SectionKind::kBlock;
   auto existing = sections_.find(section_id);
-  if (existing != sections_.end()) {
+  if (existing != sections_.end() || full_section_ids_.contains(section_id)) {
     // QEMU keeps a list of loaded sections and takes the latest one with
     // the id: it loads such a stream (seen with tools/fuzz_qemu.py).
     context_.Report(FindingCode::kDuplicateSectionId, offset,
-                    absl::StrCat("section id ", section_id, " was already used by '",
-                                 EscapeName(existing->second.idstr), "'"),
+                    absl::StrCat("section id ", section_id, " was already used by ",
+                                 existing != sections_.end()
+                                     ? absl::StrCat("'", EscapeName(existing->second.idstr), "'")
+                                     : "a FULL section"),
                     {}, /*qemu_accepts=*/true);
   }
-  SectionState& section = sections_[section_id] = std::move(state);
-  QMIG_RETURN_IF_ERROR(ParseSectionPayload(reader, section, type, offset));
+  // Only a START needs its state later, for its PARTs and its END; of a FULL
+  // section the id is enough.
+  SectionState* section = &state;
+  if (state.iterative) {
+    full_section_ids_.erase(section_id);
+    if (existing != sections_.end()) {
+      section = &(existing->second = std::move(state));
+    } else if (sections_.size() < kMaxStartedSections) {
+      section = &sections_.emplace(section_id, std::move(state)).first->second;
+    } else {
+      NoteUntrackedSection(offset, absl::StrCat("more than ", kMaxStartedSections,
+                                                " START sections: this one and later ones are not "
+                                                "followed, so their PARTs and ENDs are refused"));
+    }
+  } else {
+    if (existing != sections_.end()) sections_.erase(existing);
+    if (full_section_ids_.size() < options_.limits.max_section_ids) {
+      full_section_ids_.insert(section_id);
+    } else if (!full_section_ids_.contains(section_id)) {
+      NoteUntrackedSection(offset,
+                           absl::StrCat("more than ", options_.limits.max_section_ids,
+                                        " FULL section ids: later ones are not remembered, so a "
+                                        "repeated one or a PART/END naming one goes unchecked"));
+    }
+  }
+  QMIG_RETURN_IF_ERROR(ParseSectionPayload(reader, *section, type, offset));
   QMIG_RETURN_IF_ERROR(CheckFooter(reader, section_id));
   if (options_.observer != nullptr) options_.observer->OnSectionEnd(section_id, reader.offset());
   return absl::OkStatus();
+}
+
+void StreamParser::NoteUntrackedSection(uint64_t offset, std::string message) {
+  if (untracked_section_noted_) return;
+  untracked_section_noted_ = true;
+  context_.Report(FindingCode::kSectionUntracked, offset, std::move(message));
 }
 
 absl::Status StreamParser::ParsePartOrEnd(Reader& reader, uint8_t type, uint64_t offset) {
@@ -319,7 +351,15 @@ absl::Status StreamParser::ParsePartOrEnd(Reader& reader, uint8_t type, uint64_t
   absl::string_view type_name = SectionTypeName(type);
   ++summary_.sections[std::string(type_name)];
   auto it = sections_.find(section_id);
+  SectionState unstored;  // a continued section past kMaxStartedSections
   if (it == sections_.end()) {
+    if (full_section_ids_.contains(section_id)) {
+      PathScope scope(context_, absl::StrCat(type_name, " #id ", section_id));
+      return context_.Fail(
+          FindingCode::kUnknownSectionId, offset,
+          absl::StrCat("section id ", section_id,
+                       " belongs to a FULL section; only START opens one for ", type_name));
+    }
     if (!summary_.headerless) {
       PathScope scope(context_, absl::StrCat(type_name, " #id ", section_id));
       return context_.Fail(FindingCode::kUnknownSectionId, offset,
@@ -333,26 +373,25 @@ absl::Status StreamParser::ParsePartOrEnd(Reader& reader, uint8_t type, uint64_t
                         absl::StrCat("section id ", section_id,
                                      " was opened on an earlier connection; decoded as RAM"));
     }
-    SectionState assumed;
-    assumed.id = section_id;
-    assumed.idstr = std::string(kRamSectionName);
-    assumed.kind = SectionKind::kRam;
-    assumed.version = kRamSectionVersion;
-    assumed.iterative = true;
-    it = sections_.emplace(section_id, std::move(assumed)).first;
+    unstored.id = section_id;
+    unstored.idstr = std::string(kRamSectionName);
+    unstored.kind = SectionKind::kRam;
+    unstored.version = kRamSectionVersion;
+    unstored.iterative = true;
+    if (sections_.size() < kMaxStartedSections) {
+      it = sections_.emplace(section_id, std::move(unstored)).first;
+    } else {
+      NoteUntrackedSection(offset, absl::StrCat("more than ", kMaxStartedSections,
+                                                " sections continued from an earlier connection: "
+                                                "later ones are not remembered"));
+    }
   }
-  SectionState& section = it->second;
+  SectionState& section = it != sections_.end() ? it->second : unstored;
   PathScope scope(context_, absl::StrCat(type_name, " '", EscapeName(section.idstr), "' #",
                                          section.instance_id));
   if (options_.observer != nullptr) {
     options_.observer->OnSection(type, section_id, section.idstr, section.instance_id,
                                  section.version, offset);
-  }
-  if (!section.iterative) {
-    return context_.Fail(FindingCode::kUnknownSectionId, offset,
-                         absl::StrCat("section id ", section_id,
-                                      " belongs to a FULL section; only START opens one for ",
-                                      type_name));
   }
   if (section.ended) {
     context_.Report(FindingCode::kSectionAfterEnd, offset,

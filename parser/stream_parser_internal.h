@@ -10,6 +10,7 @@
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "parser/parse_context.h"
 #include "parser/stream_parser.h"
 #include "parser/vmstate/description.h"
@@ -61,6 +62,11 @@ class StreamParser {
   absl::Status ParseSectionPayload(Reader& reader, SectionState& section, uint8_t type,
                                    uint64_t section_offset);
   absl::Status CheckFooter(Reader& reader, uint32_t section_id);
+  // Reports, once, that sections past a limit are no longer remembered.
+  void NoteUntrackedSection(uint64_t offset, std::string message);
+  bool SectionIdInUse(uint32_t id) const {
+    return sections_.count(id) > 0 || full_section_ids_.contains(id);
+  }
   absl::Status ParseAfterEof(Reader& reader);
   void CheckEndOfStream(uint64_t offset);
 
@@ -116,7 +122,13 @@ class StreamParser {
   bool has_configuration_ = false;
   bool ignore_shared_ = false;
   std::optional<bool> footers_;
+  // START sections (and sections a recovery connection continues), at most
+  // kMaxStartedSections; of FULL sections only the ids, at most
+  // ParseLimits::max_section_ids. Either way memory stays bounded however
+  // many sections a stream opens.
   std::map<uint32_t, SectionState> sections_;
+  absl::flat_hash_set<uint32_t> full_section_ids_;
+  bool untracked_section_noted_ = false;
   bool headerless_note_given_ = false;
 
   PostcopyState postcopy_ = PostcopyState::kNone;

@@ -287,7 +287,49 @@ TEST(SectionTest, PartForAFullSection) {
   uint64_t at = w.size();
   w.SectionPart(3).Footer(3).Eof();
   ParseResult r = ParseBytes(w.bytes());
-  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kUnknownSectionId, at).Path("PART 'dev' #0")));
+  // Of a FULL section only its id is kept, not its name.
+  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kUnknownSectionId, at).Path("PART #id 3")));
+  EXPECT_TRUE(ErrorCodesAre(r, {FindingCode::kUnknownSectionId}));
+}
+
+// FULL section ids are remembered up to ParseLimits::max_section_ids, so
+// that millions of sections cost bounded memory; past it a note says that
+// repeats go unchecked.
+TEST(SectionTest, FullSectionIdsPastTheLimitAreNotRemembered) {
+  StreamWriter w = Preamble();
+  w.SectionFull(3, "dev", 0, 1).Footer(3);
+  w.SectionFull(4, "dev", 1, 1).Footer(4);
+  const uint64_t third = w.size();
+  w.SectionFull(5, "dev", 2, 1).Footer(5);
+  const uint64_t repeat = w.size();
+  w.SectionFull(3, "dev", 3, 1).Footer(3);  // remembered: a repeat
+  w.SectionFull(5, "dev", 4, 1).Footer(5);  // not remembered
+  w.Eof();
+  ParseOptions options;
+  options.limits.max_section_ids = 2;
+  ParseResult r = ParseBytes(w.bytes(), options);
+  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kSectionUntracked, third).Path("FULL 'dev' #2")));
+  EXPECT_EQ(r.findings.count(FindingCode::kSectionUntracked), 1u);
+  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kDuplicateSectionId, repeat).QemuAccepts()));
+  EXPECT_EQ(r.findings.count(FindingCode::kDuplicateSectionId), 1u) << FormatFindings(r);
+}
+
+// START sections keep their state for their PARTs and END, up to
+// kMaxStartedSections; a later one is parsed but not followed.
+TEST(SectionTest, StartSectionsPastTheLimitAreNotFollowed) {
+  StreamWriter w = Preamble();
+  for (uint32_t id = 0; id < kMaxStartedSections; ++id) {
+    w.SectionStart(id, "ram", 0, 4).RamEos().Footer(id).SectionEnd(id).RamEos().Footer(id);
+  }
+  const uint64_t start = w.size();
+  w.SectionStart(kMaxStartedSections, "ram", 0, 4).RamEos().Footer(kMaxStartedSections);
+  const uint64_t end = w.size();
+  w.SectionEnd(kMaxStartedSections).RamEos().Footer(kMaxStartedSections).Eof();
+  ParseResult r = ParseBytes(w.bytes());
+  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kSectionUntracked, start).Path("START 'ram' #0")));
+  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kUnknownSectionId, end)
+                                .Path(absl::StrCat("END #id ", kMaxStartedSections))));
+  EXPECT_TRUE(ErrorCodesAre(r, {FindingCode::kUnknownSectionId}));
 }
 
 // A RAM section with an empty block list; START + `rest`.

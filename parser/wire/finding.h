@@ -39,6 +39,7 @@ absl::string_view SeverityName(Severity severity);
   X(kUnknownSectionId, "section.unknown_id", kError, "PART/END for a section id never started")  \
   X(kSectionAfterEnd, "section.after_end", kError, "PART/END after the section's END")           \
   X(kSectionNotEnded, "section.not_ended", kWarning, "a START section never got its END")        \
+  X(kSectionUntracked, "section.untracked", kNote, "sections past the tracking limit go unchecked") \
   X(kFooterMissing, "section.footer_missing", kError, "no footer where footers are in use")      \
   X(kFooterMismatch, "section.footer_mismatch", kError, "footer names another section id")       \
   X(kFooterUnexpected, "section.footer_unexpected", kError, "a footer where footers are not in use") \
