@@ -5,10 +5,17 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "parser/wire/checked_math.h"
 #include "parser/wire/escape.h"
 #include "parser/wire/limits.h"
@@ -24,8 +31,10 @@ const uint8_t kZeroPage[GuestArena::kPage] = {};
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<GuestArena>> GuestArena::Create(
-    const std::vector<ArenaBlockSpec>& specs, uint64_t max_total_bytes) {
+    const std::vector<ArenaBlockSpec>& specs, uint64_t max_total_bytes,
+    uint64_t max_resident_bytes) {
   std::unique_ptr<GuestArena> arena(new GuestArena());
+  arena->max_resident_pages_ = max_resident_bytes / kPage;
   if (specs.size() > kMaxRamBlocks) return absl::InvalidArgumentError("too many RAM blocks");
   uint64_t total = 0;
   for (const ArenaBlockSpec& spec : specs) {
@@ -56,6 +65,9 @@ absl::StatusOr<std::unique_ptr<GuestArena>> GuestArena::Create(
     block->base = static_cast<uint8_t*>(base);
     block->states.reset(new std::atomic<uint8_t>[block->pages()]);
     for (uint64_t i = 0; i < block->pages(); ++i) block->states[i].store(0);
+    const uint64_t words = (block->pages() + 63) / 64;
+    block->resident.reset(new std::atomic<uint64_t>[words]);
+    for (uint64_t i = 0; i < words; ++i) block->resident[i].store(0);
     arena->blocks_.push_back(std::move(block));
   }
   return arena;
@@ -98,6 +110,19 @@ bool GuestArena::MarkRequested(Block& block, uint64_t page) {
     return false;
   }
   return State(block, page) == PageState::kReceived;
+}
+
+bool GuestArena::ChargeResident(Block& block, uint64_t page) {
+  std::atomic<uint64_t>& word = block.resident[page / 64];
+  const uint64_t bit = uint64_t{1} << (page % 64);
+  if (word.load(std::memory_order_acquire) & bit) return true;
+  uint64_t pages = resident_pages_.load();
+  do {
+    if (pages >= max_resident_pages_) return false;
+  } while (!resident_pages_.compare_exchange_weak(pages, pages + 1));
+  // Another writer may have charged the page meanwhile: then give ours back.
+  if (word.fetch_or(bit, std::memory_order_acq_rel) & bit) resident_pages_.fetch_sub(1);
+  return true;
 }
 
 absl::Status GuestArena::RegisterUserfault() {
@@ -200,8 +225,31 @@ absl::Status GuestArena::Discard(Block& block, uint64_t start, uint64_t length) 
   }
   for (uint64_t page = start / kPage; page < (start + length) / kPage; ++page) {
     SetState(block, page, PageState::kDiscarded);
+    const uint64_t bit = uint64_t{1} << (page % 64);
+    if (block.resident[page / 64].fetch_and(~bit, std::memory_order_acq_rel) & bit) {
+      resident_pages_.fetch_sub(1);
+    }
   }
   return absl::OkStatus();
+}
+
+uint64_t MaxResidentGuestBytesFromMeminfo(absl::string_view meminfo) {
+  for (absl::string_view line : absl::StrSplit(meminfo, '\n')) {
+    if (!absl::ConsumePrefix(&line, "MemAvailable:")) continue;
+    line = absl::StripAsciiWhitespace(line);
+    if (!absl::ConsumeSuffix(&line, " kB")) break;
+    uint64_t kib = 0;
+    if (!absl::SimpleAtoi(line, &kib) || kib > (UINT64_MAX >> 11)) break;
+    return std::clamp(kib * 1024 / 2, kMinDefaultResidentGuestBytes, kMaxDefaultResidentGuestBytes);
+  }
+  return kMinDefaultResidentGuestBytes;
+}
+
+uint64_t DefaultMaxResidentGuestBytes() {
+  std::ifstream in("/proc/meminfo");
+  std::stringstream text;
+  text << in.rdbuf();  // nothing when it cannot be opened
+  return MaxResidentGuestBytesFromMeminfo(text.str());
 }
 
 void GuestArena::Unregister() {

@@ -275,6 +275,12 @@ TEST(FindingLimitTest, ErrorsEvictTheLatestNonErrorsAndKeepTheOrder) {
   EXPECT_EQ(merged.dropped(), 4u);
   EXPECT_EQ(merged.count(FindingCode::kRamOffset), 2u);
   EXPECT_EQ(merged.count(FindingCode::kVmdescAbsent), 1u);
+
+  // An unstored error that turned out to be harmless counts as a note.
+  merged.Recount(Severity::kError, Severity::kNote);
+  EXPECT_EQ(merged.error_count(), 4u);
+  EXPECT_EQ(merged.note_count(), 2u);
+  EXPECT_EQ(merged.count(FindingCode::kRamOffset), 2u);
 }
 
 // --- Device scanning and buffering -----------------------------------------------------------

@@ -29,19 +29,21 @@ const FindingInfo& DescribeFinding(FindingCode code) {
 
 absl::Span<const FindingInfo> AllFindingInfos() { return kInfos; }
 
-void FindingList::Count(FindingCode code, Severity severity, uint64_t n) {
-  counts_[static_cast<size_t>(code)] += n;
+uint64_t& FindingList::SeverityCount(Severity severity) {
   switch (severity) {
     case Severity::kError:
-      errors_ += n;
-      break;
+      return errors_;
     case Severity::kWarning:
-      warnings_ += n;
-      break;
+      return warnings_;
     case Severity::kNote:
-      notes_ += n;
       break;
   }
+  return notes_;
+}
+
+void FindingList::Count(FindingCode code, Severity severity, uint64_t n) {
+  counts_[static_cast<size_t>(code)] += n;
+  SeverityCount(severity) += n;
 }
 
 void FindingList::Add(Finding finding) {
@@ -87,6 +89,12 @@ void FindingList::AddUnstoredCountsOf(const FindingList& other) {
   warnings_ += other.warnings_ - stored_by_severity[static_cast<size_t>(Severity::kWarning)];
   notes_ += other.notes_ - stored_by_severity[static_cast<size_t>(Severity::kNote)];
   dropped_ += other.dropped_;
+}
+
+void FindingList::Recount(Severity from, Severity to) {
+  if (SeverityCount(from) == 0) return;
+  --SeverityCount(from);
+  ++SeverityCount(to);
 }
 
 }  // namespace qmig

@@ -108,7 +108,8 @@ absl::string_view SeverityName(Severity severity);
   X(kEmuPageNeverSent, "emu.page_never_sent", kWarning, "pages of a block never arrived at all")  \
   X(kEmuMemoryMismatch, "emu.memory_mismatch", kError, "final memory differs from the source's")  \
   X(kEmuPongMismatch, "emu.pong_mismatch", kError, "PONGs differ from the PINGs or the recording") \
-  X(kEmuSourceFailed, "emu.source_failed", kError, "the source stopped or failed")
+  X(kEmuSourceFailed, "emu.source_failed", kError, "the source stopped or failed")              \
+  X(kEmuResidentLimit, "emu.resident_limit", kError, "guest memory would pass the resident limit; the destination stopped")
 
 enum class FindingCode : uint16_t {
 #define QMIG_FINDING_ENUM(name, code, severity, summary) name,
@@ -158,6 +159,9 @@ class FindingList {
   // Counts what `other` counted but did not store, as if those findings had
   // been added here and dropped (its stored ones are the caller's to Add).
   void AddUnstoredCountsOf(const FindingList& other);
+  // Counts one finding that was not stored as of severity `to` instead of
+  // `from`, for a caller that learnt later what it meant.
+  void Recount(Severity from, Severity to);
 
   const std::vector<Finding>& findings() const { return findings_; }
   uint64_t error_count() const { return errors_; }
@@ -171,6 +175,7 @@ class FindingList {
 
  private:
   void Count(FindingCode code, Severity severity, uint64_t n);
+  uint64_t& SeverityCount(Severity severity);
   // Stores an error in a full list in place of the latest stored non-error;
   // false when every stored finding is an error.
   bool EvictForError(Finding& finding);

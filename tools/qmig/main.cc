@@ -68,6 +68,9 @@ ABSL_FLAG(int64_t, recover_timeout_s, 0,
           "0: do not wait");
 ABSL_FLAG(int64_t, stall_timeout_s, 30,
           "listen/replay: seconds of silence after which the source counts as stopped");
+ABSL_FLAG(uint64_t, max_resident_mib, 0,
+          "replay: guest RAM the destination may make resident, in MiB (0: half of this "
+          "machine's available memory, within 256 MiB..16 GiB)");
 
 namespace {
 

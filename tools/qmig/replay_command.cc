@@ -6,6 +6,8 @@
 #include <iterator>
 #include <memory>
 
+#include "absl/flags/declare.h"
+#include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "emulator/replay.h"
@@ -13,6 +15,8 @@
 #include "parser/wire/byte_source.h"
 #include "tools/qmig/commands.h"
 #include "tools/qmig/report.h"
+
+ABSL_DECLARE_FLAG(uint64_t, max_resident_mib);  // main.cc
 
 namespace qmig {
 namespace {
@@ -54,6 +58,12 @@ int RunReplay(const std::vector<std::string>& operands, const CommonOptions& opt
     return kExitUsage;
   }
   replay.destination.guest = *guest;
+  const uint64_t resident_mib = absl::GetFlag(FLAGS_max_resident_mib);
+  if (resident_mib > (UINT64_MAX >> 20)) {
+    std::cerr << "qmig: --max_resident_mib " << resident_mib << " is too large\n";
+    return kExitUsage;
+  }
+  replay.destination.max_resident_bytes = resident_mib << 20;
   replay.transport = options.tcp ? Transport::kTcpLoopback : Transport::kSocketPair;
   if (!options.return_path.empty()) {
     std::ifstream in(options.return_path, std::ios::binary);
