@@ -50,14 +50,18 @@ class GuestArena {
     uint8_t* base = nullptr;
     uint64_t mapped = 0;  // bytes mapped (length rounded up to the page)
     std::unique_ptr<std::atomic<uint8_t>[]> states;
+    // Pages charged as resident, a bit each (see ChargeResident).
+    std::unique_ptr<std::atomic<uint64_t>[]> resident;
     uint64_t pages() const { return mapped / kPage; }
   };
   static constexpr uint64_t kPage = 4096;
 
   // Maps every block (MAP_NORESERVE: untouched pages cost nothing). Fails
-  // when the blocks together exceed `max_total_bytes`.
+  // when the blocks together exceed `max_total_bytes`. At most
+  // `max_resident_bytes` of them may be charged as resident.
   static absl::StatusOr<std::unique_ptr<GuestArena>> Create(
-      const std::vector<ArenaBlockSpec>& blocks, uint64_t max_total_bytes);
+      const std::vector<ArenaBlockSpec>& blocks, uint64_t max_total_bytes,
+      uint64_t max_resident_bytes = UINT64_MAX);
   ~GuestArena();
   GuestArena(const GuestArena&) = delete;
   GuestArena& operator=(const GuestArena&) = delete;
@@ -79,6 +83,18 @@ class GuestArena {
   // Precopy: the page's memory, written in place by the caller.
   uint8_t* PagePointer(Block& block, uint64_t offset) { return block.base + offset; }
 
+  // Resident memory: a page costs memory once bytes are written into it or
+  // placed with UFFDIO_COPY (a zero page that is never written, or one placed
+  // with UFFDIO_ZEROPAGE, costs none). A writer charges the page first: true
+  // when it is charged already or now, false (nothing charged) when that
+  // would take the arena past its resident limit. Any thread.
+  bool ChargeResident(Block& block, uint64_t page);
+  bool IsResident(const Block& block, uint64_t page) const {
+    return (block.resident[page / 64].load(std::memory_order_acquire) >> (page % 64)) & 1;
+  }
+  uint64_t resident_bytes() const { return resident_pages_.load() * kPage; }
+  uint64_t max_resident_bytes() const { return max_resident_pages_ * kPage; }
+
   // Registers every block with userfaultfd in MISSING mode. Pages already
   // received stay; every absent page now faults.
   absl::Status RegisterUserfault();
@@ -90,7 +106,7 @@ class GuestArena {
   absl::StatusOr<Placement> PlacePage(Block& block, uint64_t offset,
                                       absl::Span<const uint8_t> page);
   absl::StatusOr<Placement> PlaceZeroPage(Block& block, uint64_t offset);
-  // Drops pages (MADV_DONTNEED) and marks them discarded.
+  // Drops pages (MADV_DONTNEED), marks them discarded and no longer charged.
   absl::Status Discard(Block& block, uint64_t start, uint64_t length);
   // Wakes every waiter and stops fault delivery: missing pages then read as
   // zero. Used at teardown and after a detected deadlock. The descriptor
@@ -108,7 +124,16 @@ class GuestArena {
   Userfaultfd uffd_;
   std::atomic<bool> registered_{false};
   std::atomic<uint64_t> eagain_retries_{0};
+  uint64_t max_resident_pages_ = UINT64_MAX;
+  std::atomic<uint64_t> resident_pages_{0};
 };
+
+// The resident limit when the caller sets none: half of MemAvailable in
+// /proc/meminfo, within [kMinDefaultResidentGuestBytes,
+// kMaxDefaultResidentGuestBytes]; the minimum when it cannot be read.
+uint64_t DefaultMaxResidentGuestBytes();
+// The same from the text of /proc/meminfo.
+uint64_t MaxResidentGuestBytesFromMeminfo(absl::string_view meminfo);
 
 }  // namespace qmig
 

@@ -41,6 +41,44 @@ TEST(GuestArenaTest, RejectsUnusableBlocks) {
   EXPECT_TRUE(GuestArena::Create({{"a", 2 << 20, 4096}, {"b", 2 << 20, 4096}}, 4 << 20).ok());
 }
 
+// A page is charged once, the limit holds, and a discard gives pages back.
+TEST(GuestArenaTest, ResidentPagesAreChargedUpToTheLimit) {
+  absl::StatusOr<std::unique_ptr<GuestArena>> created = GuestArena::Create(
+      {{"pc.ram", 8 * GuestArena::kPage, 4096}}, kLimit, 3 * GuestArena::kPage + 100);
+  ASSERT_TRUE(created.ok()) << created.status();
+  GuestArena& arena = **created;
+  GuestArena::Block& block = *arena.Find("pc.ram");
+  EXPECT_EQ(arena.max_resident_bytes(), 3 * GuestArena::kPage);
+  EXPECT_TRUE(arena.ChargeResident(block, 0));
+  EXPECT_TRUE(arena.ChargeResident(block, 0));  // charged already: free
+  EXPECT_TRUE(arena.ChargeResident(block, 5));
+  EXPECT_TRUE(arena.ChargeResident(block, 7));
+  EXPECT_FALSE(arena.ChargeResident(block, 6));
+  EXPECT_FALSE(arena.IsResident(block, 6));
+  EXPECT_EQ(arena.resident_bytes(), 3 * GuestArena::kPage);
+  ASSERT_TRUE(arena.Discard(block, 4 * GuestArena::kPage, 2 * GuestArena::kPage).ok());
+  EXPECT_FALSE(arena.IsResident(block, 5));
+  EXPECT_EQ(arena.resident_bytes(), 2 * GuestArena::kPage);
+  EXPECT_TRUE(arena.ChargeResident(block, 6));
+  EXPECT_TRUE(arena.IsResident(block, 6));
+}
+
+TEST(GuestArenaTest, DefaultResidentLimitIsHalfOfWhatIsAvailable) {
+  EXPECT_EQ(MaxResidentGuestBytesFromMeminfo("MemTotal:       24000000 kB\n"
+                                             "MemAvailable:    8388608 kB\n"),
+            uint64_t{4} << 30);
+  EXPECT_EQ(MaxResidentGuestBytesFromMeminfo("MemAvailable: 100 kB\n"),
+            kMinDefaultResidentGuestBytes);
+  EXPECT_EQ(MaxResidentGuestBytesFromMeminfo("MemAvailable: 1099511627776 kB\n"),
+            kMaxDefaultResidentGuestBytes);
+  EXPECT_EQ(MaxResidentGuestBytesFromMeminfo(""), kMinDefaultResidentGuestBytes);
+  EXPECT_EQ(MaxResidentGuestBytesFromMeminfo("MemAvailable: lots\n"),
+            kMinDefaultResidentGuestBytes);
+  const uint64_t here = DefaultMaxResidentGuestBytes();
+  EXPECT_GE(here, kMinDefaultResidentGuestBytes);
+  EXPECT_LE(here, kMaxDefaultResidentGuestBytes);
+}
+
 // A guest thread reads a missing page; a handler serves the fault with
 // UFFDIO_COPY; the read returns the placed bytes.
 TEST(GuestArenaTest, FaultOnAMissingPageIsServedByPlacement) {

@@ -7,10 +7,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstring>
 #include <deque>
 #include <functional>
-#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <set>
@@ -19,10 +19,10 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include <mutex>
 #include "emulator/return_path_writer.h"
 #include "parser/page_codec.h"
 #include "parser/wire/constants.h"
+#include "parser/wire/escape.h"
 
 namespace qmig {
 
@@ -30,6 +30,39 @@ namespace {
 // How long guest threads may take to finish their touches after the stream
 // ended (they only read memory, so this is generous).
 constexpr absl::Duration kGuestDrainTimeout = absl::Seconds(30);
+
+constexpr absl::string_view kStoppedMessage = "stopped at the resident memory limit";
+
+// The stream as the parser reads it, ending in an error once `stop` is set:
+// how the destination stops reading early, whatever thread decides it.
+class StoppableSource final : public ByteSource {
+ public:
+  StoppableSource(ByteSource& source, const std::atomic<bool>& stop)
+      : source_(source), stop_(stop) {}
+
+  absl::StatusOr<absl::Span<const uint8_t>> View(uint64_t offset, size_t want) override {
+    if (stop_.load()) return absl::CancelledError(kStoppedMessage);
+    return source_.View(offset, want);
+  }
+  absl::StatusOr<bool> BufferToEnd(uint64_t offset, uint64_t max_bytes) override {
+    return source_.BufferToEnd(offset, max_bytes);
+  }
+  absl::StatusOr<bool> BufferUntil(uint64_t offset, uint64_t max_bytes,
+                                   const std::function<bool(absl::Span<const uint8_t>)>& complete,
+                                   absl::Duration idle) override {
+    return source_.BufferUntil(offset, max_bytes, complete, idle);
+  }
+  absl::StatusOr<bool> WaitForData(uint64_t offset, absl::Duration timeout) override {
+    if (stop_.load()) return false;
+    return source_.WaitForData(offset, timeout);
+  }
+  std::optional<uint64_t> Size() const override { return source_.Size(); }
+  size_t PeakBufferBytes() const override { return source_.PeakBufferBytes(); }
+
+ private:
+  ByteSource& source_;
+  const std::atomic<bool>& stop_;
+};
 }  // namespace
 
 class Destination::Impl : public StreamObserver {
@@ -43,20 +76,26 @@ class Destination::Impl : public StreamObserver {
     ParseOptions parse_options = options_.parse;
     parse_options.observer = this;
     DestinationReport report;
-    report.parse = ParseMigrationStream(source, parse_options);
+    {
+      StoppableSource stoppable(source, stop_);
+      report.parse = ParseMigrationStream(stoppable, parse_options);
+    }
     while (Recoverable(report.parse) && options_.await_recovery) {
       int fd = -1;
       ByteSource* resumed = options_.await_recovery(&fd);
       if (resumed == nullptr) break;
       return_path_.Reset(fd);
-      ParseResult next = ParseMigrationStream(*resumed, parse_options);
+      StoppableSource stoppable(*resumed, stop_);
+      ParseResult next = ParseMigrationStream(stoppable, parse_options);
       MergeRecovered(report.parse, std::move(next));
     }
+    if (stop_.load()) ExplainStop(report.parse);
     Finish(report.parse);
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      for (Finding& finding : findings_) report.parse.findings.Add(std::move(finding));
-      findings_.clear();
+      for (const Finding& finding : findings_.findings()) report.parse.findings.Add(finding);
+      report.parse.findings.AddUnstoredCountsOf(findings_);
+      findings_ = FindingList(findings_.max_kept());
       report.stats = stats_;
     }
     return report;
@@ -67,7 +106,7 @@ class Destination::Impl : public StreamObserver {
   // QEMU pauses rather than fails when the main connection breaks while
   // postcopy runs: the guest already runs here and owns pages.
   bool Recoverable(const ParseResult& parse) const {
-    if (parse.summary.eof_seen || guest_ == nullptr || arena_ == nullptr ||
+    if (parse.summary.eof_seen || stop_.load() || guest_ == nullptr || arena_ == nullptr ||
         !arena_->registered()) {
       return false;
     }
@@ -94,12 +133,54 @@ class Destination::Impl : public StreamObserver {
       copy.path = absl::StrCat("recovery ", recovery, copy.path.empty() ? "" : " > ", copy.path);
       findings.Add(std::move(copy));
     }
+    findings.AddUnstoredCountsOf(merged.findings);
+    findings.AddUnstoredCountsOf(next.findings);
     merged.findings = std::move(findings);
     merged.summary.eof_seen = next.summary.eof_seen;
     merged.summary.postcopy = std::max(merged.summary.postcopy, next.summary.postcopy);
     merged.summary.bytes += next.summary.bytes;
     for (const auto& [name, count] : next.summary.commands) merged.summary.commands[name] += count;
     for (const auto& [name, count] : next.summary.sections) merged.summary.sections[name] += count;
+  }
+
+  // The parser's read that the stop cut short is no fault of the stream: a
+  // note where reading stopped. The emulator's finding says why.
+  void ExplainStop(ParseResult& parse) {
+    FindingList findings(parse.findings.max_kept());
+    bool stored = false;
+    uint64_t io_errors = 0;
+    for (const Finding& finding : parse.findings.findings()) {
+      Finding copy = finding;
+      io_errors += copy.code == FindingCode::kIoError;
+      if (copy.code == FindingCode::kIoError && copy.message == kStoppedMessage) {
+        stored = true;
+        copy.severity = Severity::kNote;
+        copy.message = "the destination stopped reading here at the resident memory limit";
+      }
+      findings.Add(std::move(copy));
+    }
+    findings.AddUnstoredCountsOf(parse.findings);
+    // A list full of errors may have left it unstored, counted as an error.
+    if (!stored && parse.findings.count(FindingCode::kIoError) > io_errors) {
+      findings.Recount(Severity::kError, Severity::kNote);
+    }
+    parse.findings = std::move(findings);
+  }
+
+  // Charges a page about to hold bytes; past the limit, reports it once and
+  // stops the destination (the page is not written). Any thread.
+  bool ChargeResident(GuestArena::Block& block, uint64_t offset, uint64_t stream_offset) {
+    if (arena_->ChargeResident(block, offset / GuestArena::kPage)) return true;
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!stop_.exchange(true)) {
+      AddFinding(FindingCode::kEmuResidentLimit, stream_offset,
+                 absl::StrCat("this page would take resident guest memory past the limit of ",
+                              arena_->max_resident_bytes() >> 20,
+                              " MiB (--max_resident_mib; by default half of the memory this "
+                              "machine has available): the destination stops"),
+                 block.name, offset);
+    }
+    return false;
   }
 
   bool PlaceChannelPage(absl::string_view block_name, uint64_t offset,
@@ -114,6 +195,7 @@ class Destination::Impl : public StreamObserver {
         page.size() != GuestArena::kPage) {
       return false;
     }
+    if (!ChargeResident(*block, offset, 0)) return false;
     // Multifd carries precopy pages only; postcopy goes through the main
     // channel (or preempt), so a plain copy is right here.
     std::memcpy(arena_->PagePointer(*block, offset), page.data(), GuestArena::kPage);
@@ -137,7 +219,9 @@ class Destination::Impl : public StreamObserver {
       return;
     }
     absl::StatusOr<std::unique_ptr<GuestArena>> arena =
-        GuestArena::Create(pending_blocks_, options_.parse.limits.max_guest_ram_bytes);
+        GuestArena::Create(pending_blocks_, options_.parse.limits.max_guest_ram_bytes,
+                           options_.max_resident_bytes != 0 ? options_.max_resident_bytes
+                                                            : DefaultMaxResidentGuestBytes());
     pending_blocks_.clear();
     if (!arena.ok()) {
       Report(FindingCode::kEmuPlacementFailed, 0, std::string(arena.status().message()));
@@ -206,6 +290,7 @@ class Destination::Impl : public StreamObserver {
     if (arena_ == nullptr) return;
     GuestArena::Block* block = arena_->Find(block_name);
     if (block == nullptr || offset >= block->mapped) return;  // the parser reported it
+    if (stop_.load()) return;  // what the parser still has in hand is not kept
     if (!arena_->registered()) {
       WritePrecopyPage(*block, offset, kind, body, stream_offset);
       return;
@@ -232,6 +317,8 @@ class Destination::Impl : public StreamObserver {
                          uint64_t stream_offset) {
     GuestArena::Block* block = &block_ref;
     uint64_t page = offset / GuestArena::kPage;
+    // UFFDIO_ZEROPAGE maps the shared zero page: no memory of its own.
+    if (kind != RamRecordKind::kZero && !ChargeResident(*block, offset, stream_offset)) return;
     absl::StatusOr<Placement> placed =
         kind == RamRecordKind::kZero
             ? arena_->PlaceZeroPage(*block, offset)
@@ -272,29 +359,28 @@ class Destination::Impl : public StreamObserver {
 
   void AddFinding(FindingCode code, uint64_t offset, std::string message, absl::string_view block,
                   uint64_t block_offset) {
-    constexpr size_t kMaxEmulatorFindings = 1000;
-    if (findings_.size() >= kMaxEmulatorFindings) return;
     Finding finding;
     finding.code = code;
     finding.severity = DescribeFinding(code).severity;
     finding.offset = offset;
-    if (!block.empty()) finding.path = absl::StrFormat("%s@0x%x", block, block_offset);
+    if (!block.empty()) finding.path = absl::StrFormat("%s@0x%x", EscapeName(block), block_offset);
     finding.message = std::move(message);
-    findings_.push_back(std::move(finding));
+    findings_.Add(std::move(finding));
   }
 
   void WritePrecopyPage(GuestArena::Block& block, uint64_t offset, RamRecordKind kind,
                         absl::Span<const uint8_t> body, uint64_t stream_offset) {
     uint64_t page = offset / GuestArena::kPage;
     uint8_t* target = arena_->PagePointer(block, offset);
+    const uint8_t fill = body.empty() ? 0 : body[0];
+    // Untouched anonymous memory is already zero: a zero page costs memory
+    // only with a fill byte (what QEMU 7.2 does) or over earlier bytes.
+    const bool writes =
+        kind != RamRecordKind::kZero || fill != 0 || arena_->IsResident(block, page);
+    if (writes && !ChargeResident(block, offset, stream_offset)) return;
     switch (kind) {
       case RamRecordKind::kZero:
-        // Untouched anonymous memory is already zero.
-        if (arena_->State(block, page) == PageState::kReceived) {
-          std::memset(target, body.empty() ? 0 : body[0], GuestArena::kPage);
-        } else if (!body.empty() && body[0] != 0) {
-          std::memset(target, body[0], GuestArena::kPage);  // what QEMU 7.2 does
-        }
+        if (writes) std::memset(target, fill, GuestArena::kPage);
         break;
       case RamRecordKind::kPage:
         std::memcpy(target, body.data(), GuestArena::kPage);
@@ -554,7 +640,7 @@ class Destination::Impl : public StreamObserver {
       bool failed = parse.findings.error_count() > 0;
       {
         std::lock_guard<std::mutex> lock(mutex_);
-        for (const Finding& finding : findings_) failed |= finding.severity == Severity::kError;
+        failed |= findings_.error_count() > 0;
       }
       return_path_.Shut(failed ? 1 : 0).IgnoreError();
     }
@@ -665,10 +751,11 @@ class Destination::Impl : public StreamObserver {
 
   std::mutex mutex_;
   DestinationStats stats_;  // guarded by mutex_
-  std::vector<Finding> findings_;  // guarded by mutex_
+  FindingList findings_{options_.parse.limits.max_findings};  // guarded by mutex_
   std::map<PageKey, absl::Time> request_times_;  // guarded by mutex_
   std::set<PageKey> never_delivered_;  // guarded by mutex_
   std::atomic<bool> stream_ended_{false};
+  std::atomic<bool> stop_{false};  // the resident limit was reached
 };
 
 Destination::Destination(DestinationOptions options)
@@ -695,7 +782,7 @@ uint64_t CompareWithSource(GuestArena& arena, const std::vector<SourceBlock>& so
     GuestArena::Block* block = arena.Find(expected.name);
     if (block == nullptr) {
       Finding finding{FindingCode::kEmuMemoryMismatch, Severity::kError};
-      finding.path = expected.name;
+      finding.path = EscapeName(expected.name);
       finding.message = "the source has this block; the destination never got it";
       findings.Add(std::move(finding));
       ++differing;
@@ -711,7 +798,7 @@ uint64_t CompareWithSource(GuestArena& arena, const std::vector<SourceBlock>& so
       ++differing;
       if (reported++ < max_reports) {
         Finding finding{FindingCode::kEmuMemoryMismatch, Severity::kError};
-        finding.path = absl::StrFormat("%s@0x%x", block->name, offset);
+        finding.path = absl::StrFormat("%s@0x%x", EscapeName(block->name), offset);
         finding.message = "destination page differs from the source's";
         findings.Add(std::move(finding));
       }

@@ -37,6 +37,11 @@ struct DestinationOptions {
   ParseOptions parse;        // limits, profile, schema (its observer is ignored)
   int return_path_fd = -1;   // where return-path messages go; -1: nowhere
   GuestPattern guest;        // what guest threads do after RUN
+  // Guest RAM that may become resident (pages written or placed with
+  // UFFDIO_COPY); 0: DefaultMaxResidentGuestBytes(), from what this machine
+  // has available. The page that would pass it is reported
+  // (emu.resident_limit) and the destination stops reading the stream.
+  uint64_t max_resident_bytes = 0;
   // Simulated time the device-loading thread spends per device section, to
   // widen the window in which the listen path runs alongside it.
   absl::Duration device_load_delay = absl::ZeroDuration();

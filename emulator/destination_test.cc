@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "emulator/replay.h"
 #include "gtest/gtest.h"
@@ -166,6 +167,58 @@ TEST(DestinationTest, GuestRamOverTheLimitIsAFindingNotAnAllocation) {
   EXPECT_TRUE(result.report.parse.findings.HasCode(FindingCode::kEmuPlacementFailed))
       << Errors(result.report.parse.findings);
   EXPECT_FALSE(result.report.valid());
+}
+
+// Each 9-byte ZERO record with a non-zero fill byte is a whole page QEMU 7.2
+// fills: resident memory. Past the resident limit the destination reports
+// the page that would pass it and stops reading, a clean early end.
+TEST(DestinationTest, ResidentGuestMemoryStopsAtItsLimit) {
+  constexpr uint64_t kPages = 16384;  // 64 MiB of filled pages
+  constexpr uint64_t kLimitPages = 256;
+  StreamWriter w;
+  w.Header().Configuration({"pc-i440fx-7.2"});
+  w.SectionStart(2, "ram", 0, 4).RamMemSize({{"pc.ram", kPages * GuestArena::kPage}}).RamEos();
+  w.Footer(2).SectionPart(2);
+  uint64_t over = 0;
+  for (uint64_t page = 0; page < kPages; ++page) {
+    if (page == kLimitPages) over = w.size();
+    w.RamZero(page == 0 ? RamBlockRef("pc.ram") : kContinueBlock, page * GuestArena::kPage, 0x5a);
+  }
+  w.RamEos().Footer(2).SectionEnd(2).RamEos().Footer(2).Eof();
+
+  // With 10 findings kept, the fill-byte errors leave no room for the rest:
+  // counted all the same.
+  for (uint32_t kept : {1000u, 10u}) {
+    SCOPED_TRACE(absl::StrCat(kept, " findings kept"));
+    ReplayOptions options;
+    options.transport = kept == 10 ? Transport::kTcpLoopback : Transport::kSocketPair;
+    options.destination.max_resident_bytes = kLimitPages * GuestArena::kPage;
+    options.destination.parse.limits.max_findings = kept;
+    ReplayResult result = Replay(w.bytes(), options);
+    const FindingList& findings = result.report.parse.findings;
+    ASSERT_EQ(findings.count(FindingCode::kEmuResidentLimit), 1u) << Errors(findings);
+    EXPECT_FALSE(result.report.valid());
+    const Finding* limit = nullptr;
+    for (const Finding& finding : findings.findings()) {
+      if (finding.code == FindingCode::kEmuResidentLimit) limit = &finding;
+    }
+    if (kept == 1000) {
+      ASSERT_NE(limit, nullptr);
+      EXPECT_EQ(limit->offset, over);
+      EXPECT_EQ(limit->path, absl::StrFormat("pc.ram@0x%x", kLimitPages * GuestArena::kPage));
+    }
+    // Besides the fill bytes (QEMU 7.2 takes them), the only error is the
+    // limit: where reading stopped is a note, not a truncation.
+    EXPECT_EQ(findings.error_count(), findings.count(FindingCode::kRamZeroFill) + 1)
+        << Errors(findings);
+    EXPECT_LE(findings.count(FindingCode::kRamZeroFill), kLimitPages + 1);
+    EXPECT_EQ(findings.count(FindingCode::kIoError), 1u);
+    EXPECT_EQ(findings.note_count(), 1u);
+    EXPECT_FALSE(findings.HasCode(FindingCode::kTruncated));
+    EXPECT_FALSE(result.report.parse.summary.eof_seen);
+    EXPECT_LT(result.report.parse.summary.bytes, w.size());
+    EXPECT_LE(result.report.stats.precopy_pages, kLimitPages + 1);
+  }
 }
 
 int CountOpenFds() {

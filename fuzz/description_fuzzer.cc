@@ -5,6 +5,9 @@
 // instance.
 #include <cstddef>
 #include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
 
 #include "absl/strings/string_view.h"
 #include "fuzz/fuzz_support.h"
@@ -33,9 +36,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     qmig::fuzz::Check(!description.status().message().empty(), "an error without a message");
     return 0;
   }
+  // The Nth entry of a (name, instance) is what its Nth section finds.
+  std::map<std::pair<std::string, uint32_t>, size_t> seen;
   for (const qmig::DeviceDescription& device : description->devices) {
-    qmig::fuzz::Check(description->Find(device.name, device.instance_id) == &device,
-                      "a described device is not found by its name and instance");
+    const size_t nth = seen[{device.name, device.instance_id}]++;
+    qmig::fuzz::Check(description->Find(device.name, device.instance_id, nth) == &device,
+                      "a described device is not found by its name, instance and rank");
     Fields(device.vmsd, 0);
   }
   return 0;

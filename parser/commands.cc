@@ -1,10 +1,10 @@
 // QEMU_VM_COMMAND: framing, the length rule of every command, the postcopy
 // state machine of the destination, and PACKAGED sub-streams.
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "parser/stream_parser_internal.h"
 #include "parser/wire/checked_math.h"
+#include "parser/wire/escape.h"
 
 namespace qmig {
 namespace internal {
@@ -167,7 +167,10 @@ absl::Status StreamParser::ParseAdvise(Reader& payload, uint16_t length, uint64_
                            absl::StrCat("profile ", profile_.active().name,
                                         " has no 0-byte POSTCOPY_ADVISE"));
     }
-    return absl::OkStatus();  // dirty-bitmap postcopy only
+    // Dirty-bitmap postcopy only: a source with postcopy-ram sends 16 bytes.
+    // Whether RAM pages may follow LISTEN is checked where they come.
+    advise_without_ram_ = true;
+    return absl::OkStatus();
   }
   if (length != 16) {
     return context_.Fail(FindingCode::kCommandLength, offset,
@@ -214,6 +217,16 @@ absl::Status StreamParser::ParseRamDiscard(Reader& payload, uint16_t length, uin
   }
   if (postcopy_ == PostcopyState::kAdvise || postcopy_ == PostcopyState::kDiscard) {
     postcopy_ = PostcopyState::kDiscard;
+    if (advise_without_ram_ && !advise_with_ram_ && !unadvised_discard_reported_) {
+      // QEMU 7.2 discards all the same on a destination without postcopy-ram
+      // (with it, the 0-byte ADVISE already failed); the pages then come
+      // back only if postcopy RAM pages follow, and those fail.
+      unadvised_discard_reported_ = true;
+      context_.ReportAs(Severity::kWarning, FindingCode::kCommandState, offset,
+                        "RAM_DISCARD after a 0-byte POSTCOPY_ADVISE: RAM postcopy was not "
+                        "advised, so nothing can send the discarded pages again",
+                        {}, /*qemu_accepts=*/true);
+    }
   } else {
     context_.Report(FindingCode::kCommandState, offset,
                     absl::StrCat("RAM_DISCARD in postcopy state ", PostcopyStateName(postcopy_),
@@ -224,7 +237,7 @@ absl::Status StreamParser::ParseRamDiscard(Reader& payload, uint16_t length, uin
   const RamBlockState* block = FindBlock(name);
   if (block == nullptr && ram_blocks_known_) {
     context_.Report(FindingCode::kDiscardBlock, name_offset,
-                    absl::StrCat("RAM_DISCARD for unknown block '", absl::CHexEscape(name), "'"));
+                    absl::StrCat("RAM_DISCARD for unknown block '", EscapeName(name), "'"));
   }
   uint64_t ranges = (length - header) / 16;
   for (uint64_t i = 0; i < ranges; ++i) {
@@ -264,7 +277,7 @@ absl::Status StreamParser::ParseRecvBitmapCommand(Reader& payload, uint16_t leng
   }
   if (ram_blocks_known_ && FindBlock(name) == nullptr) {
     context_.Report(FindingCode::kCommandPayload, offset + 5,
-                    absl::StrCat("RECV_BITMAP for unknown block '", absl::CHexEscape(name), "'"));
+                    absl::StrCat("RECV_BITMAP for unknown block '", EscapeName(name), "'"));
   }
   return absl::OkStatus();
 }

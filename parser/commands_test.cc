@@ -185,6 +185,60 @@ TEST(CommandsTest, AdviseOfLengthZeroIsDirtyBitmapPostcopy) {
   EXPECT_EQ(r.summary.postcopy, PostcopyState::kAdvise);
 }
 
+// The postcopy prefix with a 0-byte ADVISE (what the dirty-bitmaps
+// capability sends without postcopy-ram).
+StreamWriter DirtyBitmapPostcopyPrefix() {
+  StreamWriter w;
+  w.Header().Configuration({"pc"}).OpenReturnPath().Ping(1).Advise(/*with_ram=*/false);
+  w.SectionStart(kRamId, "ram", 0, 4)
+      .RamMemSize({{"pc.ram", kBlockLength}})
+      .RamEos()
+      .Footer(kRamId);
+  return w;
+}
+
+// Dirty-bitmap postcopy: LISTEN and RUN with no RAM page after them.
+TEST(CommandsTest, AdviseOfLengthZeroWithListenAndRunIsValid) {
+  StreamWriter w = DirtyBitmapPostcopyPrefix();
+  w.SectionEnd(kRamId).RamEos().Footer(kRamId);
+  StreamWriter package;
+  package.Listen().Ping(3).Run();
+  w.Packaged(package).Ping(4).Eof();
+  ParseResult r = ParseBytes(w.bytes());
+  EXPECT_TRUE(NoErrors(r)) << FormatFindings(r);
+  EXPECT_EQ(r.findings.warning_count(), 0u) << FormatFindings(r);
+  EXPECT_EQ(r.summary.postcopy, PostcopyState::kEnd);
+}
+
+// A 0-byte ADVISE does not advise RAM postcopy. QEMU 7.2 (savevm.c,
+// ram.c): a destination with postcopy-ram refuses the ADVISE itself; one
+// without takes the discards and LISTEN, then its listen thread refuses the
+// first postcopy page ("Illegal RAM offset": only a 16-byte ADVISE sets the
+// blocks' postcopy_length). qmig's first error is that page; the discards,
+// which drop pages nothing sends again, are a warning.
+TEST(CommandsTest, AdviseOfLengthZeroThenPostcopyRamPagesFailsAtTheFirstPage) {
+  StreamWriter w = DirtyBitmapPostcopyPrefix();
+  const uint64_t discard = w.size();
+  w.RamDiscard("pc.ram", {{0x1000, 0x1000}}).RamDiscard("pc.ram", {{0x3000, 0x1000}});
+  StreamWriter package;
+  package.Listen().Ping(3).Run();
+  w.Packaged(package).Ping(4);
+  w.SectionPart(kRamId);
+  const uint64_t page = w.size();
+  w.RamPageFilled("pc.ram", 0x1000, 7).RamZero("pc.ram", 0x3000).RamEos().Footer(kRamId);
+  Finish(w);
+  ParseResult r = ParseBytes(w.bytes());
+  EXPECT_TRUE(HasFinding(
+      r, Want(FindingCode::kRamPostcopyRecord, page).Path("PART 'ram' #0 > pc.ram@0x1000")));
+  EXPECT_TRUE(ErrorCodesAre(r, {FindingCode::kRamPostcopyRecord}));
+  ASSERT_EQ(Errors(r).size(), 1u) << FormatFindings(r);  // reported once
+  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kCommandState, discard)
+                                .Sev(Severity::kWarning)
+                                .QemuAccepts()
+                                .Path("POSTCOPY_RAM_DISCARD@")));
+  EXPECT_EQ(FindingsWithCode(r, FindingCode::kCommandState).size(), 1u) << FormatFindings(r);
+}
+
 TEST(CommandsTest, AdviseOfLengthSixteenIsRamPostcopy) {
   StreamWriter w;
   w.Header().Configuration({"pc"}).Advise(true, 0x201000, 4096).Eof();

@@ -3,11 +3,11 @@
 #include <algorithm>
 #include <cstring>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "parser/stream_parser_internal.h"
 #include "parser/trailer.h"
 #include "parser/vmstate/interpreter.h"
+#include "parser/wire/escape.h"
 
 namespace qmig {
 namespace internal {
@@ -121,14 +121,28 @@ bool DescribesIdstr(const VmDescription& descriptions, absl::string_view idstr) 
 
 bool StreamParser::DescribedDevice(Reader& reader, const SectionState& section) {
   const VmDescription* descriptions = DeviceDescriptions(reader);
-  return descriptions != nullptr && descriptions->Find(section.idstr, section.instance_id) != nullptr;
+  return descriptions != nullptr &&
+         DeviceEntry(*descriptions, section, /*consume=*/false) != nullptr;
+}
+
+const DeviceDescription* StreamParser::DeviceEntry(const VmDescription& descriptions,
+                                                   const SectionState& section, bool consume) {
+  const DeviceDescription* first = descriptions.Find(section.idstr, section.instance_id);
+  if (first == nullptr) return nullptr;
+  const size_t count = descriptions.Count(section.idstr, section.instance_id);
+  if (count == 1) return first;
+  size_t& uses = repeated_device_uses_[first];
+  const DeviceDescription* device =
+      descriptions.Find(section.idstr, section.instance_id, std::min(uses, count - 1));
+  if (consume) ++uses;
+  return device;
 }
 
 absl::Status StreamParser::ParseDeviceBody(Reader& reader, const SectionState& section,
                                            uint64_t offset) {
   const VmDescription* descriptions = DeviceDescriptions(reader);
   const DeviceDescription* device =
-      descriptions != nullptr ? descriptions->Find(section.idstr, section.instance_id) : nullptr;
+      descriptions != nullptr ? DeviceEntry(*descriptions, section, /*consume=*/true) : nullptr;
   if (device != nullptr) {
     if (!device->legacy && device->vmsd.version != section.version) {
       context_.Report(FindingCode::kDeviceVersion, offset,
@@ -156,10 +170,11 @@ absl::Status StreamParser::ParseDeviceBody(Reader& reader, const SectionState& s
   } else if (descriptions != nullptr && section.instance_id == kAnyAliasInstance &&
              DescribesIdstr(*descriptions, section.idstr)) {
     context_.Report(FindingCode::kDeviceNoDescription, start,
-                    absl::StrCat(end - start, " bytes delimited by scanning, not decoded: instance "
+                    absl::StrCat(end - start,
+                                 " bytes delimited by scanning, not decoded: instance "
                                  "0xffffffff, which QEMU matches against the alias id (-1) of any "
                                  "device without one, so it loads this section into '",
-                                 absl::CHexEscape(section.idstr), "'"),
+                                 EscapeName(section.idstr), "'"),
                     {}, /*qemu_accepts=*/true);
   } else if (descriptions != nullptr) {
     // The description lists every section the machine saves; a destination
@@ -192,11 +207,11 @@ void StreamParser::CheckDumpedVersion(const VmDescription& dump, const SectionSt
   }
   if (it == dump.vmsd_versions.end()) return;
   if (section.version > it->second.version || section.version < it->second.minimum) {
-    context_.Report(FindingCode::kDeviceVersion, offset,
-                    absl::StrCat("section version ", section.version, " is outside ",
-                                 it->second.minimum, "..", it->second.version,
-                                 ", which the -dump-vmstate description accepts for '", it->first,
-                                 "'"));
+    context_.Report(
+        FindingCode::kDeviceVersion, offset,
+        absl::StrCat("section version ", section.version, " is outside ", it->second.minimum, "..",
+                     it->second.version, ", which the -dump-vmstate description accepts for '",
+                     EscapeName(it->first), "'"));
   }
 }
 
@@ -226,7 +241,7 @@ absl::StatusOr<uint64_t> StreamParser::ScanForDeviceEnd(Reader& reader, uint32_t
                 LoadBe32(&here[1]) == section_id &&
                 (here.size() == 5 || PlausibleRecordStart(here[5]));
       } else {
-        match = (PlausibleSectionHeader(here) && sections_.count(LoadBe32(&here[1])) == 0) ||
+        match = (PlausibleSectionHeader(here) && !SectionIdInUse(LoadBe32(&here[1]))) ||
                 (here[0] == static_cast<uint8_t>(SectionType::kEof) &&
                  ((last_window && here.size() == 1) || PlausibleTrailerStart(here)));
       }

@@ -210,6 +210,79 @@ TEST(FindingLimitTest, FurtherFindingsAreCountedNotKept) {
   EXPECT_EQ(r.findings.dropped(), 8u);  // 10 fills + the vmdesc note - 3 kept
 }
 
+// A flood of warnings must not hide the error after it: the truncation at
+// the end is stored, in place of the last warning, and counted by code.
+TEST(FindingLimitTest, AnErrorAfterTheLimitIsStoredInPlaceOfAWarning) {
+  constexpr uint64_t kRepeats = 100000;
+  StreamWriter w;
+  w.Header().Configuration({"pc"});
+  for (uint64_t i = 0; i <= kRepeats; ++i) w.OpenReturnPath();  // all but the first warn
+  const uint64_t cut = w.size() + 3;
+  w.OpenReturnPath();
+  std::vector<uint8_t> bytes = w.Take();
+  bytes.resize(cut);
+  ParseResult r = ParseBytes(bytes);
+  ASSERT_EQ(r.findings.findings().size(), 1000u);
+  EXPECT_EQ(r.findings.warning_count(), kRepeats);
+  EXPECT_EQ(r.findings.count(FindingCode::kDuplicateReturnPath), kRepeats);
+  EXPECT_EQ(r.findings.error_count(), 1u);
+  EXPECT_EQ(r.findings.dropped(), kRepeats + 1 - 1000);
+  EXPECT_TRUE(r.findings.HasCode(FindingCode::kTruncated));
+  EXPECT_EQ(r.findings.findings().back().code, FindingCode::kTruncated) << FormatFindings(r);
+  EXPECT_EQ(r.findings.findings().back().offset, cut);
+  EXPECT_EQ(r.findings.findings().front().code, FindingCode::kDuplicateReturnPath);
+}
+
+Finding MakeFinding(FindingCode code, Severity severity, uint64_t offset) {
+  Finding finding;
+  finding.code = code;
+  finding.severity = severity;
+  finding.offset = offset;
+  return finding;
+}
+
+// Errors take the places of the latest non-errors, in order, until only
+// errors are stored; later errors are counted, not stored.
+TEST(FindingLimitTest, ErrorsEvictTheLatestNonErrorsAndKeepTheOrder) {
+  FindingList list(4);
+  list.Add(MakeFinding(FindingCode::kDeviceUnverified, Severity::kWarning, 1));
+  list.Add(MakeFinding(FindingCode::kRamZeroFill, Severity::kError, 2));
+  list.Add(MakeFinding(FindingCode::kVmdescAbsent, Severity::kNote, 3));
+  list.Add(MakeFinding(FindingCode::kRamZeroFill, Severity::kError, 4));
+  list.Add(MakeFinding(FindingCode::kDeviceUnverified, Severity::kWarning, 5));  // not stored
+  list.Add(MakeFinding(FindingCode::kTruncated, Severity::kError, 6));
+  list.Add(MakeFinding(FindingCode::kRamOffset, Severity::kError, 7));
+  list.Add(MakeFinding(FindingCode::kRamOffset, Severity::kError, 8));  // not stored
+  std::vector<uint64_t> offsets;
+  for (const Finding& finding : list.findings()) offsets.push_back(finding.offset);
+  EXPECT_EQ(offsets, (std::vector<uint64_t>{2, 4, 6, 7}));
+  EXPECT_EQ(list.error_count(), 5u);
+  EXPECT_EQ(list.warning_count(), 2u);
+  EXPECT_EQ(list.note_count(), 1u);
+  EXPECT_EQ(list.dropped(), 4u);
+  EXPECT_EQ(list.count(FindingCode::kDeviceUnverified), 2u);
+  EXPECT_EQ(list.count(FindingCode::kRamOffset), 2u);
+  EXPECT_TRUE(list.HasCode(FindingCode::kVmdescAbsent));  // evicted, still counted
+  EXPECT_FALSE(list.HasCode(FindingCode::kRamBadFlags));
+
+  // Counting what another list did not store, as a merge does.
+  FindingList merged(8);
+  for (const Finding& finding : list.findings()) merged.Add(finding);
+  merged.AddUnstoredCountsOf(list);
+  EXPECT_EQ(merged.error_count(), 5u);
+  EXPECT_EQ(merged.warning_count(), 2u);
+  EXPECT_EQ(merged.note_count(), 1u);
+  EXPECT_EQ(merged.dropped(), 4u);
+  EXPECT_EQ(merged.count(FindingCode::kRamOffset), 2u);
+  EXPECT_EQ(merged.count(FindingCode::kVmdescAbsent), 1u);
+
+  // An unstored error that turned out to be harmless counts as a note.
+  merged.Recount(Severity::kError, Severity::kNote);
+  EXPECT_EQ(merged.error_count(), 4u);
+  EXPECT_EQ(merged.note_count(), 2u);
+  EXPECT_EQ(merged.count(FindingCode::kRamOffset), 2u);
+}
+
 // --- Device scanning and buffering -----------------------------------------------------------
 
 TEST(DeviceLimitTest, TrailerBeyondTheBufferLimitLeavesDevicesUnverifiedOnAPipe) {

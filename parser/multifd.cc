@@ -2,11 +2,11 @@
 
 #include <vector>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "parser/parse_context.h"
 #include "parser/wire/constants.h"
+#include "parser/wire/escape.h"
 #include "parser/wire/reader.h"
 
 namespace qmig {
@@ -109,7 +109,7 @@ class MultifdParser {
       auto it = options_.block_lengths.find(block);
       if (it == options_.block_lengths.end() && !options_.block_lengths.empty()) {
         context_.Report(FindingCode::kMultifdBadPacket, offset,
-                        absl::StrCat("unknown RAM block '", absl::CHexEscape(block), "'"));
+                        absl::StrCat("unknown RAM block '", EscapeName(block), "'"));
       }
       for (uint32_t i = 0; i < normal_pages; ++i) {
         uint64_t page = offsets[i];
@@ -119,19 +119,41 @@ class MultifdParser {
         if (bad) {
           context_.Report(FindingCode::kMultifdBadPacket, table_offset + 8 * i,
                           absl::StrFormat("page offset 0x%x misaligned or past block '%s'", page,
-                                          block));
+                                          EscapeName(block)));
         }
       }
       result_.summary.pages += normal_pages;
       result_.summary.pages_by_block[block] += normal_pages;
     }
+    // QEMU 7.2 reads a packet's data only when it has pages, and leaves
+    // next_packet_size as it was for one without (sync packets repeat the
+    // previous packet's size), so only packets with pages are checked.
+    if (normal_pages == 0) return absl::OkStatus();
     if (compression == 0) {
-      if (!options_.on_page) return reader.Skip(uint64_t{normal_pages} * kTargetPageSize);
+      // The receiver reads normal_pages pages and never looks at the size.
+      const uint64_t expected = uint64_t{normal_pages} * kTargetPageSize;
+      if (next_packet_size != expected) {
+        context_.Report(FindingCode::kMultifdPacketSize, offset + 20,
+                        absl::StrCat("next_packet_size ", next_packet_size, " but ", normal_pages,
+                                     " pages take ", expected, " bytes; QEMU reads the pages"),
+                        {}, /*qemu_accepts=*/true);
+      }
+      if (!options_.on_page) return reader.Skip(expected);
       for (uint32_t i = 0; i < normal_pages; ++i) {
         QMIG_ASSIGN_OR_RETURN(absl::Span<const uint8_t> page, reader.Bytes(kTargetPageSize));
         options_.on_page(block, offsets[i], page);
       }
       return absl::OkStatus();
+    }
+    // zlib and zstd: next_packet_size bytes of compressed pages, read into
+    // a buffer of kMultifdCompressedBufferBytes without a check.
+    if (next_packet_size == 0 || next_packet_size > kMultifdCompressedBufferBytes) {
+      return context_.Fail(
+          FindingCode::kMultifdBadPacket, offset + 20,
+          absl::StrCat("compressed packet of ", next_packet_size, " bytes for ", normal_pages,
+                       " pages; QEMU 7.2 reads at most ", kMultifdCompressedBufferBytes,
+                       " (and overruns its buffer "
+                       "beyond), and no pages inflate from nothing"));
     }
     return reader.Skip(next_packet_size);
   }

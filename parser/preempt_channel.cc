@@ -1,10 +1,10 @@
 #include "parser/preempt_channel.h"
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "parser/parse_context.h"
 #include "parser/wire/constants.h"
+#include "parser/wire/escape.h"
 #include "parser/wire/reader.h"
 
 namespace qmig {
@@ -85,12 +85,12 @@ class PreemptParser {
       auto it = options_.block_lengths.find(*block_);
       if (it == options_.block_lengths.end()) {
         return context_.Fail(FindingCode::kPreemptBadRecord, offset,
-                             absl::StrCat("unknown RAM block '", absl::CHexEscape(*block_), "'"));
+                             absl::StrCat("unknown RAM block '", EscapeName(*block_), "'"));
       }
       if (address >= it->second) {
         return context_.Fail(FindingCode::kPreemptBadRecord, offset,
                              absl::StrFormat("page 0x%x is past the end of '%s' (0x%x bytes)",
-                                             address, absl::CHexEscape(*block_), it->second));
+                                             address, EscapeName(*block_), it->second));
       }
     }
     absl::Span<const uint8_t> body;

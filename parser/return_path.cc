@@ -1,11 +1,11 @@
 #include "parser/return_path.h"
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "parser/parse_context.h"
 #include "parser/wire/checked_math.h"
 #include "parser/wire/constants.h"
+#include "parser/wire/escape.h"
 #include "parser/wire/reader.h"
 
 namespace qmig {
@@ -145,14 +145,14 @@ class ReturnPathParser {
     if (it == options_.block_lengths.end()) {
       if (!options_.block_lengths.empty() && !block.empty()) {
         context_.Report(FindingCode::kRpBadPayload, offset,
-                        absl::StrCat("page request for unknown block '", absl::CHexEscape(block), "'"));
+                        absl::StrCat("page request for unknown block '", EscapeName(block), "'"));
       }
       return;
     }
     if (!RangeWithin(start, length, it->second)) {
       context_.Report(FindingCode::kRpBadPayload, offset,
                       absl::StrFormat("page request 0x%x+0x%x runs past block '%s' (0x%x bytes)",
-                                      start, length, block, it->second));
+                                      start, length, EscapeName(block), it->second));
     }
   }
 
@@ -171,8 +171,8 @@ class ReturnPathParser {
       uint64_t expected = (bits + 63) / 64 * 8;
       if (size != expected) {
         context_.Report(FindingCode::kRpBitmap, offset,
-                        absl::StrCat("bitmap of ", size, " bytes; block '", block, "' needs ",
-                                     expected));
+                        absl::StrCat("bitmap of ", size, " bytes; block '", EscapeName(block),
+                                     "' needs ", expected));
       }
     }
     QMIG_RETURN_IF_ERROR(reader.Skip(size));

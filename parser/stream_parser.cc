@@ -3,11 +3,11 @@
 #include <algorithm>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "parser/stream_parser_internal.h"
 #include "parser/wire/checked_math.h"
+#include "parser/wire/escape.h"
 
 namespace qmig {
 
@@ -153,9 +153,10 @@ absl::Status StreamParser::ParseConfiguration(Reader& reader) {
   profile_.ObserveMachine(*summary_.machine);
   if (options_.schema != nullptr && !options_.schema->dump_machine.empty() &&
       options_.schema->dump_machine != *summary_.machine) {
-    context_.Report(FindingCode::kConfigBadName, offset + 4,
-                    absl::StrCat("machine '", *summary_.machine, "' but the --schema dump is of '",
-                                 options_.schema->dump_machine, "'; QEMU refuses another machine"));
+    context_.Report(
+        FindingCode::kConfigBadName, offset + 4,
+        absl::StrCat("machine '", EscapeName(*summary_.machine), "' but the --schema dump is of '",
+                     EscapeName(options_.schema->dump_machine), "'; QEMU refuses another machine"));
   }
   if (length > 0 && !IsPrintableName(name)) {
     context_.Report(FindingCode::kConfigBadName, offset + 4,
@@ -169,7 +170,7 @@ absl::Status StreamParser::ParseConfiguration(Reader& reader) {
     reader.U8().IgnoreError();
     QMIG_ASSIGN_OR_RETURN(std::string sub_name, reader.CountedString());
     QMIG_ASSIGN_OR_RETURN(uint32_t version, reader.Be32());
-    PathScope sub_scope(context_, absl::StrCat("subsection '", sub_name, "'"));
+    PathScope sub_scope(context_, absl::StrCat("subsection '", EscapeName(sub_name), "'"));
     if (version != 1) {
       return context_.Fail(FindingCode::kConfigBadSubsection, sub_offset,
                            absl::StrCat("version ", version, " (expected 1)"));
@@ -210,7 +211,7 @@ absl::Status StreamParser::ParseConfigurationSubsection(Reader& reader, const st
       if (std::find(std::begin(kCapabilityNames), std::end(kCapabilityNames),
                     absl::string_view(capability)) == std::end(kCapabilityNames)) {
         context_.Report(FindingCode::kConfigBadCapability, cap_offset,
-                        absl::StrCat("unknown capability '", absl::CHexEscape(capability), "'"));
+                        absl::StrCat("unknown capability '", EscapeName(capability), "'"));
       }
       if (capability == "x-ignore-shared") ignore_shared_ = true;
       summary_.capabilities.push_back(std::move(capability));
@@ -228,8 +229,7 @@ absl::Status StreamParser::ParseConfigurationSubsection(Reader& reader, const st
     return absl::OkStatus();
   }
   return context_.Fail(FindingCode::kConfigBadSubsection, offset,
-                       absl::StrCat("unknown configuration subsection '",
-                                    absl::CHexEscape(name), "'"));
+                       absl::StrCat("unknown configuration subsection '", EscapeName(name), "'"));
 }
 
 absl::StatusOr<LoopEnd> StreamParser::ParseRecords(Reader& reader) {
@@ -279,8 +279,7 @@ absl::Status StreamParser::ParseStartOrFull(Reader& reader, uint8_t type, uint64
   QMIG_ASSIGN_OR_RETURN(uint32_t version, reader.Be32());
   absl::string_view type_name = SectionTypeName(type);
   ++summary_.sections[std::string(type_name)];
-  PathScope scope(context_, absl::StrCat(type_name, " '", absl::CHexEscape(idstr), "' #",
-                                         instance_id));
+  PathScope scope(context_, absl::StrCat(type_name, " '", EscapeName(idstr), "' #", instance_id));
   if (idstr.empty() || idstr.find('\0') != std::string::npos) {
     return context_.Fail(FindingCode::kBadIdstr, idstr_offset,
                          idstr.empty() ? "empty section name (QEMU cannot read it)"
@@ -300,19 +299,51 @@ absl::Status StreamParser::ParseStartOrFull(Reader& reader, uint8_t type, uint64
   else if (idstr == kDirtyBitmapSectionName) state.kind = SectionKind::kDirtyBitmap;
   else if (idstr == kBlockSectionName) state.kind = SectionKind::kBlock;
   auto existing = sections_.find(section_id);
-  if (existing != sections_.end()) {
+  if (existing != sections_.end() || full_section_ids_.contains(section_id)) {
     // QEMU keeps a list of loaded sections and takes the latest one with
     // the id: it loads such a stream (seen with tools/fuzz_qemu.py).
     context_.Report(FindingCode::kDuplicateSectionId, offset,
-                    absl::StrCat("section id ", section_id, " was already used by '",
-                                 existing->second.idstr, "'"),
+                    absl::StrCat("section id ", section_id, " was already used by ",
+                                 existing != sections_.end()
+                                     ? absl::StrCat("'", EscapeName(existing->second.idstr), "'")
+                                     : "a FULL section"),
                     {}, /*qemu_accepts=*/true);
   }
-  SectionState& section = sections_[section_id] = std::move(state);
-  QMIG_RETURN_IF_ERROR(ParseSectionPayload(reader, section, type, offset));
+  // Only a START needs its state later, for its PARTs and its END; of a FULL
+  // section the id is enough.
+  SectionState* section = &state;
+  if (state.iterative) {
+    full_section_ids_.erase(section_id);
+    if (existing != sections_.end()) {
+      section = &(existing->second = std::move(state));
+    } else if (sections_.size() < kMaxStartedSections) {
+      section = &sections_.emplace(section_id, std::move(state)).first->second;
+    } else {
+      NoteUntrackedSection(offset, absl::StrCat("more than ", kMaxStartedSections,
+                                                " START sections: this one and later ones are not "
+                                                "followed, so their PARTs and ENDs are refused"));
+    }
+  } else {
+    if (existing != sections_.end()) sections_.erase(existing);
+    if (full_section_ids_.size() < options_.limits.max_section_ids) {
+      full_section_ids_.insert(section_id);
+    } else if (!full_section_ids_.contains(section_id)) {
+      NoteUntrackedSection(offset,
+                           absl::StrCat("more than ", options_.limits.max_section_ids,
+                                        " FULL section ids: later ones are not remembered, so a "
+                                        "repeated one or a PART/END naming one goes unchecked"));
+    }
+  }
+  QMIG_RETURN_IF_ERROR(ParseSectionPayload(reader, *section, type, offset));
   QMIG_RETURN_IF_ERROR(CheckFooter(reader, section_id));
   if (options_.observer != nullptr) options_.observer->OnSectionEnd(section_id, reader.offset());
   return absl::OkStatus();
+}
+
+void StreamParser::NoteUntrackedSection(uint64_t offset, std::string message) {
+  if (untracked_section_noted_) return;
+  untracked_section_noted_ = true;
+  context_.Report(FindingCode::kSectionUntracked, offset, std::move(message));
 }
 
 absl::Status StreamParser::ParsePartOrEnd(Reader& reader, uint8_t type, uint64_t offset) {
@@ -320,7 +351,15 @@ absl::Status StreamParser::ParsePartOrEnd(Reader& reader, uint8_t type, uint64_t
   absl::string_view type_name = SectionTypeName(type);
   ++summary_.sections[std::string(type_name)];
   auto it = sections_.find(section_id);
+  SectionState unstored;  // a continued section past kMaxStartedSections
   if (it == sections_.end()) {
+    if (full_section_ids_.contains(section_id)) {
+      PathScope scope(context_, absl::StrCat(type_name, " #id ", section_id));
+      return context_.Fail(
+          FindingCode::kUnknownSectionId, offset,
+          absl::StrCat("section id ", section_id,
+                       " belongs to a FULL section; only START opens one for ", type_name));
+    }
     if (!summary_.headerless) {
       PathScope scope(context_, absl::StrCat(type_name, " #id ", section_id));
       return context_.Fail(FindingCode::kUnknownSectionId, offset,
@@ -334,26 +373,25 @@ absl::Status StreamParser::ParsePartOrEnd(Reader& reader, uint8_t type, uint64_t
                         absl::StrCat("section id ", section_id,
                                      " was opened on an earlier connection; decoded as RAM"));
     }
-    SectionState assumed;
-    assumed.id = section_id;
-    assumed.idstr = std::string(kRamSectionName);
-    assumed.kind = SectionKind::kRam;
-    assumed.version = kRamSectionVersion;
-    assumed.iterative = true;
-    it = sections_.emplace(section_id, std::move(assumed)).first;
+    unstored.id = section_id;
+    unstored.idstr = std::string(kRamSectionName);
+    unstored.kind = SectionKind::kRam;
+    unstored.version = kRamSectionVersion;
+    unstored.iterative = true;
+    if (sections_.size() < kMaxStartedSections) {
+      it = sections_.emplace(section_id, std::move(unstored)).first;
+    } else {
+      NoteUntrackedSection(offset, absl::StrCat("more than ", kMaxStartedSections,
+                                                " sections continued from an earlier connection: "
+                                                "later ones are not remembered"));
+    }
   }
-  SectionState& section = it->second;
-  PathScope scope(context_, absl::StrCat(type_name, " '", absl::CHexEscape(section.idstr), "' #",
+  SectionState& section = it != sections_.end() ? it->second : unstored;
+  PathScope scope(context_, absl::StrCat(type_name, " '", EscapeName(section.idstr), "' #",
                                          section.instance_id));
   if (options_.observer != nullptr) {
     options_.observer->OnSection(type, section_id, section.idstr, section.instance_id,
                                  section.version, offset);
-  }
-  if (!section.iterative) {
-    return context_.Fail(FindingCode::kUnknownSectionId, offset,
-                         absl::StrCat("section id ", section_id,
-                                      " belongs to a FULL section; only START opens one for ",
-                                      type_name));
   }
   if (section.ended) {
     context_.Report(FindingCode::kSectionAfterEnd, offset,
@@ -392,16 +430,17 @@ absl::Status StreamParser::ParseSectionPayload(Reader& reader, SectionState& sec
       }
       if (type != static_cast<uint8_t>(SectionType::kFull) && DescribedDevice(reader, section)) {
         // QEMU loads any START or FULL section with the device's vmstate.
-        context_.Report(FindingCode::kIterableUnverified, section_offset,
-                        absl::StrCat(SectionTypeName(type), " for device '", section.idstr,
-                                     "', which is not iterable: QEMU loads it as device state"),
-                        {}, /*qemu_accepts=*/true);
+        context_.Report(
+            FindingCode::kIterableUnverified, section_offset,
+            absl::StrCat(SectionTypeName(type), " for device '", EscapeName(section.idstr),
+                         "', which is not iterable: QEMU loads it as device state"),
+            {}, /*qemu_accepts=*/true);
         return ParseDeviceBody(reader, section, section_offset);
       }
       if (type != static_cast<uint8_t>(SectionType::kFull)) {
         ++summary_.iterable_sections[section.idstr];
         return context_.Fail(FindingCode::kIterableUnverified, section_offset,
-                             absl::StrCat("iterable section '", section.idstr,
+                             absl::StrCat("iterable section '", EscapeName(section.idstr),
                                           "' has a payload format qmig does not know"));
       }
       return ParseDeviceBody(reader, section, section_offset);
@@ -435,7 +474,7 @@ void StreamParser::CheckEndOfStream(uint64_t offset) {
   for (const auto& [id, section] : sections_) {
     if (section.iterative && !section.ended) {
       context_.Report(FindingCode::kSectionNotEnded, offset,
-                      absl::StrCat("section '", section.idstr, "' (id ", id,
+                      absl::StrCat("section '", EscapeName(section.idstr), "' (id ", id,
                                    ") was started but never ended"));
     }
   }
@@ -502,11 +541,27 @@ absl::Status StreamParser::ParseAfterEof(Reader& reader) {
     QMIG_RETURN_IF_ERROR(reader.Skip(chunk.size()));
   }
   if (options_.observer != nullptr) options_.observer->OnTrailer(offset, json);
+  // The probe may have parsed this very trailer already.
+  std::optional<VmDescription> parsed;
+  const VmDescription* description = nullptr;
   absl::Status json_status = trailer_error_;
-  if (trailer_offset_ != offset) json_status = ParseVmDescription(json).status();
+  if (trailer_offset_ == offset) {
+    if (trailer_description_.has_value()) description = &*trailer_description_;
+  } else {
+    absl::StatusOr<VmDescription> result = ParseVmDescription(json);
+    json_status = result.status();
+    if (result.ok()) description = &parsed.emplace(std::move(*result));
+  }
   if (!json_status.ok()) {
     context_.Report(FindingCode::kVmdescBadJson, offset + 5, std::string(json_status.message()),
                     {}, /*qemu_accepts=*/true);
+  }
+  if (description != nullptr) {
+    // The destination never reads the description: what it holds can only
+    // mislead a reader such as analyze-migration.py.
+    for (const DescriptionWarning& warning : description->warnings) {
+      context_.Report(warning.code, offset + 5, warning.message, {}, /*qemu_accepts=*/true);
+    }
   }
   if (options_.live) return absl::OkStatus();  // the peer may wait for us now
   QMIG_ASSIGN_OR_RETURN(absl::Span<const uint8_t> rest, reader.PeekUpTo(1));

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "parser/parse_context.h"
 #include "parser/stream_parser.h"
 #include "parser/vmstate/description.h"
@@ -61,6 +62,11 @@ class StreamParser {
   absl::Status ParseSectionPayload(Reader& reader, SectionState& section, uint8_t type,
                                    uint64_t section_offset);
   absl::Status CheckFooter(Reader& reader, uint32_t section_id);
+  // Reports, once, that sections past a limit are no longer remembered.
+  void NoteUntrackedSection(uint64_t offset, std::string message);
+  bool SectionIdInUse(uint32_t id) const {
+    return sections_.count(id) > 0 || full_section_ids_.contains(id);
+  }
   absl::Status ParseAfterEof(Reader& reader);
   void CheckEndOfStream(uint64_t offset);
 
@@ -92,6 +98,11 @@ class StreamParser {
   absl::Status ParseDeviceBody(Reader& reader, const SectionState& section, uint64_t offset);
   // Whether the description in use has this device instance.
   bool DescribedDevice(Reader& reader, const SectionState& section);
+  // The entry of `descriptions` for a device section: the nth section with a
+  // name and instance takes the nth entry for them, later ones the last.
+  // `consume` counts the section as taken.
+  const DeviceDescription* DeviceEntry(const VmDescription& descriptions,
+                                       const SectionState& section, bool consume);
   const VmDescription* DeviceDescriptions(Reader& reader);
   absl::StatusOr<uint64_t> ScanForDeviceEnd(Reader& reader, uint32_t section_id);
   void CheckDumpedVersion(const VmDescription& dump, const SectionState& section, uint64_t offset);
@@ -111,11 +122,20 @@ class StreamParser {
   bool has_configuration_ = false;
   bool ignore_shared_ = false;
   std::optional<bool> footers_;
+  // START sections (and sections a recovery connection continues), at most
+  // kMaxStartedSections; of FULL sections only the ids, at most
+  // ParseLimits::max_section_ids. Either way memory stays bounded however
+  // many sections a stream opens.
   std::map<uint32_t, SectionState> sections_;
+  absl::flat_hash_set<uint32_t> full_section_ids_;
+  bool untracked_section_noted_ = false;
   bool headerless_note_given_ = false;
 
   PostcopyState postcopy_ = PostcopyState::kNone;
   bool advise_with_ram_ = false;    // ADVISE carried the 16-byte RAM payload
+  bool advise_without_ram_ = false;  // a 0-byte ADVISE: dirty-bitmap postcopy only
+  bool unadvised_discard_reported_ = false;
+  bool unadvised_page_reported_ = false;
   bool ram_section_seen_ = false;
   bool return_path_open_ = false;
   bool package_has_listen_ = false;  // in the innermost package being parsed
@@ -128,6 +148,10 @@ class StreamParser {
   bool last_block_cached_ = false;
 
   uint64_t postcopy_tracked_words_ = 0;  // over all blocks' postcopy_placed
+
+  // Sections taken so far per device instance described more than once,
+  // keyed by its first entry: bounded by the description.
+  absl::flat_hash_map<const DeviceDescription*, size_t> repeated_device_uses_;
 
   bool trailer_probed_ = false;
   // The probe's result, kept so that the trailer is parsed once: the

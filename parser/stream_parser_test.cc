@@ -7,9 +7,14 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "parser/multifd.h"
 #include "parser/parse_context.h"
+#include "parser/preempt_channel.h"
+#include "parser/return_path.h"
 #include "parser/stream_parser.h"
 #include "parser/testing/expect.h"
 #include "parser/testing/parse_util.h"
@@ -282,7 +287,49 @@ TEST(SectionTest, PartForAFullSection) {
   uint64_t at = w.size();
   w.SectionPart(3).Footer(3).Eof();
   ParseResult r = ParseBytes(w.bytes());
-  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kUnknownSectionId, at).Path("PART 'dev' #0")));
+  // Of a FULL section only its id is kept, not its name.
+  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kUnknownSectionId, at).Path("PART #id 3")));
+  EXPECT_TRUE(ErrorCodesAre(r, {FindingCode::kUnknownSectionId}));
+}
+
+// FULL section ids are remembered up to ParseLimits::max_section_ids, so
+// that millions of sections cost bounded memory; past it a note says that
+// repeats go unchecked.
+TEST(SectionTest, FullSectionIdsPastTheLimitAreNotRemembered) {
+  StreamWriter w = Preamble();
+  w.SectionFull(3, "dev", 0, 1).Footer(3);
+  w.SectionFull(4, "dev", 1, 1).Footer(4);
+  const uint64_t third = w.size();
+  w.SectionFull(5, "dev", 2, 1).Footer(5);
+  const uint64_t repeat = w.size();
+  w.SectionFull(3, "dev", 3, 1).Footer(3);  // remembered: a repeat
+  w.SectionFull(5, "dev", 4, 1).Footer(5);  // not remembered
+  w.Eof();
+  ParseOptions options;
+  options.limits.max_section_ids = 2;
+  ParseResult r = ParseBytes(w.bytes(), options);
+  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kSectionUntracked, third).Path("FULL 'dev' #2")));
+  EXPECT_EQ(r.findings.count(FindingCode::kSectionUntracked), 1u);
+  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kDuplicateSectionId, repeat).QemuAccepts()));
+  EXPECT_EQ(r.findings.count(FindingCode::kDuplicateSectionId), 1u) << FormatFindings(r);
+}
+
+// START sections keep their state for their PARTs and END, up to
+// kMaxStartedSections; a later one is parsed but not followed.
+TEST(SectionTest, StartSectionsPastTheLimitAreNotFollowed) {
+  StreamWriter w = Preamble();
+  for (uint32_t id = 0; id < kMaxStartedSections; ++id) {
+    w.SectionStart(id, "ram", 0, 4).RamEos().Footer(id).SectionEnd(id).RamEos().Footer(id);
+  }
+  const uint64_t start = w.size();
+  w.SectionStart(kMaxStartedSections, "ram", 0, 4).RamEos().Footer(kMaxStartedSections);
+  const uint64_t end = w.size();
+  w.SectionEnd(kMaxStartedSections).RamEos().Footer(kMaxStartedSections).Eof();
+  ParseResult r = ParseBytes(w.bytes());
+  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kSectionUntracked, start).Path("START 'ram' #0")));
+  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kUnknownSectionId, end)
+                                .Path(absl::StrCat("END #id ", kMaxStartedSections))));
+  EXPECT_TRUE(ErrorCodesAre(r, {FindingCode::kUnknownSectionId}));
 }
 
 // A RAM section with an empty block list; START + `rest`.
@@ -555,6 +602,247 @@ TEST(DeviceSectionTest, SchemaOptionWinsOverTheTrailer) {
   EXPECT_EQ(r.summary.device_description_source, "schema");
   // The schema's extra byte eats the footer marker.
   EXPECT_TRUE(HasFinding(r, Want(FindingCode::kFooterMissing, at + 7)));
+}
+
+// QEMU registers two isa-ide controllers under one name and instance: two
+// FULL 'isa-ide' #0 sections, and two entries for them in the description in
+// the same order. The nth section takes the nth entry (here the two differ
+// in size, so taking the first twice would misframe the second section).
+TEST(DeviceSectionTest, ADeviceInstanceDescribedTwiceTakesItsEntriesInStreamOrder) {
+  const DeviceSpec first = {"isa-ide", 0, 3, {{"a", "uint32", {0, 0, 0, 1}}}};
+  const DeviceSpec second = {"isa-ide", 0, 3, {{"a", "uint32", {0, 0, 0, 2}}, {"b", "uint8", {3}}}};
+  StreamWriter w = RamStart();
+  w.SectionEnd(kRamId).RamEos().Footer(kRamId);
+  w.SectionFull(3, "isa-ide", 0, 3).Bytes(first.fields[0].bytes).Footer(3);
+  w.SectionFull(4, "isa-ide", 0, 3).Bytes(second.fields[0].bytes).Bytes(second.fields[1].bytes);
+  w.Footer(4).Eof();
+  const uint64_t trailer = w.size();
+  w.VmDescription(DescribeDevices({first, second}));
+  for (bool pipe : {false, true}) {
+    SCOPED_TRACE(pipe ? "pipe" : "memory");
+    ParseResult r = pipe ? ParseBytesThroughPipe(w.bytes()) : ParseBytes(w.bytes());
+    EXPECT_TRUE(NoErrors(r)) << FormatFindings(r);
+    EXPECT_EQ(r.summary.devices_decoded, 2u);
+    EXPECT_EQ(r.summary.device_fields, 3u);
+    EXPECT_TRUE(HasFinding(
+        r, Want(FindingCode::kVmdescRepeatedDevice, trailer + 5).QemuAccepts().Path("trailer")));
+    const Finding* warning = FindFinding(r, FindingCode::kVmdescRepeatedDevice);
+    ASSERT_NE(warning, nullptr);
+    EXPECT_TRUE(absl::StrContains(warning->message, "device 'isa-ide' instance 0"))
+        << warning->message;
+  }
+}
+
+// --- Names from the stream in findings ---------------------------------------------------
+
+// Block names, section names, capability and subsection names, device and
+// field names: bytes that reach findings only through EscapeName.
+const std::string kHostileName = "n\xff\x1b[31m\x07";
+
+void ExpectPrintable(const FindingList& findings, const std::string& what) {
+  for (const Finding& finding : findings.findings()) {
+    for (const std::string* text : {&finding.path, &finding.message}) {
+      for (char c : *text) {
+        EXPECT_TRUE(c >= 0x20 && c <= 0x7e)
+            << what << ": " << DescribeFinding(finding.code).name << " has byte "
+            << static_cast<int>(static_cast<unsigned char>(c)) << " in '" << absl::CHexEscape(*text)
+            << "'";
+      }
+    }
+  }
+}
+
+TEST(EscapeTest, NamesFromTheStreamAreEscapedInEveryFinding) {
+  std::vector<std::pair<std::string, FindingList>> results;
+  auto add = [&results](const std::string& what, const FindingList& findings) {
+    results.emplace_back(what, findings);
+  };
+  {  // a capability, then a configuration subsection
+    StreamWriter w;
+    w.Header().ConfigurationStart("pc").Subsection("configuration/capabilities");
+    w.Be32(1).CountedString(kHostileName);
+    w.Subsection(kHostileName);
+    ParseResult r = ParseBytes(w.bytes());
+    EXPECT_TRUE(r.findings.HasCode(FindingCode::kConfigBadCapability)) << FormatFindings(r);
+    EXPECT_TRUE(r.findings.HasCode(FindingCode::kConfigBadSubsection)) << FormatFindings(r);
+    add("configuration", r.findings);
+  }
+  {  // RAM blocks, discards, RECV_BITMAP, device sections, a repeated id
+    StreamWriter w = Preamble();
+    w.OpenReturnPath().Advise();
+    w.SectionStart(kRamId, "ram", 0, 4).RamMemSize({{kHostileName, 0x2000}}).RamEos();
+    w.Footer(kRamId);
+    w.SectionPart(kRamId).RamZero(kHostileName, 0x1000, 9).RamZero(kHostileName + "?", 0);
+    w.RamEos().Footer(kRamId);
+    w.RamDiscard(kHostileName + "?", {{0, 0x1000}}).RecvBitmap(kHostileName + "?");
+    w.SectionEnd(kRamId).RamEos().Footer(kRamId);
+    w.SectionFull(3, kHostileName, 0, 1).Be32(7).Footer(3);
+    w.SectionFull(3, kHostileName, 0, 1).Be32(7).Footer(3).Eof();
+    ParseResult r = ParseBytes(w.bytes());
+    for (FindingCode code : {FindingCode::kRamZeroFill, FindingCode::kRamUnknownBlock,
+                             FindingCode::kDiscardBlock, FindingCode::kCommandPayload,
+                             FindingCode::kDeviceUnverified, FindingCode::kDuplicateSectionId}) {
+      EXPECT_TRUE(r.findings.HasCode(code)) << DescribeFinding(code).name << FormatFindings(r);
+    }
+    add("ram and devices", r.findings);
+  }
+  {  // an iterable section qmig does not know
+    StreamWriter w = Preamble();
+    w.SectionStart(3, kHostileName, 0, 1).Be32(7).Footer(3).Eof();
+    ParseResult r = ParseBytes(w.bytes());
+    EXPECT_TRUE(r.findings.HasCode(FindingCode::kIterableUnverified)) << FormatFindings(r);
+    add("iterable", r.findings);
+  }
+  {  // a described device: START for it, never ended; a subsection by another name
+    const std::string name = "d\x1b\x07";
+    StreamWriter w = Preamble();
+    w.SectionStart(3, name, 0, 1).Footer(3);
+    w.SectionFull(4, "sub", 0, 1).U8(0x05).CountedString(kHostileName).Be32(1).Footer(4).Eof();
+    w.VmDescription(R"({"devices":[{"name":"d\u001b\u0007","instance_id":0,"vmsd_name":"d",
+        "version":1,"fields":[]},{"name":"sub","instance_id":0,"vmsd_name":"sub","version":1,
+        "fields":[],"subsections":[{"vmsd_name":"s\u0007","version":1,"fields":[]}]}]})");
+    ParseResult r = ParseBytes(w.bytes());
+    EXPECT_TRUE(r.findings.HasCode(FindingCode::kIterableUnverified)) << FormatFindings(r);
+    EXPECT_TRUE(r.findings.HasCode(FindingCode::kDeviceSubsection)) << FormatFindings(r);
+    add("described devices", r.findings);
+
+    StreamWriter ended = Preamble();
+    ended.SectionStart(3, name, 0, 1).Footer(3).Eof();
+    ended.VmDescription(R"({"devices":[{"name":"d\u001b\u0007","instance_id":0,
+        "vmsd_name":"d","version":1,"fields":[]}]})");
+    r = ParseBytes(ended.bytes());
+    EXPECT_TRUE(r.findings.HasCode(FindingCode::kSectionNotEnded)) << FormatFindings(r);
+    add("never ended", r.findings);
+  }
+  {  // a trailer that is not JSON, quoted by the syntax error
+    StreamWriter w = Preamble();
+    w.Eof().VmDescription("{\"devices\": [\xff\x1b\x07]}");
+    ParseResult r = ParseBytes(w.bytes());
+    EXPECT_TRUE(r.findings.HasCode(FindingCode::kVmdescBadJson)) << FormatFindings(r);
+    add("trailer", r.findings);
+  }
+  {  // the return path: page requests and a received bitmap
+    const std::string unknown = kHostileName + "?";
+    StreamWriter w;
+    w.Be16(3).Be16(13 + unknown.size()).Be64(0).Be32(0x1000).CountedString(unknown);
+    w.Be16(3).Be16(13 + kHostileName.size()).Be64(0x10000).Be32(0x1000);
+    w.CountedString(kHostileName);
+    w.Be16(5).Be16(1 + kHostileName.size()).CountedString(kHostileName);
+    w.Be64(16).Bytes(std::vector<uint8_t>(16, 0)).Be64(0x0123456789abcdefULL);
+    MemorySource source(w.bytes());
+    ReturnPathOptions options;
+    options.block_lengths = {{kHostileName, 0x1000}};
+    ReturnPathResult r = ParseReturnPath(source, options);
+    EXPECT_TRUE(r.findings.HasCode(FindingCode::kRpBadPayload));
+    EXPECT_TRUE(r.findings.HasCode(FindingCode::kRpBitmap));
+    add("return path", r.findings);
+  }
+  {  // multifd packets: a page past its block, a block nobody has
+    StreamWriter w;
+    w.Be32(0x11223344).Be32(1).Bytes(std::vector<uint8_t>(56, 0));
+    w.Be32(0x11223344).Be32(1).Be32(0).Be32(128).Be32(1).Be32(4096).Be64(1);
+    w.Bytes(std::vector<uint8_t>(32, 0));
+    std::vector<uint8_t> block(256, 0);
+    std::copy(kHostileName.begin(), kHostileName.end(), block.begin());
+    w.Bytes(block).Be64(0x3000).Bytes(std::vector<uint8_t>(127 * 8 + 4096, 0));
+    block[kHostileName.size()] = '?';  // then one for a block nobody has
+    w.Be32(0x11223344).Be32(1).Be32(0).Be32(128).Be32(1).Be32(4096).Be64(2);
+    w.Bytes(std::vector<uint8_t>(32, 0));
+    w.Bytes(block).Be64(0).Bytes(std::vector<uint8_t>(127 * 8 + 4096, 0));
+    MemorySource source(w.bytes());
+    MultifdOptions options;
+    options.block_lengths = {{kHostileName, 0x1000}};
+    MultifdResult r = ParseMultifdChannel(source, options);
+    EXPECT_TRUE(r.findings.HasCode(FindingCode::kMultifdBadPacket));
+    add("multifd", r.findings);
+  }
+  {  // a preempt channel page for an unknown block
+    StreamWriter w;
+    w.Be64(ram_flag::kZero).CountedString(kHostileName).U8(0);
+    MemorySource source(w.bytes());
+    PreemptChannelOptions options;
+    options.block_lengths = {{"ok", 0x1000}};
+    PreemptChannelResult r = ParsePreemptChannel(source, options);
+    EXPECT_TRUE(r.findings.HasCode(FindingCode::kPreemptBadRecord));
+    add("preempt", r.findings);
+  }
+  for (const auto& [what, findings] : results) ExpectPrintable(findings, what);
+}
+
+// --- Multifd packets ----------------------------------------------------------------------
+
+constexpr uint32_t kMultifdZlib = 1u << 1;
+
+StreamWriter MultifdInit() {
+  StreamWriter w;
+  w.Be32(kMultifdMagic).Be32(kMultifdVersion).Bytes(std::vector<uint8_t>(56, 0));
+  return w;
+}
+
+// A packet header with 128 offsets (page i at i * 4 KiB of "pc.ram"), then
+// `data` bytes of zeros as its payload.
+void MultifdPacket(StreamWriter& w, uint32_t flags, uint32_t pages, uint32_t next_packet_size,
+                   uint64_t data) {
+  w.Be32(kMultifdMagic).Be32(kMultifdVersion).Be32(flags).Be32(128).Be32(pages);
+  w.Be32(next_packet_size).Be64(0).Bytes(std::vector<uint8_t>(32, 0));
+  std::vector<uint8_t> block(256, 0);
+  std::string name = "pc.ram";
+  std::copy(name.begin(), name.end(), block.begin());
+  w.Bytes(block);
+  for (uint64_t i = 0; i < 128; ++i) w.Be64(i * kTargetPageSize);
+  w.Bytes(std::vector<uint8_t>(data, 0));
+}
+
+MultifdResult ParseMultifd(const StreamWriter& w) {
+  MemorySource source(w.bytes());
+  MultifdOptions options;
+  options.block_lengths = {{"pc.ram", 0x100000}};
+  return ParseMultifdChannel(source, options);
+}
+
+// QEMU 7.2's receiver reads normal_pages pages and never looks at
+// next_packet_size, which its sender sets to their size; a sync packet
+// without pages keeps the previous packet's (as real streams show).
+TEST(MultifdTest, NextPacketSizeNotMatchingThePagesIsAWarning) {
+  StreamWriter w = MultifdInit();
+  MultifdPacket(w, 0, 2, 2 * 4096, 2 * 4096);
+  MultifdPacket(w, kMultifdFlagSync, 0, 2 * 4096, 0);
+  const uint64_t packet = w.size();
+  MultifdPacket(w, 0, 1, 3 * 4096, 4096);
+  MultifdResult r = ParseMultifd(w);
+  EXPECT_EQ(r.summary.packets, 3u);
+  EXPECT_EQ(r.summary.pages, 3u);
+  EXPECT_EQ(r.findings.error_count(), 0u);
+  ASSERT_EQ(r.findings.findings().size(), 1u);
+  const Finding& finding = r.findings.findings()[0];
+  EXPECT_EQ(finding.code, FindingCode::kMultifdPacketSize);
+  EXPECT_EQ(finding.severity, Severity::kWarning);
+  EXPECT_EQ(finding.offset, packet + 20);
+  EXPECT_TRUE(finding.qemu_accepts);
+  EXPECT_EQ(finding.path, absl::StrCat("packet@", HexOffset(packet)));
+}
+
+// A compressed packet's data is next_packet_size bytes, read only when it
+// has pages; QEMU 7.2 reads it into a 1 MiB buffer without a check.
+TEST(MultifdTest, CompressedPacketSizes) {
+  StreamWriter w = MultifdInit();
+  MultifdPacket(w, kMultifdZlib, 3, 100, 100);
+  MultifdPacket(w, kMultifdZlib | kMultifdFlagSync, 0, 100, 0);  // stale size, no data
+  MultifdPacket(w, kMultifdZlib, 1, 50, 50);
+  MultifdResult r = ParseMultifd(w);
+  EXPECT_EQ(r.summary.packets, 3u);
+  EXPECT_EQ(r.findings.findings().size(), 0u);
+  EXPECT_EQ(r.summary.bytes, w.size());
+
+  for (uint32_t size : {uint32_t{0}, static_cast<uint32_t>(kMultifdCompressedBufferBytes) + 1}) {
+    StreamWriter over = MultifdInit();
+    const uint64_t packet = over.size();
+    MultifdPacket(over, kMultifdZlib, 1, size, 0);
+    MultifdResult bad = ParseMultifd(over);
+    ASSERT_EQ(bad.findings.findings().size(), 1u) << size;
+    EXPECT_EQ(bad.findings.findings()[0].code, FindingCode::kMultifdBadPacket);
+    EXPECT_EQ(bad.findings.findings()[0].offset, packet + 20);
+  }
 }
 
 // --- Pipe versus memory -----------------------------------------------------------------

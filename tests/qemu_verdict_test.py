@@ -55,6 +55,49 @@ def first_postcopy_page(data):
     raise AssertionError("no postcopy page record")
 
 
+def check_advise_without_ram(tmp):
+    """postcopy.mig with its POSTCOPY_ADVISE cut to length 0, which does not
+    advise RAM postcopy. A destination with postcopy-ram refuses that ADVISE;
+    one without takes the discards and LISTEN and fails at the first
+    postcopy page (its blocks have no postcopy length). qmig's first error is
+    that page."""
+    postcopy = os.path.join(ROOT, "corpus", "qemu-7.2", "postcopy.mig")
+    data = open(postcopy, "rb").read()
+    advise = [r for r in qemu_stream.walk_stream(data)
+              if r.kind == "COMMAND" and r.info["number"] == 3]
+    check(len(advise) == 1 and advise[0].end - advise[0].start == 21,
+          "postcopy.mig has one 16-byte POSTCOPY_ADVISE")
+    start, end = advise[0].start, advise[0].end
+    zero = os.path.join(tmp, "advise-zero.mig")
+    with open(zero, "wb") as f:
+        f.write(data[:start] + b"\x08\x00\x03\x00\x00" + data[end:])
+    after_package = False
+    first_record = None
+    for record in qemu_stream.walk_stream(data):
+        after_package = after_package or record.kind == "PACKAGED"
+        if after_package and first_record is None and record.kind in ("PART", "END"):
+            pages = [ram for ram in record.info.get("ram") or [] if ram.kind in ("PAGE", "ZERO")]
+            first_record = pages[0].start if pages else None
+    page_offset = first_record - (end - start - 5)  # the ADVISE lost 16 bytes
+    meta = json.load(open(stream_meta(postcopy)))
+    meta["dest_capabilities"] = [c for c in meta["dest_capabilities"] if c != "postcopy-ram"]
+    no_postcopy_ram = os.path.join(tmp, "no-postcopy-ram.meta.json")
+    with open(no_postcopy_ram, "w") as f:
+        json.dump(meta, f)
+    for meta_path, where in ((stream_meta(postcopy), "0 byte advise"),
+                             (no_postcopy_ram, "Illegal RAM offset")):
+        rc, report, _ = verdict(zero, meta_path)
+        errors = [f for f in report["qmig"]["findings"] if f["severity"] == "error"]
+        check(rc == 0 and report["relation"] == "agree: both reject" and
+              where in report["qemu"]["message"],
+              "0-byte ADVISE, then postcopy pages: both reject, QEMU with %r (%s)" %
+              (where, report and report["relation"]))
+        check(bool(errors) and errors[0]["code"] == "ram.postcopy_record" and
+              errors[0]["offset"] == page_offset,
+              "0-byte ADVISE: qmig's first error is the first postcopy page record (%s)" %
+              (errors[:1],))
+
+
 def stream_meta(stream):
     return stream[:-len(".mig")] + ".meta.json"
 
@@ -140,6 +183,7 @@ def main():
               "ram.postcopy_page_twice" in json.dumps(report["qmig"]),
               "a postcopy page placed twice: both reject (QEMU %s, %s)" %
               (report and report["qemu"]["status"], report and report["relation"]))
+        check_advise_without_ram(tmp)
     print("%d failed checks" % len(failures))
     return 1 if failures else 0
 

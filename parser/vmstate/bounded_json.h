@@ -18,17 +18,29 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "nlohmann/json.hpp"
+#include "parser/wire/escape.h"
 
 namespace qmig {
 
 // The status for a syntax error nlohmann reports at `position` (one past the
-// offending byte), with its message stripped of the exception tag.
+// offending byte), with its message stripped of the exception tag. The
+// message quotes the input it stopped at ("last read: '...'"), which may be
+// any bytes: those outside printable ASCII are escaped as EscapeName does.
 inline absl::Status JsonSyntaxError(std::size_t position, absl::string_view what) {
   // what() reads "[json.exception.parse_error.101] parse error at ...".
   const size_t tag_end = what.find("] ");
   if (tag_end != absl::string_view::npos) what.remove_prefix(tag_end + 2);
+  std::string text;
+  for (size_t i = 0; i < what.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(what[i]);
+    if (c >= 0x20 && c <= 0x7e) {
+      text.push_back(what[i]);
+    } else {
+      text += EscapeName(what.substr(i, 1));
+    }
+  }
   return absl::InvalidArgumentError(
-      absl::StrCat("not valid JSON (byte ", position > 0 ? position - 1 : 0, "): ", what));
+      absl::StrCat("not valid JSON (byte ", position > 0 ? position - 1 : 0, "): ", text));
 }
 
 inline absl::Status JsonNestingError(int max_depth) {

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 #include "parser/vmstate/bounded_json.h"
+#include "parser/wire/escape.h"
 #include "parser/wire/limits.h"
 
 // The document is read once, as nlohmann SAX events, straight into a
@@ -25,7 +26,8 @@
 // that part ("" for the part itself, ".field", "/subsection"), and each part
 // it is handed up through puts its own place in front, so a message names
 // the whole path however the members were ordered. Duplicate members behave
-// as in nlohmann's DOM: the last one counts.
+// as in nlohmann's DOM: the last one counts, and a repeated member qmig reads
+// is a warning. Names from the document are shown through EscapeName.
 
 namespace qmig {
 namespace {
@@ -80,6 +82,90 @@ Key KeyOf(absl::string_view name) {
     if (text == name) return key;
   }
   return kOtherKey;
+}
+
+// Every field type QEMU writes: the VMStateInfo names of 7.2 to 10.2, and
+// what vmfield_get_type_name() writes for structs and info-less fields.
+bool IsQemuFieldType(absl::string_view type) {
+  static constexpr absl::string_view kTypes[] = {
+      "CPU_Double_U",
+      "avr",
+      "bitmap",
+      "blob",
+      "bool",
+      "buffer",
+      "capability",
+      "cpsr",
+      "cpu/altivec/vscr",
+      "eind",
+      "fd",
+      "fpcr",
+      "fpr",
+      "fpscr",
+      "fpsr",
+      "fsr",
+      "gtree",
+      "int16",
+      "int32",
+      "int32 equal",
+      "int32 le",
+      "int32_as_uint16",
+      "int64",
+      "int64 equal",
+      "int8",
+      "irqs",
+      "msix state",
+      "msr",
+      "nullptr",
+      "pci config",
+      "pci irq state",
+      "powered_off",
+      "psr",
+      "pstate64",
+      "psw",
+      "qlist",
+      "qtailq",
+      "rampD",
+      "rampX",
+      "rampY",
+      "rampZ",
+      "scsi-requests",
+      "shpc",
+      "slbe",
+      "sr",
+      "sreg",
+      "struct",
+      "timer",
+      "tlb entry",
+      "tlb_entry",
+      "tmp",
+      "uint16",
+      "uint16 equal",
+      "uint16_from_uint8",
+      "uint32",
+      "uint32 equal",
+      "uint64",
+      "uint8",
+      "uint8 equal",
+      "unknown",
+      "unused_buffer",
+      "usb-redir-bufpq",
+      "usb-redir-packet-id-q",
+      "usb-redir-parser",
+      "vdagent/cbinfos",
+      "virtio",
+      "virtio-fs back-end state",
+      "virtio-gpu",
+      "virtio-net vhost-user backend state",
+      "virtqueue_extra_state",
+      "vsr",
+      "vstruct",
+      "xcc",
+  };
+  for (absl::string_view known : kTypes) {
+    if (known == type) return true;
+  }
+  return false;
 }
 
 // A member's value, kept only as far as qmig cares: a string (its text is
@@ -160,6 +246,8 @@ struct DumpEntry {
 struct Frame {
   Role role = Role::kRoot;
   Key key = kOtherKey;  // the member whose value comes next
+  uint32_t keys_seen = 0;  // bit per Key read in this object, to spot a repeat
+  size_t elements = 0;     // an array's object elements so far
   Scalar scalars[kScalarKeyCount];
   std::string texts[kTextKeyCount];
 
@@ -181,6 +269,8 @@ struct Frame {
   void Reset(Role new_role) {
     role = new_role;
     key = kOtherKey;
+    keys_seen = 0;
+    elements = 0;
     for (Scalar& scalar : scalars) scalar.kind = Scalar::kAbsent;
     for (Part* part : {&fields, &subsections, &structure, &configuration, &devices}) {
       part->Set(Part::kAbsent);
@@ -234,7 +324,7 @@ std::optional<Problem> FinishField(Frame& frame, VmstateField& field) {
   if (!frame.IsString(kName)) return Problem{"", NotString("name")};
   field.name = frame.Text(kName);
   // The field's place, built only for a problem.
-  const auto here = [&field] { return absl::StrCat(".", field.name); };
+  const auto here = [&field] { return absl::StrCat(".", EscapeName(field.name)); };
   field.type = frame.IsString(kType) ? frame.Text(kType) : "unknown";
   if (!frame.IsUnsigned(kSize)) return Problem{here(), NotUnsigned("size")};
   field.size = frame.Number(kSize);
@@ -273,7 +363,7 @@ std::optional<Problem> FinishField(Frame& frame, VmstateField& field) {
 std::optional<Problem> FinishDevice(Frame& frame, DeviceDescription& device) {
   if (!frame.IsString(kName)) return Problem{"device", NotString("name")};
   device.name = frame.Text(kName);
-  const auto where = [&device] { return absl::StrCat("device '", device.name, "'"); };
+  const auto where = [&device] { return absl::StrCat("device '", EscapeName(device.name), "'"); };
   if (!frame.IsUnsigned(kInstanceId)) return Problem{where(), NotUnsigned("instance_id")};
   if (frame.Number(kInstanceId) > 0xffffffffu) {
     return Problem{where(), "\"instance_id\" too large"};
@@ -328,6 +418,16 @@ class DescriptionBuilder {
     Frame& top = Top();
     top.key = KeyOf(name);
     if (top.role == Role::kRoot) top.member = name;
+    if (top.key != kOtherKey) {
+      const uint32_t bit = uint32_t{1} << top.key;
+      if (top.keys_seen & bit) {
+        Warn(FindingCode::kVmdescRepeatedKey,
+             absl::StrCat(Place(), ": \"", name,
+                          "\" is given twice in one object; the last one "
+                          "counts"));
+      }
+      top.keys_seen |= bit;
+    }
     return true;
   }
 
@@ -343,14 +443,17 @@ class DescriptionBuilder {
     Frame& top = Top();
     switch (top.role) {
       case Role::kFieldsArray:
+        ++top.elements;
         if (top.problem) return Skip();
         Push(Role::kField);
         return true;
       case Role::kSubsectionsArray:
+        ++top.elements;
         if (top.problem) return Skip();
         Push(Role::kVmsd);
         return true;
       case Role::kDevicesArray:
+        ++top.elements;
         if (top.problem) return Skip();
         Push(Role::kDevice);
         return true;
@@ -409,6 +512,53 @@ class DescriptionBuilder {
   absl::StatusOr<VmDescription> Finish();
 
  private:
+  void Warn(FindingCode code, std::string message) {
+    if (warnings_.size() < kMaxDescriptionWarnings) {
+      warnings_.push_back({code, std::move(message)});
+    } else {
+      ++warnings_left_out_;
+    }
+  }
+
+  // Where the innermost open part sits, for a warning: "devices[3].fields[0]"
+  // (elements counted from 0); built only when there is one to give.
+  std::string Place() const {
+    std::string place;
+    for (size_t i = 1; i < frame_count_; ++i) {
+      const Frame& holder = frames_[i - 1];
+      switch (frames_[i].role) {
+        case Role::kDevicesArray:
+          place += "devices";
+          break;
+        case Role::kFieldsArray:
+          place += ".fields";
+          break;
+        case Role::kSubsectionsArray:
+          place += ".subsections";
+          break;
+        case Role::kVmsd:
+          if (holder.role == Role::kField) {
+            place += ".struct";
+            break;
+          }
+          [[fallthrough]];
+        case Role::kDevice:
+        case Role::kField:
+          absl::StrAppend(&place, "[", holder.elements - 1, "]");
+          break;
+        case Role::kConfiguration:
+          place += "configuration";
+          break;
+        case Role::kRootMember:
+          absl::StrAppend(&place, "'", EscapeName(holder.member), "'");
+          break;
+        case Role::kRoot:
+          break;
+      }
+    }
+    return place.empty() ? "root" : place;
+  }
+
   Frame& Top() { return frames_[frame_count_ - 1]; }
 
   void Push(Role role) {
@@ -502,6 +652,7 @@ class DescriptionBuilder {
       return true;
     }
     if (frame_count_ == 1) return true;  // the root stays for Finish()
+    if (Top().role == Role::kField) CheckFieldType(Top());
     Frame& closed = frames_[--frame_count_];
     Frame& holder = Top();
     switch (closed.role) {
@@ -547,11 +698,26 @@ class DescriptionBuilder {
     return true;
   }
 
+  // QEMU writes a VMStateInfo name, "struct", "vstruct" or "unknown"; qmig
+  // delimits a field by its size whatever the type says.
+  void CheckFieldType(const Frame& field) {
+    if (!field.Has(kType) || (field.IsString(kType) && IsQemuFieldType(field.Text(kType)))) return;
+    Warn(FindingCode::kVmdescUnknownType,
+         absl::StrCat(
+             Place(),
+             field.IsString(kName) ? absl::StrCat(" ('", EscapeName(field.Text(kName)), "')") : "",
+             ": field type ",
+             field.IsString(kType) ? absl::StrCat("'", EscapeName(field.Text(kType)), "'")
+                                   : "that is not a string",
+             " is none QEMU writes; the field is read by its size"));
+  }
+
   static void CloseSubsection(Frame& closed, Frame& array) {
     const bool named = closed.IsString(kVmsdName);
     VmsdDescription vmsd;
     if (std::optional<Problem> problem = FinishVmsd(closed, vmsd)) {
-      Keep(array, Within(absl::StrCat("/", named ? vmsd.vmsd_name : "?"), std::move(*problem)));
+      Keep(array, Within(absl::StrCat("/", named ? EscapeName(vmsd.vmsd_name) : "?"),
+                         std::move(*problem)));
     } else if (vmsd.vmsd_name.empty()) {
       Keep(array, Problem{"", "subsection without \"vmsd_name\""});
     } else {
@@ -560,6 +726,14 @@ class DescriptionBuilder {
   }
 
   absl::StatusOr<VmDescription> FinishDump(Frame& root);
+  void TakeWarnings(VmDescription& description) {
+    description.warnings = std::move(warnings_);
+    if (warnings_left_out_ > 0) {
+      description.warnings.push_back(
+          {description.warnings.back().code,
+           absl::StrCat(warnings_left_out_, " more oddities in the description not listed")});
+    }
+  }
 
   const int max_depth_;
   int depth_ = 0;
@@ -568,6 +742,8 @@ class DescriptionBuilder {
   std::vector<Frame> frames_;  // reused as frames open and close
   size_t frame_count_ = 0;
   absl::Status error_;
+  std::vector<DescriptionWarning> warnings_;
+  uint64_t warnings_left_out_ = 0;
 };
 
 absl::StatusOr<VmDescription> DescriptionBuilder::Finish() {
@@ -583,6 +759,13 @@ absl::StatusOr<VmDescription> DescriptionBuilder::Finish() {
   if (root.Has(kPageSize)) {
     if (!root.IsUnsigned(kPageSize)) return ToStatus("root", Problem{"", NotUnsigned("page_size")});
     description.page_size = root.Number(kPageSize);
+    // QEMU writes its target page size; analyze-migration.py takes RAM
+    // flags from below it.
+    const uint64_t size = description.page_size;
+    if (size == 0 || (size & (size - 1)) != 0) {
+      Warn(FindingCode::kVmdescBadPageSize,
+           absl::StrCat("root: \"page_size\" ", size, " is not a power of two"));
+    }
   }
   if (root.configuration.state == Part::kWrongType) {
     return ToStatus("configuration", Problem{"", "description is not an object"});
@@ -594,9 +777,19 @@ absl::StatusOr<VmDescription> DescriptionBuilder::Finish() {
   }
   if (root.devices.problem) return ToStatus("", *root.devices.problem);
   description.devices = std::move(root.device_list);
-  if (!description.IndexDevices()) {
-    return absl::InvalidArgumentError("a device instance is described twice");
+  description.IndexDevices();
+  for (size_t i = 0; i < description.devices.size(); ++i) {
+    const DeviceDescription& device = description.devices[i];
+    const size_t count = description.Count(device.name, device.instance_id);
+    if (count > 1 && description.Find(device.name, device.instance_id) == &device) {
+      Warn(FindingCode::kVmdescRepeatedDevice,
+           absl::StrCat("devices[", i, "]: device '", EscapeName(device.name), "' instance ",
+                        device.instance_id, " is described ", count,
+                        " times; sections with this name and instance take the entries in "
+                        "stream order"));
+    }
   }
+  TakeWarnings(description);
   return description;
 }
 
@@ -625,7 +818,7 @@ absl::StatusOr<VmDescription> DescriptionBuilder::FinishDump(Frame& root) {
   for (size_t i = 0; i < entries.size(); ++i) {
     const DumpEntry& entry = entries[i];
     if (entry.key == "vmschkmachine" || repeated(i)) continue;
-    const std::string where = absl::StrCat("'", entry.key, "'");
+    const std::string where = absl::StrCat("'", EscapeName(entry.key), "'");
     if (!entry.is_object) return ToStatus(where, Problem{"", "entry is not an object"});
     if (entry.name.kind != Scalar::kString) return ToStatus(where, Problem{"", NotString("Name")});
     if (entry.version_id.kind != Scalar::kUnsigned) {
@@ -642,31 +835,62 @@ absl::StatusOr<VmDescription> DescriptionBuilder::FinishDump(Frame& root) {
     description.vmsd_versions[entry.name_text] = {static_cast<uint32_t>(version),
                                                   static_cast<uint32_t>(minimum)};
   }
+  for (size_t i = 0; i + 1 < entries.size(); ++i) {
+    if (repeated(i) && (i == 0 || entries[i - 1].key != entries[i].key)) {
+      Warn(FindingCode::kVmdescRepeatedKey,
+           absl::StrCat("root: '", EscapeName(entries[i].key),
+                        "' is given more than once; the last one counts"));
+    }
+  }
+  TakeWarnings(description);
   return description;
 }
 
 }  // namespace
 
-const DeviceDescription* VmDescription::Find(absl::string_view name, uint32_t instance_id) const {
+const DeviceDescription* VmDescription::Find(absl::string_view name, uint32_t instance_id,
+                                             size_t nth) const {
   if (!index_.empty()) {
     auto it = index_.find(std::make_pair(std::string(name), instance_id));
-    return it == index_.end() ? nullptr : &devices[it->second];
+    if (it == index_.end() || nth >= it->second.count) return nullptr;
+    return &devices[by_key_[it->second.first + nth]];
   }
   for (const DeviceDescription& device : devices) {
-    if (device.name == name && device.instance_id == instance_id) return &device;
+    if (device.name == name && device.instance_id == instance_id && nth-- == 0) return &device;
   }
   return nullptr;
 }
 
-bool VmDescription::IndexDevices() {
+size_t VmDescription::Count(absl::string_view name, uint32_t instance_id) const {
+  if (!index_.empty()) {
+    auto it = index_.find(std::make_pair(std::string(name), instance_id));
+    return it == index_.end() ? 0 : it->second.count;
+  }
+  size_t count = 0;
+  for (const DeviceDescription& device : devices) {
+    count += device.name == name && device.instance_id == instance_id;
+  }
+  return count;
+}
+
+void VmDescription::IndexDevices() {
   index_.clear();
   index_.reserve(devices.size());
-  for (size_t i = 0; i < devices.size(); ++i) {
-    if (!index_.emplace(std::make_pair(devices[i].name, devices[i].instance_id), i).second) {
-      return false;
-    }
+  for (const DeviceDescription& device : devices) {
+    ++index_[std::make_pair(device.name, device.instance_id)].count;
   }
-  return true;
+  // Each pair gets a run of by_key_, filled in stream order.
+  size_t next = 0;
+  for (auto& [key, entries] : index_) {
+    entries.first = next;
+    next += entries.count;
+    entries.count = 0;
+  }
+  by_key_.resize(devices.size());
+  for (size_t i = 0; i < devices.size(); ++i) {
+    Entries& entries = index_[std::make_pair(devices[i].name, devices[i].instance_id)];
+    by_key_[entries.first + entries.count++] = i;
+  }
 }
 
 absl::StatusOr<VmDescription> ParseVmDescription(absl::string_view text) {

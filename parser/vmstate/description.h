@@ -19,6 +19,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "parser/wire/finding.h"
 #include "parser/wire/limits.h"
 
 namespace qmig {
@@ -54,6 +55,15 @@ struct VmsdVersions {
   uint32_t minimum = 0;
 };
 
+// Something in a description that no QEMU writes but that qmig can read past:
+// a member given twice in one object, a page size that is no page size, a
+// field type no QEMU has, a device instance listed more than once. The
+// message names the place in the document.
+struct DescriptionWarning {
+  FindingCode code;
+  std::string message;
+};
+
 struct VmDescription {
   uint64_t page_size = 0;
   std::optional<VmsdDescription> configuration;
@@ -67,14 +77,29 @@ struct VmDescription {
   std::string dump_machine;  // the machine type the dump was made for
   bool from_dump() const { return !dump_machine.empty() || !vmsd_versions.empty(); }
 
-  // The device for a section, or nullptr. Constant time once IndexDevices()
-  // ran (ParseVmDescription does); a linear scan otherwise.
-  const DeviceDescription* Find(absl::string_view name, uint32_t instance_id) const;
-  // Indexes `devices` by (name, instance); false when one appears twice.
-  bool IndexDevices();
+  // At most kMaxDescriptionWarnings, then one saying how many more there were.
+  std::vector<DescriptionWarning> warnings;
+
+  // The entry for the `nth` (from 0) section with this name and instance, or
+  // nullptr. QEMU registers some devices under one name and instance (two
+  // isa-ide controllers, say) and writes their sections and their entries in
+  // the same order, so the nth section takes the nth entry. Constant time
+  // once IndexDevices() ran (ParseVmDescription does); a linear scan
+  // otherwise.
+  const DeviceDescription* Find(absl::string_view name, uint32_t instance_id, size_t nth = 0) const;
+  // How many entries there are for this name and instance.
+  size_t Count(absl::string_view name, uint32_t instance_id) const;
+  // Indexes `devices` by (name, instance), entries of one pair in order.
+  void IndexDevices();
 
  private:
-  absl::flat_hash_map<std::pair<std::string, uint32_t>, size_t> index_;
+  // The entries of one (name, instance): by_key_[first .. first + count).
+  struct Entries {
+    size_t first = 0;
+    size_t count = 0;
+  };
+  absl::flat_hash_map<std::pair<std::string, uint32_t>, Entries> index_;
+  std::vector<size_t> by_key_;  // indices into `devices`, grouped by pair
 };
 
 // Parses a VMDESCRIPTION JSON document, or the output of QEMU's

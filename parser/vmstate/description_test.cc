@@ -143,7 +143,8 @@ TEST(DescriptionTest, AProblemNamesItsWholePathWhateverTheOrder) {
             "device 'cpu'/cpu/x: \"name\" is missing or not a string");
 }
 
-// As with a JSON tree, the last of a repeated member counts.
+// As with a JSON tree, the last of a repeated member counts; each repeat of
+// a member qmig reads is a warning that says where it is.
 TEST(DescriptionTest, TheLastOfARepeatedMemberCounts) {
   absl::StatusOr<VmDescription> d = ParseVmDescription(
       R"({"devices":{},"devices":[{"name":"d","instance_id":0,"vmsd_name":"d",
@@ -152,6 +153,16 @@ TEST(DescriptionTest, TheLastOfARepeatedMemberCounts) {
   ASSERT_EQ(d->devices[0].vmsd.fields.size(), 1u);
   EXPECT_EQ(d->devices[0].vmsd.fields[0].name, "b");
   EXPECT_EQ(d->devices[0].vmsd.fields[0].size, 3u);
+  ASSERT_EQ(d->warnings.size(), 3u);
+  for (const DescriptionWarning& warning : d->warnings) {
+    EXPECT_EQ(warning.code, FindingCode::kVmdescRepeatedKey);
+  }
+  EXPECT_EQ(d->warnings[0].message,
+            "root: \"devices\" is given twice in one object; the last one counts");
+  EXPECT_EQ(d->warnings[1].message,
+            "devices[0]: \"fields\" is given twice in one object; the last one counts");
+  EXPECT_EQ(d->warnings[2].message,
+            "devices[0].fields[0]: \"size\" is given twice in one object; the last one counts");
 
   EXPECT_FALSE(ParseVmDescription(R"({"devices":[],"devices":3})").ok());
 }
@@ -166,6 +177,106 @@ TEST(DescriptionTest, AStructWinsOverInlineFields) {
   EXPECT_EQ(d->devices[0].vmsd.fields[0].sub->vmsd_name, "e");
 }
 
+// QEMU writes one entry per registered device, in the order it writes their
+// sections; two isa-ide controllers share (name, instance). The nth lookup
+// finds the nth entry, and a warning names the device.
+TEST(DescriptionTest, ADeviceInstanceListedTwiceKeepsBothEntriesInOrder) {
+  absl::StatusOr<VmDescription> d = ParseVmDescription(
+      R"({"page_size":4096,"devices":[
+          {"name":"isa-ide","instance_id":0,"vmsd_name":"isa-ide","version":3,
+           "fields":[{"name":"a","type":"uint8","size":1}]},
+          {"name":"other","instance_id":0,"vmsd_name":"other","version":1,"fields":[]},
+          {"name":"isa-ide","instance_id":0,"vmsd_name":"isa-ide","version":3,
+           "fields":[{"name":"b","type":"uint16","size":2}]}]})");
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->Count("isa-ide", 0), 2u);
+  EXPECT_EQ(d->Count("other", 0), 1u);
+  EXPECT_EQ(d->Count("isa-ide", 1), 0u);
+  EXPECT_EQ(d->Find("isa-ide", 0), &d->devices[0]);
+  EXPECT_EQ(d->Find("isa-ide", 0, 1), &d->devices[2]);
+  EXPECT_EQ(d->Find("isa-ide", 0, 2), nullptr);
+  EXPECT_EQ(d->Find("other", 0), &d->devices[1]);
+  ASSERT_EQ(d->warnings.size(), 1u);
+  EXPECT_EQ(d->warnings[0].code, FindingCode::kVmdescRepeatedDevice);
+  EXPECT_TRUE(absl::StrContains(d->warnings[0].message,
+                                "devices[0]: device 'isa-ide' instance 0 is described 2 times"))
+      << d->warnings[0].message;
+
+  // Without the index, the same answers by a scan.
+  VmDescription copy;
+  copy.devices = d->devices;
+  EXPECT_EQ(copy.Find("isa-ide", 0, 1), &copy.devices[2]);
+  EXPECT_EQ(copy.Count("isa-ide", 0), 2u);
+}
+
+TEST(DescriptionTest, APageSizeThatIsNoPowerOfTwoIsAWarning) {
+  for (const char* size : {"0", "4095", "12288"}) {
+    absl::StatusOr<VmDescription> d =
+        ParseVmDescription(absl::StrCat(R"({"page_size":)", size, R"(,"devices":[]})"));
+    ASSERT_TRUE(d.ok()) << d.status();
+    ASSERT_EQ(d->warnings.size(), 1u) << size;
+    EXPECT_EQ(d->warnings[0].code, FindingCode::kVmdescBadPageSize);
+    EXPECT_EQ(d->warnings[0].message,
+              absl::StrCat("root: \"page_size\" ", size, " is not a power of two"));
+  }
+  for (const char* size : {"4096", "65536"}) {
+    absl::StatusOr<VmDescription> d =
+        ParseVmDescription(absl::StrCat(R"({"page_size":)", size, R"(,"devices":[]})"));
+    ASSERT_TRUE(d.ok()) << d.status();
+    EXPECT_TRUE(d->warnings.empty()) << size;
+  }
+}
+
+TEST(DescriptionTest, AFieldTypeNoQemuWritesIsAWarning) {
+  absl::StatusOr<VmDescription> d = ParseVmDescription(Device(
+      R"({"name":"a","type":"uint32","size":4},{"name":"b","type":"unknown","size":1},
+         {"name":"c","type":"float128","size":16},{"name":"d","type":7,"size":1},
+         {"name":"s","type":"struct","size":1,"struct":{"vmsd_name":"e",
+          "fields":[{"name":"x","type":"int9","size":1}]}})"));
+  ASSERT_TRUE(d.ok()) << d.status();
+  ASSERT_EQ(d->warnings.size(), 3u);
+  for (const DescriptionWarning& warning : d->warnings) {
+    EXPECT_EQ(warning.code, FindingCode::kVmdescUnknownType);
+  }
+  EXPECT_EQ(d->warnings[0].message,
+            "devices[0].fields[2] ('c'): field type 'float128' is none QEMU writes; the field is "
+            "read by its size");
+  EXPECT_TRUE(absl::StrContains(d->warnings[1].message, "fields[3] ('d'): field type that is not"))
+      << d->warnings[1].message;
+  EXPECT_TRUE(absl::StrContains(d->warnings[2].message,
+                                "devices[0].fields[4].struct.fields[0] ('x'): field type 'int9'"))
+      << d->warnings[2].message;
+  EXPECT_EQ(d->devices[0].vmsd.fields[2].size, 16u);  // still read by its size
+}
+
+TEST(DescriptionTest, WarningsAreBounded) {
+  std::string fields;
+  for (size_t i = 0; i < kMaxDescriptionWarnings + 10; ++i) {
+    absl::StrAppend(&fields, i == 0 ? "" : ",", R"({"name":"f","type":"odd","size":1})");
+  }
+  absl::StatusOr<VmDescription> d = ParseVmDescription(Device(fields));
+  ASSERT_TRUE(d.ok()) << d.status();
+  ASSERT_EQ(d->warnings.size(), kMaxDescriptionWarnings + 1);
+  EXPECT_EQ(d->warnings.back().message, "10 more oddities in the description not listed");
+}
+
+// Names in messages are bytes from the document: shown escaped.
+TEST(DescriptionTest, NamesInMessagesAreEscaped) {
+  absl::StatusOr<VmDescription> d = ParseVmDescription(
+      "{\"devices\":[{\"name\":\"c\\u0007\\u001b[2J\",\"instance_id\":0,\"vmsd_name\":\"c\","
+      "\"fields\":[{\"name\":\"f\\u00ff\",\"size\":-1}]}]}");
+  ASSERT_FALSE(d.ok());
+  EXPECT_EQ(
+      d.status().message(),
+      "device 'c\\x07\\x1b[2J'.f\\xc3\\xbf: \"size\" is missing or not a non-negative integer");
+
+  d = ParseVmDescription("{\"devices\": [\x01\xff]}");
+  ASSERT_FALSE(d.ok());
+  for (char c : d.status().message()) {
+    EXPECT_TRUE(c >= 0x20 && c <= 0x7e) << d.status().message();
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Documents, BadDescriptionTest,
     ::testing::Values(
@@ -178,15 +289,13 @@ INSTANTIATE_TEST_SUITE_P(
         BadDocument{"DeviceWithoutName", R"({"devices":[{"instance_id":0}]})", "\"name\""},
         BadDocument{"NegativeInstance", R"({"devices":[{"name":"d","instance_id":-1}]})",
                     "instance_id"},
-        BadDocument{"HugeInstance",
-                    R"({"devices":[{"name":"d","instance_id":4294967296}]})", "instance_id"},
+        BadDocument{"HugeInstance", R"({"devices":[{"name":"d","instance_id":4294967296}]})",
+                    "instance_id"},
         BadDocument{"NegativeSize", Device(R"({"name":"f","type":"uint8","size":-1})"), "size"},
         BadDocument{"MissingSize", Device(R"({"name":"f","type":"uint8"})"), "size"},
-        BadDocument{"FractionalSize", Device(R"({"name":"f","type":"uint8","size":1.5})"),
-                    "size"},
+        BadDocument{"FractionalSize", Device(R"({"name":"f","type":"uint8","size":1.5})"), "size"},
         BadDocument{"NegativeArrayLen",
-                    Device(R"({"name":"f","type":"uint8","size":1,"array_len":-2})"),
-                    "array_len"},
+                    Device(R"({"name":"f","type":"uint8","size":1,"array_len":-2})"), "array_len"},
         BadDocument{"ZeroArrayLen", Device(R"({"name":"f","type":"uint8","size":1,"array_len":0})"),
                     "array_len"},
         BadDocument{"NegativeVersion",
@@ -195,15 +304,13 @@ INSTANTIATE_TEST_SUITE_P(
         BadDocument{"FieldsNotArray",
                     R"({"devices":[{"name":"d","instance_id":0,"vmsd_name":"d","fields":{}}]})",
                     "\"fields\""},
-        BadDocument{"SubsectionWithoutName",
-                    R"({"devices":[{"name":"d","instance_id":0,"vmsd_name":"d","subsections":[{"fields":[]}]}]})",
-                    "vmsd_name"},
-        BadDocument{"DuplicateDevice",
-                    R"({"devices":[{"name":"d","instance_id":3,"vmsd_name":"d"},
-                                   {"name":"d","instance_id":3,"vmsd_name":"d"}]})",
-                    "described twice"},
+        BadDocument{
+            "SubsectionWithoutName",
+            R"({"devices":[{"name":"d","instance_id":0,"vmsd_name":"d","subsections":[{"fields":[]}]}]})",
+            "vmsd_name"},
         BadDocument{"UnterminatedString", R"({"devices":[{"name":"d)", "missing closing quote"},
-        BadDocument{"NestingOverTheLimit", Nested(kMaxDescriptionNesting), "deeper than the limit of 64"}),
+        BadDocument{"NestingOverTheLimit", Nested(kMaxDescriptionNesting),
+                    "deeper than the limit of 64"}),
     [](const ::testing::TestParamInfo<BadDocument>& info) { return info.param.name; });
 
 TEST(DescriptionTest, NestingAtTheLimitIsAccepted) {

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "parser/wire/checked_math.h"
 #include "parser/wire/constants.h"
+#include "parser/wire/escape.h"
 #include "parser/wire/limits.h"
 
 namespace qmig {
@@ -56,19 +57,19 @@ class Decoder {
       if (visitor_ != nullptr) visitor_->OnStructEnd();
       uint64_t used = reader_.offset() - start;
       if (used != field.size) {
-        return context_.Fail(FindingCode::kDeviceLength, start,
-                             absl::StrCat("struct occupies ", used, " bytes, its description says ",
-                                          field.size),
-                             path);
+        return context_.Fail(
+            FindingCode::kDeviceLength, start,
+            absl::StrCat("struct occupies ", used, " bytes, its description says ", field.size),
+            EscapeName(path));
       }
       return absl::OkStatus();
     }
     uint64_t width = FixedWidthOfType(field.type);
     if (width != 0 && width != field.size) {
       return context_.Fail(FindingCode::kSchemaInvalid, start,
-                           absl::StrCat("type ", field.type, " is ", width,
+                           absl::StrCat("type ", EscapeName(field.type), " is ", width,
                                         " bytes but the description says ", field.size),
-                           path);
+                           EscapeName(path));
     }
     ++stats_->fields;
     if (field.size > kMaxContiguousView) {
@@ -88,11 +89,11 @@ class Decoder {
     if (field.type == "nullptr" && !bytes.empty() && bytes[0] != kNullPointerMarker) {
       context_.Report(FindingCode::kDeviceValue, offset,
                       absl::StrCat("null-pointer marker is 0x", absl::Hex(bytes[0]), ", not 0x30"),
-                      path);
+                      EscapeName(path));
     } else if (field.type == "bool" && !bytes.empty() && bytes[0] > 1) {
       context_.Report(FindingCode::kDeviceValue, offset,
-                      absl::StrCat("bool holds ", bytes[0], "; QEMU stores it unchecked"), path,
-                      /*qemu_accepts=*/true);
+                      absl::StrCat("bool holds ", bytes[0], "; QEMU stores it unchecked"),
+                      EscapeName(path), /*qemu_accepts=*/true);
     }
   }
 
@@ -103,23 +104,24 @@ class Decoder {
     QMIG_ASSIGN_OR_RETURN(uint8_t marker, reader_.U8());
     if (marker != static_cast<uint8_t>(SectionType::kSubsection)) {
       return context_.Fail(FindingCode::kDeviceSubsection, start,
-                           absl::StrCat("expected subsection '", sub.vmsd_name,
+                           absl::StrCat("expected subsection '", EscapeName(sub.vmsd_name),
                                         "' (0x05), found byte 0x", absl::Hex(marker)),
-                           path);
+                           EscapeName(path));
     }
     QMIG_ASSIGN_OR_RETURN(std::string name, reader_.CountedString());
     if (name != sub.vmsd_name) {
-      return context_.Fail(FindingCode::kDeviceSubsection, start,
-                           absl::StrCat("subsection is '", name, "', the description expects '",
-                                        sub.vmsd_name, "'"),
-                           path);
+      return context_.Fail(
+          FindingCode::kDeviceSubsection, start,
+          absl::StrCat("subsection is '", EscapeName(name), "', the description expects '",
+                       EscapeName(sub.vmsd_name), "'"),
+          EscapeName(path));
     }
     QMIG_ASSIGN_OR_RETURN(uint32_t version, reader_.Be32());
     if (version != sub.version) {
-      context_.Report(FindingCode::kDeviceVersion, start,
-                      absl::StrCat("subsection version ", version, ", description says ",
-                                   sub.version),
-                      path);
+      context_.Report(
+          FindingCode::kDeviceVersion, start,
+          absl::StrCat("subsection version ", version, ", description says ", sub.version),
+          EscapeName(path));
     }
     ++stats_->subsections;
     if (visitor_ != nullptr) visitor_->OnSubsectionBegin(name, version, start);

@@ -5,12 +5,14 @@
 #ifndef QMIG_PARSER_WIRE_FINDING_H_
 #define QMIG_PARSER_WIRE_FINDING_H_
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 
 namespace qmig {
@@ -37,6 +39,7 @@ absl::string_view SeverityName(Severity severity);
   X(kUnknownSectionId, "section.unknown_id", kError, "PART/END for a section id never started")  \
   X(kSectionAfterEnd, "section.after_end", kError, "PART/END after the section's END")           \
   X(kSectionNotEnded, "section.not_ended", kWarning, "a START section never got its END")        \
+  X(kSectionUntracked, "section.untracked", kNote, "sections past the tracking limit go unchecked") \
   X(kFooterMissing, "section.footer_missing", kError, "no footer where footers are in use")      \
   X(kFooterMismatch, "section.footer_mismatch", kError, "footer names another section id")       \
   X(kFooterUnexpected, "section.footer_unexpected", kError, "a footer where footers are not in use") \
@@ -76,6 +79,10 @@ absl::string_view SeverityName(Severity severity);
   X(kVmdescTooLarge, "vmdesc.too_large", kError, "VMDESCRIPTION over the limit")                 \
   X(kVmdescBadJson, "vmdesc.bad_json", kError, "VMDESCRIPTION is not a valid description")       \
   X(kVmdescAbsent, "vmdesc.absent", kNote, "no VMDESCRIPTION trailer")                           \
+  X(kVmdescRepeatedKey, "vmdesc.repeated_key", kWarning, "a description member given twice in one object (the last counts)") \
+  X(kVmdescBadPageSize, "vmdesc.bad_page_size", kWarning, "the description's page_size is not a power of two") \
+  X(kVmdescUnknownType, "vmdesc.unknown_type", kWarning, "a field type no QEMU writes")          \
+  X(kVmdescRepeatedDevice, "vmdesc.repeated_device", kWarning, "a device instance described more than once") \
   X(kDeviceUnverified, "device.unverified", kWarning, "device section delimited by scanning, not decoded") \
   X(kDeviceUnframed, "device.unframed", kError, "no end of a device section found by scanning") \
   X(kDeviceNoDescription, "device.no_description", kWarning, "the description has no such device") \
@@ -90,6 +97,7 @@ absl::string_view SeverityName(Severity severity);
   X(kRpBitmap, "rp.bad_bitmap", kError, "received-bitmap blob invalid")                          \
   X(kMultifdBadInit, "multifd.bad_init", kError, "MultiFDInit invalid")                          \
   X(kMultifdBadPacket, "multifd.bad_packet", kError, "multifd packet header invalid")            \
+  X(kMultifdPacketSize, "multifd.packet_size", kWarning, "next_packet_size does not match the packet's pages") \
   X(kPreemptBadRecord, "preempt.bad_record", kError, "postcopy preempt channel record invalid")  \
   X(kEmuUffdUnavailable, "emu.uffd_unavailable", kError, "userfaultfd cannot be used here")     \
   X(kEmuPlacementFailed, "emu.placement_failed", kError, "the kernel refused to place a page")   \
@@ -100,13 +108,21 @@ absl::string_view SeverityName(Severity severity);
   X(kEmuPageNeverSent, "emu.page_never_sent", kWarning, "pages of a block never arrived at all")  \
   X(kEmuMemoryMismatch, "emu.memory_mismatch", kError, "final memory differs from the source's")  \
   X(kEmuPongMismatch, "emu.pong_mismatch", kError, "PONGs differ from the PINGs or the recording") \
-  X(kEmuSourceFailed, "emu.source_failed", kError, "the source stopped or failed")
+  X(kEmuSourceFailed, "emu.source_failed", kError, "the source stopped or failed")              \
+  X(kEmuResidentLimit, "emu.resident_limit", kError, "guest memory would pass the resident limit; the destination stopped")
 
 enum class FindingCode : uint16_t {
 #define QMIG_FINDING_ENUM(name, code, severity, summary) name,
   QMIG_FINDING_CODES(QMIG_FINDING_ENUM)
 #undef QMIG_FINDING_ENUM
 };
+
+// How many codes the table has; codes are 0 .. kFindingCodeCount - 1.
+inline constexpr size_t kFindingCodeCount = 0
+#define QMIG_FINDING_ONE(name, code, severity, summary) +1
+    QMIG_FINDING_CODES(QMIG_FINDING_ONE)
+#undef QMIG_FINDING_ONE
+    ;
 
 struct FindingInfo {
   FindingCode code;
@@ -129,25 +145,54 @@ struct Finding {
   bool qemu_accepts = false;
 };
 
-// Collects findings, bounded by a limit; counts everything.
+// Collects findings. At most `max_kept` are stored; every one is counted,
+// by severity and by code, whether it was stored or not. Errors are stored in
+// preference to warnings and notes: when the list is full, a new error takes
+// the place of the latest stored non-error, so that a flood of warnings
+// cannot hide the error that follows it. Stored findings keep their order.
 class FindingList {
  public:
   explicit FindingList(uint32_t max_kept = 1000) : max_kept_(max_kept) {}
   uint32_t max_kept() const { return max_kept_; }
 
   void Add(Finding finding);
+  // Counts what `other` counted but did not store, as if those findings had
+  // been added here and dropped (its stored ones are the caller's to Add).
+  void AddUnstoredCountsOf(const FindingList& other);
+  // Counts one finding that was not stored as of severity `to` instead of
+  // `from`, for a caller that learnt later what it meant.
+  void Recount(Severity from, Severity to);
+
   const std::vector<Finding>& findings() const { return findings_; }
   uint64_t error_count() const { return errors_; }
   uint64_t warning_count() const { return warnings_; }
+  uint64_t note_count() const { return notes_; }
+  // Findings counted but not stored (never kept, or evicted for an error).
   uint64_t dropped() const { return dropped_; }
-  bool HasCode(FindingCode code) const;
+  // Findings with this code, stored or not.
+  uint64_t count(FindingCode code) const { return counts_[static_cast<size_t>(code)]; }
+  bool HasCode(FindingCode code) const { return count(code) > 0; }
 
  private:
+  void Count(FindingCode code, Severity severity, uint64_t n);
+  uint64_t& SeverityCount(Severity severity);
+  // Stores an error in a full list in place of the latest stored non-error;
+  // false when every stored finding is an error.
+  bool EvictForError(Finding& finding);
+
   uint32_t max_kept_;
   std::vector<Finding> findings_;
   uint64_t errors_ = 0;
   uint64_t warnings_ = 0;
+  uint64_t notes_ = 0;
   uint64_t dropped_ = 0;
+  std::array<uint64_t, kFindingCodeCount> counts_ = {};
+  size_t stored_non_errors_ = 0;
+  // Every stored finding at or after this index is an error. An eviction
+  // searches backwards from here; it moves the errors after its victim down
+  // by one. There are at most max_kept evictions, each moving fewer than
+  // max_kept findings.
+  size_t errors_from_ = 0;
 };
 
 }  // namespace qmig

@@ -73,7 +73,33 @@ struct ParseLimits {
   uint64_t max_postcopy_tracked_words = uint64_t{1} << 20;
   // Findings kept; further ones are counted, not stored.
   uint32_t max_findings = 1000;
+
+  // Section ids of FULL sections remembered, to report one used twice or a
+  // PART/END naming one: about 10 bytes each. QEMU keeps no set of ids, only
+  // the last one per registered device, and a machine registers hundreds.
+  // Past it a note says further ids go unchecked.
+  uint64_t max_section_ids = uint64_t{1} << 16;
 };
+
+// Per-stream bounds on what the parser keeps besides findings, and on what
+// the emulator makes resident.
+//
+// START sections with their state (idstr, kind, version): QEMU sends one per
+// iterative handler (ram, block, dirty-bitmap, a few devices). Past it a note
+// says further ones are not followed.
+inline constexpr uint32_t kMaxStartedSections = 4096;
+// Oddities reported per VMDESCRIPTION (DescriptionWarning); past it one more
+// warning says how many were left out.
+inline constexpr size_t kMaxDescriptionWarnings = 64;
+// QEMU 7.2's multifd zlib and zstd receivers read next_packet_size bytes into
+// a buffer of twice the packet size (2 x 512 KiB), without checking.
+inline constexpr uint64_t kMultifdCompressedBufferBytes = uint64_t{2} * 512 * 1024;
+// Guest RAM the emulator may make resident (pages written or placed), when
+// the caller sets no limit: half the machine's MemAvailable, within these
+// bounds. Mappings are lazy, so this, not the guest RAM size, is what a
+// stream of non-zero pages costs.
+inline constexpr uint64_t kMinDefaultResidentGuestBytes = uint64_t{256} << 20;
+inline constexpr uint64_t kMaxDefaultResidentGuestBytes = uint64_t{16} << 30;
 
 }  // namespace qmig
 

@@ -200,6 +200,7 @@ int RunCheck(const std::vector<std::string>& operands, const CheckOptions& optio
         {"errors", findings->error_count()},
         {"warnings", findings->warning_count()},
         {"findings_dropped", findings->dropped()},
+        {"counts", FindingCountsToJson(*findings)},
         {"summary", summary_json},
         {"findings", FindingsToJson(*findings)},
     };

@@ -6,6 +6,7 @@
 #include <iterator>
 #include <memory>
 
+#include "absl/flags/declare.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "emulator/replay.h"
@@ -45,6 +46,12 @@ int RunReplay(const std::vector<std::string>& operands, const ReplayCommandOptio
   absl::StatusOr<GuestPattern> guest = ParseGuestPattern(options.guest);
   if (!guest.ok()) return UsageError("replay", guest.status().message());
   replay.destination.guest = *guest;
+  if (options.max_resident_mib > (UINT64_MAX >> 20)) {
+    return UsageError("replay", absl::StrCat("--max-resident-mib ", options.max_resident_mib,
+                                             " is too large"));
+  }
+  // 0: the destination's default, from the machine's available memory.
+  replay.destination.max_resident_bytes = options.max_resident_mib << 20;
   replay.transport = options.tcp ? Transport::kTcpLoopback : Transport::kSocketPair;
   if (!options.return_path.empty()) {
     std::ifstream in(options.return_path, std::ios::binary);

@@ -47,6 +47,14 @@ std::map<std::string, uint64_t> EscapedKeys(const std::map<std::string, uint64_t
 
 }  // namespace
 
+nlohmann::json FindingCountsToJson(const FindingList& findings) {
+  nlohmann::json counts = nlohmann::json::object();
+  for (const FindingInfo& info : AllFindingInfos()) {
+    if (findings.count(info.code) > 0) counts[std::string(info.name)] = findings.count(info.code);
+  }
+  return counts;
+}
+
 nlohmann::json SummaryToJson(const StreamSummary& s) {
   nlohmann::json blocks = nlohmann::json::array();
   for (const RamBlockSummary& b : s.ram_blocks) {
@@ -162,6 +170,14 @@ void PrintFindings(const FindingList& findings, bool errors_only) {
     if (errors_only && finding.severity != Severity::kError) continue;
     std::cout << FormatFinding(finding) << "\n";
   }
+  // Every code counted, stored or not: the list above may be cut short.
+  std::vector<std::string> counts;
+  for (const FindingInfo& info : AllFindingInfos()) {
+    if (findings.count(info.code) > 0) {
+      counts.push_back(absl::StrCat(info.name, " ", findings.count(info.code)));
+    }
+  }
+  if (!counts.empty()) std::cout << "counts    " << absl::StrJoin(counts, ", ") << "\n";
   std::cout << FormatVerdict(findings) << "\n";
 }
 
@@ -174,11 +190,23 @@ double Percentile(std::vector<double> values, double p) {
 
 std::string FormatVerdict(const FindingList& findings) {
   std::string verdict = findings.error_count() == 0 ? "VALID" : "INVALID";
+  std::string not_shown;
+  if (findings.dropped() > 0) {
+    // Which codes the findings past the limit had: each code's count less
+    // the ones listed.
+    std::vector<uint64_t> listed(kFindingCodeCount, 0);
+    for (const Finding& finding : findings.findings()) ++listed[static_cast<size_t>(finding.code)];
+    std::vector<std::string> parts;
+    for (const FindingInfo& info : AllFindingInfos()) {
+      const uint64_t unlisted = findings.count(info.code) - listed[static_cast<size_t>(info.code)];
+      if (unlisted > 0) parts.push_back(absl::StrCat(info.name, " ", unlisted));
+    }
+    not_shown =
+        absl::StrCat(" (", findings.dropped(), " not shown: ", absl::StrJoin(parts, ", "), ")");
+  }
   return absl::StrCat(verdict, ": ", findings.error_count(), " error",
                       findings.error_count() == 1 ? "" : "s", ", ", findings.warning_count(),
-                      " warning", findings.warning_count() == 1 ? "" : "s",
-                      findings.dropped() > 0 ? absl::StrCat(" (", findings.dropped(), " not shown)")
-                                             : "");
+                      " warning", findings.warning_count() == 1 ? "" : "s", not_shown);
 }
 
 }  // namespace qmig

@@ -17,6 +17,8 @@ inline constexpr int kJsonSchemaVersion = 1;
 
 nlohmann::json FindingToJson(const Finding& finding);
 nlohmann::json FindingsToJson(const FindingList& findings);
+// Every code counted, stored or not: {"code": count}, codes with none left out.
+nlohmann::json FindingCountsToJson(const FindingList& findings);
 nlohmann::json SummaryToJson(const StreamSummary& summary);
 
 std::string FormatFinding(const Finding& finding);
