@@ -386,6 +386,16 @@ absl::StatusOr<QemuVerdict> LoadIntoQemu(const std::string& binary, const Destin
   }
 }
 
+std::optional<std::string> DeviceTheDestinationLacks(const QemuVerdict& qemu,
+                                                     const StreamFacts& facts) {
+  static const std::regex kUnknown("Unknown savevm section or instance '([^']+)'");
+  std::smatch match;
+  if (qemu.loaded() || !std::regex_search(qemu.detail, match, kUnknown)) return std::nullopt;
+  const std::string name = match[1].str();
+  if (facts.section_names.count(name) == 0) return std::nullopt;
+  return name;
+}
+
 VerdictComparison CompareVerdicts(const ParseResult& result, const QemuVerdict& qemu) {
   VerdictComparison out;
   std::vector<std::string> lax;  // errors QEMU loads anyway

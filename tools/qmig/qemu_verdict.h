@@ -74,6 +74,12 @@ absl::StatusOr<QemuVerdict> LoadIntoQemu(const std::string& binary, const Destin
                                          const std::string& stream, const std::string& dir,
                                          absl::Duration timeout);
 
+// A device the stream carries that the destination turned out not to have
+// ("Unknown savevm section or instance 'X'"): one a stream alone does not say
+// how to add, so a destination configured from the stream cannot judge it.
+std::optional<std::string> DeviceTheDestinationLacks(const QemuVerdict& qemu,
+                                                     const StreamFacts& facts);
+
 struct VerdictComparison {
   std::string relation;   // for people: "agree: both reject", ...
   bool explained = true;  // agree, or differ where qmig says why

@@ -76,6 +76,17 @@ int RunQemuVerdict(const std::vector<std::string>& operands, const QemuVerdictOp
       LoadIntoQemu(*binary, *config, stream, dir.path(), absl::Seconds(options.timeout_s));
   if (!loaded.ok()) return InputError(kCommand, loaded.status().message());
   const QemuVerdict& qemu = *loaded;
+  if (options.meta.empty()) {
+    if (std::optional<std::string> lacking = DeviceTheDestinationLacks(qemu, facts.facts())) {
+      return InputError(kCommand,
+                        absl::StrCat("cannot tell: the destination configured from the stream "
+                                     "has no device '",
+                                     EscapeName(*lacking),
+                                     "', and the stream does not say how it was added; pass "
+                                     "its -device arguments after --, or --meta. QEMU ran as: ",
+                                     PrintableText(qemu.command_line)));
+    }
+  }
   const VerdictComparison comparison = CompareVerdicts(result, qemu);
 
   if (options.output.json) {
