@@ -1,6 +1,8 @@
 #include "parser/vmstate/compat.h"
 
 #include <algorithm>
+#include <map>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -57,10 +59,6 @@ bool FixedWidth(absl::string_view type) {
   return std::find(std::begin(kTypes), std::end(kTypes), type) != std::end(kTypes);
 }
 
-// Element types of pointer arrays that QEMU 10.0 on splits into several
-// same-named entries.
-bool PointerMarker(absl::string_view type) { return type == "nullptr" || type == "ptr-marker"; }
-
 int Rank(CompatStatus status) {
   switch (status) {
     case CompatStatus::kFails:
@@ -84,6 +82,8 @@ CompatStatus Worst(const std::vector<CompatReason>& reasons, CompatStatus base) 
 }
 
 std::string Quote(absl::string_view name) { return absl::StrCat("'", EscapeName(name), "'"); }
+
+std::string Bytes(uint64_t n) { return absl::StrCat(n, n == 1 ? " byte" : " bytes"); }
 
 std::string Bounds(uint32_t minimum, uint32_t version) {
   return minimum == version ? absl::StrCat("version ", version)
@@ -138,38 +138,53 @@ struct Context {
 // ---------------------------------------------------------------------------
 // A stream's description against the destination's dump.
 
-// One field as the stream sent it: consecutive entries of one array (the
-// "index" elements QEMU writes for arrays it cannot compress, and the
-// same-named runs of pointer arrays) gathered.
+// One field as the stream sent it. QEMU's description names a vmsd's
+// fields uniquely (a repeated name gets "[k]" appended), so consecutive
+// entries of one name are the elements of one array: those it cannot
+// compress into one entry with "array_len", with or without "index", and the
+// runs it splits pointer arrays into (10.0 on).
 struct SentField {
-  std::string name;
+  std::string name;  // as the destination names it: without "[k]"
+  std::optional<uint64_t> occurrence;  // k of "name[k]": the k-th field of that name
   std::string type;
   uint64_t element_size = 0;
   uint64_t count = 0;
   bool uniform = true;  // every element has the same type and size
   std::vector<const VmsdDescription*> subs;
-  std::optional<uint64_t> last_index;
 };
+
+// "config[1]" -> "config" and 1.
+std::pair<absl::string_view, std::optional<uint64_t>> SplitName(absl::string_view name) {
+  if (name.empty() || name.back() != ']') return {name, std::nullopt};
+  const size_t open = name.rfind('[');
+  if (open == absl::string_view::npos || open + 2 > name.size() - 1 || name.size() - open > 12) {
+    return {name, std::nullopt};
+  }
+  uint64_t k = 0;
+  for (size_t i = open + 1; i + 1 < name.size(); ++i) {
+    if (name[i] < '0' || name[i] > '9') return {name, std::nullopt};
+    k = k * 10 + static_cast<uint64_t>(name[i] - '0');
+  }
+  return {name.substr(0, open), k};
+}
 
 std::vector<SentField> GatherSent(const std::vector<VmstateField>& fields) {
   std::vector<SentField> out;
+  const VmstateField* previous = nullptr;
   for (const VmstateField& field : fields) {
     const uint64_t count = field.array_len > 0 ? field.array_len : 1;
-    if (!out.empty() && out.back().name == field.name) {
+    if (previous != nullptr && previous->name == field.name) {
       SentField& last = out.back();
-      const bool next_index =
-          field.index.has_value() && last.last_index.has_value() && *field.index == *last.last_index + 1;
-      if (next_index || PointerMarker(field.type) || PointerMarker(last.type)) {
-        if (field.type != last.type || field.size != last.element_size) last.uniform = false;
-        last.count += count;
-        last.last_index = field.index;
-        if (field.sub != nullptr) last.subs.push_back(field.sub.get());
-        continue;
-      }
+      if (field.type != last.type || field.size != last.element_size) last.uniform = false;
+      last.count += count;
+      if (field.sub != nullptr) last.subs.push_back(field.sub.get());
+    } else {
+      const auto [base, occurrence] = SplitName(field.name);
+      SentField sent{std::string(base), occurrence, field.type, field.size, count, true, {}};
+      if (field.sub != nullptr) sent.subs.push_back(field.sub.get());
+      out.push_back(std::move(sent));
     }
-    SentField sent{field.name, field.type, field.size, count, true, {}, field.index};
-    if (field.sub != nullptr) sent.subs.push_back(field.sub.get());
-    out.push_back(std::move(sent));
+    previous = &field;
   }
   return out;
 }
@@ -214,8 +229,7 @@ void CompareSentPair(const SentField& sf, const DumpField& df, const std::string
   const absl::int128 sent_bytes = absl::int128(sf.element_size) * sf.count;
   const absl::int128 read_bytes = absl::int128(df.size) * dest_count;
   auto shape = [](uint64_t count, uint64_t size) {
-    return count == 1 ? absl::StrCat(size, " bytes")
-                      : absl::StrCat(count, " x ", size, " bytes");
+    return count == 1 ? Bytes(size) : absl::StrCat(count, " x ", Bytes(size));
   };
   result.Note(absl::StrCat("field ", Quote(where), ": the stream carries ",
                            shape(sf.count, sf.element_size), ", the destination reads ",
@@ -231,18 +245,46 @@ BodyResult CompareSentBody(const VmsdDescription& sent, const DumpVmsd& dest, ui
     return result;
   }
   const std::vector<SentField> sent_fields = GatherSent(sent.fields);
-  size_t i = 0;
+  // The destination's fields loaded at this version, each with which
+  // occurrence of its name it is.
+  struct Loaded {
+    const DumpField* field;
+    uint64_t occurrence;
+  };
+  std::vector<Loaded> loaded;
+  std::map<absl::string_view, uint64_t> seen;
   for (const DumpField& df : dest.fields) {
-    if (df.version_id > version) continue;  // not loaded at this version
-    if (i == sent_fields.size() || (df.conditional && sent_fields[i].name != df.name)) {
-      // A field its exists() decides is taken as absent when the stream has
-      // none of its name here.
-      if (df.conditional) continue;
+    const uint64_t occurrence = seen[df.name]++;
+    if (df.version_id <= version) loaded.push_back({&df, occurrence});
+  }
+  auto same = [](const SentField& sf, const Loaded& d) {
+    return sf.name == d.field->name && (!sf.occurrence || *sf.occurrence == d.occurrence);
+  };
+  size_t i = 0;
+  for (size_t j = 0; j < loaded.size(); ++j) {
+    const DumpField& df = *loaded[j].field;
+    const bool at_end = i == sent_fields.size();
+    if (!at_end && same(sent_fields[i], loaded[j])) {
+      const SentField& sf = sent_fields[i++];
+      CompareSentPair(sf, df, prefix + sf.name, result, ctx, depth);
+      continue;
+    }
+    // A field its exists() decides is taken as not sent when the stream has
+    // none of its name here.
+    if (df.conditional) continue;
+    // The description leaves out arrays of no elements: a field without a
+    // fixed length may be one, when what follows lines up without it.
+    if (!df.num.has_value() &&
+        (at_end || (j + 1 < loaded.size() && same(sent_fields[i], loaded[j + 1])))) {
+      continue;
+    }
+    if (at_end) {
       result.Note(absl::StrCat("the destination reads field ", Quote(prefix + df.name),
                                ", which the stream does not carry"),
                   std::nullopt);
       continue;
     }
+    // Otherwise by position: a renamed field reads the same bytes.
     const SentField& sf = sent_fields[i++];
     CompareSentPair(sf, df, prefix + sf.name, result, ctx, depth);
   }
@@ -263,7 +305,7 @@ void JudgeBody(const BodyResult& body, const std::string& where, Context& ctx) {
     ctx.reasons.push_back(
         {"fields.size", CompatStatus::kFails,
          absl::StrCat(where, body.first, ": QEMU reads ",
-                      absl::Int128Low64(more ? body.delta : -body.delta), " bytes ",
+                      Bytes(absl::Int128Low64(more ? body.delta : -body.delta)), " ",
                       more ? "more" : "fewer",
                       " than were sent, so the section's end is not where it looks (Missing "
                       "section footer)")});
@@ -292,7 +334,8 @@ void CheckSentSubsections(const VmsdDescription& sent, const DumpVmsd& dest,
           {"subsection.unknown", CompatStatus::kFails,
            absl::StrCat(where.empty() ? "" : absl::StrCat(Quote(where), ": "), "subsection ",
                         name, " was sent and the destination's ", Quote(dest.name),
-                        " has no such subsection (VM subsection does not exist)")});
+                        " has none of that name (VM subsection ", name, " in ", Quote(dest.name),
+                        " does not exist)")});
       continue;
     }
     if (sub.version > known->version_id || sub.version < known->minimum_version_id) {
@@ -375,9 +418,9 @@ BodyResult CompareDeclaredBody(const DumpVmsd& src, uint32_t src_version, const 
       continue;
     }
     if (sf.size != df.size || (sf.num.has_value() && df.num.has_value() && *sf.num != *df.num)) {
-      result.Note(absl::StrCat("field ", Quote(where), ": ", sf.size, " bytes",
+      result.Note(absl::StrCat("field ", Quote(where), ": ", Bytes(sf.size),
                                sf.num ? absl::StrCat(" x ", *sf.num) : "",
-                               " at the source, ", df.size, " bytes",
+                               " at the source, ", Bytes(df.size),
                                df.num ? absl::StrCat(" x ", *df.num) : "", " at the destination"),
                   std::nullopt);
     }
@@ -427,8 +470,24 @@ void CheckDeclaredSubsections(const DumpVmsd& src, const DumpVmsd& dest, const s
 // Devices.
 
 // The verdict of one destination vmsd on one source device.
+std::vector<CompatReason> JudgeOnce(const CompatSourceDevice& device, const DumpVmsd& dest,
+                                    bool footers);
+
+// Each reason once (QEMU's dumps may list a subsection twice).
 std::vector<CompatReason> Judge(const CompatSourceDevice& device, const DumpVmsd& dest,
                                 bool footers) {
+  std::vector<CompatReason> out;
+  for (CompatReason& reason : JudgeOnce(device, dest, footers)) {
+    const bool seen = std::any_of(out.begin(), out.end(), [&](const CompatReason& r) {
+      return r.code == reason.code && r.message == reason.message;
+    });
+    if (!seen) out.push_back(std::move(reason));
+  }
+  return out;
+}
+
+std::vector<CompatReason> JudgeOnce(const CompatSourceDevice& device, const DumpVmsd& dest,
+                                    bool footers) {
   Context ctx;
   ctx.footers = footers;
   if (device.version > dest.version_id) {
@@ -459,6 +518,23 @@ std::vector<CompatReason> Judge(const CompatSourceDevice& device, const DumpVmsd
   return ctx.reasons;
 }
 
+// Whether a stream's description names the fields the destination's vmsd
+// loads at `version`, in order (fields an exists() callback decides may be
+// missing).
+bool SameFieldNames(const VmsdDescription& sent, uint32_t version, const DumpVmsd& dest) {
+  const std::vector<SentField> fields = GatherSent(sent.fields);
+  size_t i = 0;
+  for (const DumpField& df : dest.fields) {
+    if (df.version_id > version) continue;
+    if (i < fields.size() && fields[i].name == df.name) {
+      ++i;
+    } else if (!df.conditional) {
+      return false;
+    }
+  }
+  return i == fields.size();
+}
+
 // The destination types a source device is compared with: by vmsd name,
 // since a section is named after its vmsd; a source dump's own type first
 // among them.
@@ -476,12 +552,19 @@ std::vector<const DumpDevice*> Candidates(const CompatSourceDevice& device, cons
     std::vector<const DumpDevice*> found = dump.FindVmsd(name);
     if (found.empty()) continue;
     *vmsd_name = name;
-    if (device.declared != nullptr) {
-      auto same = std::find_if(found.begin(), found.end(),
-                               [&](const DumpDevice* d) { return d->type == device.name; });
-      if (same != found.end()) std::rotate(found.begin(), same, same + 1);
+    // Types that share a vmsd name do not always share the vmsd (ne2k_isa
+    // and ne2k_pci). The destination runs the source's device: a dump
+    // source names its type; a stream's description shows its fields.
+    std::vector<const DumpDevice*> narrowed;
+    for (const DumpDevice* d : found) {
+      if (device.declared != nullptr ? d->type == device.name
+                                     : device.sent != nullptr &&
+                                           SameFieldNames(device.sent->vmsd, device.version,
+                                                          d->vmsd)) {
+        narrowed.push_back(d);
+      }
     }
-    return found;
+    return narrowed.empty() ? found : narrowed;
   }
   if (!names.empty()) *vmsd_name = names.front();
   return {};
