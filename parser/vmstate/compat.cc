@@ -52,10 +52,9 @@ namespace {
 // VMStateInfo names whose wire size is the C size -dump-vmstate prints.
 bool FixedWidth(absl::string_view type) {
   static constexpr absl::string_view kTypes[] = {
-      "bool",        "int8",         "uint8",       "int16",        "uint16",
-      "int32",       "uint32",       "int64",       "uint64",       "int32 le",
-      "uint8 equal", "uint16 equal", "int32 equal", "uint32 equal", "int64 equal",
-      "float64",     "CPU_Double_U"};
+      "bool",        "int8",         "uint8",       "int16",    "uint16",      "int32",
+      "uint32",      "int64",        "uint64",      "int32 le", "uint8 equal", "uint16 equal",
+      "int32 equal", "uint32 equal", "int64 equal", "float64",  "CPU_Double_U"};
   return std::find(std::begin(kTypes), std::end(kTypes), type) != std::end(kTypes);
 }
 
@@ -144,7 +143,7 @@ struct Context {
 // compress into one entry with "array_len", with or without "index", and the
 // runs it splits pointer arrays into (10.0 on).
 struct SentField {
-  std::string name;  // as the destination names it: without "[k]"
+  std::string name;                    // as the destination names it: without "[k]"
   std::optional<uint64_t> occurrence;  // k of "name[k]": the k-th field of that name
   std::string type;
   uint64_t element_size = 0;
@@ -319,8 +318,8 @@ void JudgeBody(const BodyResult& body, const std::string& where, Context& ctx) {
   } else {
     why = "the stream has no section footers to catch the difference";
   }
-  ctx.reasons.push_back({"fields.differ", CompatStatus::kUnknown,
-                         absl::StrCat(where, body.first, " (", why, ")")});
+  ctx.reasons.push_back(
+      {"fields.differ", CompatStatus::kUnknown, absl::StrCat(where, body.first, " (", why, ")")});
 }
 
 void CheckSentSubsections(const VmsdDescription& sent, const DumpVmsd& dest,
@@ -332,8 +331,8 @@ void CheckSentSubsections(const VmsdDescription& sent, const DumpVmsd& dest,
     if (known == nullptr) {
       ctx.reasons.push_back(
           {"subsection.unknown", CompatStatus::kFails,
-           absl::StrCat(where.empty() ? "" : absl::StrCat(Quote(where), ": "), "subsection ",
-                        name, " was sent and the destination's ", Quote(dest.name),
+           absl::StrCat(where.empty() ? "" : absl::StrCat(Quote(where), ": "), "subsection ", name,
+                        " was sent and the destination's ", Quote(dest.name),
                         " has none of that name (VM subsection ", name, " in ", Quote(dest.name),
                         " does not exist)")});
       continue;
@@ -341,9 +340,8 @@ void CheckSentSubsections(const VmsdDescription& sent, const DumpVmsd& dest,
     if (sub.version > known->version_id || sub.version < known->minimum_version_id) {
       ctx.reasons.push_back(
           {"subsection.version", CompatStatus::kFails,
-           absl::StrCat(where.empty() ? "" : absl::StrCat(Quote(where), ": "), "subsection ",
-                        name, " was sent as version ", sub.version,
-                        "; the destination accepts ",
+           absl::StrCat(where.empty() ? "" : absl::StrCat(Quote(where), ": "), "subsection ", name,
+                        " was sent as version ", sub.version, "; the destination accepts ",
                         Bounds(known->minimum_version_id, known->version_id))});
       continue;
     }
@@ -379,11 +377,12 @@ BodyResult CompareDeclaredBody(const DumpVmsd& src, uint32_t src_version, const 
     if (i == a.size() || j == b.size()) {
       const bool source_side = i < a.size();
       const DumpField& f = source_side ? *a[i++] : *b[j++];
-      result.Note(absl::StrCat(source_side ? "the source may send field " : "the destination reads field ",
-                               Quote(prefix + f.name),
-                               source_side ? ", which the destination does not read"
-                                           : ", which the source does not send"),
-                  std::nullopt);
+      result.Note(
+          absl::StrCat(source_side ? "the source may send field " : "the destination reads field ",
+                       Quote(prefix + f.name),
+                       source_side ? ", which the destination does not read"
+                                   : ", which the source does not send"),
+          std::nullopt);
       continue;
     }
     const DumpField& sf = *a[i];
@@ -402,8 +401,8 @@ BodyResult CompareDeclaredBody(const DumpVmsd& src, uint32_t src_version, const 
     const std::string where = prefix + sf.name;
     if (sf.sub != nullptr && df.sub != nullptr) {
       if (sf.num != df.num && sf.num.has_value() && df.num.has_value()) {
-        result.Note(absl::StrCat("field ", Quote(where), ": ", *sf.num, " elements, the destination ",
-                                 *df.num),
+        result.Note(absl::StrCat("field ", Quote(where), ": ", *sf.num,
+                                 " elements, the destination ", *df.num),
                     std::nullopt);
       }
       CheckDeclaredSubsections(*sf.sub, *df.sub, where, ctx, depth + 1);
@@ -419,9 +418,9 @@ BodyResult CompareDeclaredBody(const DumpVmsd& src, uint32_t src_version, const 
     }
     if (sf.size != df.size || (sf.num.has_value() && df.num.has_value() && *sf.num != *df.num)) {
       result.Note(absl::StrCat("field ", Quote(where), ": ", Bytes(sf.size),
-                               sf.num ? absl::StrCat(" x ", *sf.num) : "",
-                               " at the source, ", Bytes(df.size),
-                               df.num ? absl::StrCat(" x ", *df.num) : "", " at the destination"),
+                               sf.num ? absl::StrCat(" x ", *sf.num) : "", " at the source, ",
+                               Bytes(df.size), df.num ? absl::StrCat(" x ", *df.num) : "",
+                               " at the destination"),
                   std::nullopt);
     }
   }
@@ -431,9 +430,9 @@ BodyResult CompareDeclaredBody(const DumpVmsd& src, uint32_t src_version, const 
 // Dumps carry C sizes and no types: a difference is never sure on the wire.
 void JudgeDeclaredBody(const BodyResult& body, const std::string& where, Context& ctx) {
   if (!body.differs) return;
-  ctx.reasons.push_back({"fields.differ", CompatStatus::kUnknown,
-                         absl::StrCat(where, body.first,
-                                      " (a dump gives C sizes, not what goes on the wire)")});
+  ctx.reasons.push_back(
+      {"fields.differ", CompatStatus::kUnknown,
+       absl::StrCat(where, body.first, " (a dump gives C sizes, not what goes on the wire)")});
 }
 
 void CheckDeclaredSubsections(const DumpVmsd& src, const DumpVmsd& dest, const std::string& where,
@@ -445,23 +444,22 @@ void CheckDeclaredSubsections(const DumpVmsd& src, const DumpVmsd& dest, const s
     if (known == nullptr) {
       ctx.reasons.push_back(
           {"subsection.unknown", CompatStatus::kUnknown,
-           absl::StrCat(where.empty() ? "" : absl::StrCat(Quote(where), ": "), "subsection ",
-                        name, " is not known to the destination's ", Quote(dest.name),
+           absl::StrCat(where.empty() ? "" : absl::StrCat(Quote(where), ": "), "subsection ", name,
+                        " is not known to the destination's ", Quote(dest.name),
                         ": it fails if the source sends it (its needed() decides)")});
       continue;
     }
     if (sub.version_id > known->version_id || sub.version_id < known->minimum_version_id) {
-      ctx.reasons.push_back(
-          {"subsection.version", CompatStatus::kUnknown,
-           absl::StrCat("subsection ", name, " is version ", sub.version_id,
-                        "; the destination accepts ",
-                        Bounds(known->minimum_version_id, known->version_id),
-                        ": it fails if the source sends it")});
+      ctx.reasons.push_back({"subsection.version", CompatStatus::kUnknown,
+                             absl::StrCat("subsection ", name, " is version ", sub.version_id,
+                                          "; the destination accepts ",
+                                          Bounds(known->minimum_version_id, known->version_id),
+                                          ": it fails if the source sends it")});
       continue;
     }
-    JudgeDeclaredBody(CompareDeclaredBody(sub, sub.version_id, *known, sub.version_id, "", ctx,
-                                          depth + 1),
-                      absl::StrCat("subsection ", name, ": "), ctx);
+    JudgeDeclaredBody(
+        CompareDeclaredBody(sub, sub.version_id, *known, sub.version_id, "", ctx, depth + 1),
+        absl::StrCat("subsection ", name, ": "), ctx);
     CheckDeclaredSubsections(sub, *known, where, ctx, depth + 1);
   }
 }
@@ -510,9 +508,9 @@ std::vector<CompatReason> JudgeOnce(const CompatSourceDevice& device, const Dump
     JudgeBody(CompareSentBody(device.sent->vmsd, dest, device.version, "", ctx, 0), "", ctx);
     CheckSentSubsections(device.sent->vmsd, dest, "", ctx, 0);
   } else if (device.declared != nullptr) {
-    JudgeDeclaredBody(CompareDeclaredBody(*device.declared, device.version, dest, device.version,
-                                          "", ctx, 0),
-                      "", ctx);
+    JudgeDeclaredBody(
+        CompareDeclaredBody(*device.declared, device.version, dest, device.version, "", ctx, 0), "",
+        ctx);
     CheckDeclaredSubsections(*device.declared, dest, "", ctx, 0);
   }
   return ctx.reasons;
@@ -557,10 +555,10 @@ std::vector<const DumpDevice*> Candidates(const CompatSourceDevice& device, cons
     // source names its type; a stream's description shows its fields.
     std::vector<const DumpDevice*> narrowed;
     for (const DumpDevice* d : found) {
-      if (device.declared != nullptr ? d->type == device.name
-                                     : device.sent != nullptr &&
-                                           SameFieldNames(device.sent->vmsd, device.version,
-                                                          d->vmsd)) {
+      if (device.declared != nullptr
+              ? d->type == device.name
+              : device.sent != nullptr &&
+                    SameFieldNames(device.sent->vmsd, device.version, d->vmsd)) {
         narrowed.push_back(d);
       }
     }
@@ -599,11 +597,10 @@ DeviceVerdict JudgeDevice(const CompatSourceDevice& device, const CompatSource& 
   if (found.empty()) {
     if (source.kind == CompatSource::Kind::kDump) {
       out.status = CompatStatus::kFails;
-      out.reasons.push_back(
-          {"section.unknown", CompatStatus::kFails,
-           absl::StrCat("the destination has no device with vmsd ", Quote(vmsd_name),
-                        ": a guest with a ", Quote(device.name),
-                        " does not load (Unknown savevm section)")});
+      out.reasons.push_back({"section.unknown", CompatStatus::kFails,
+                             absl::StrCat("the destination has no device with vmsd ",
+                                          Quote(vmsd_name), ": a guest with a ", Quote(device.name),
+                                          " does not load (Unknown savevm section)")});
       return out;
     }
     return not_checked(
@@ -648,9 +645,8 @@ void JudgeMachine(const CompatSource& source, const CompatDestination& destinati
   const std::string dest = Quote(destination.machine);
   if (destination.machine_missing) {
     report.machine_status = CompatStatus::kFails;
-    report.machine_reasons.push_back(
-        {"machine.missing", CompatStatus::kFails,
-         absl::StrCat("the destination has no machine ", dest)});
+    report.machine_reasons.push_back({"machine.missing", CompatStatus::kFails,
+                                      absl::StrCat("the destination has no machine ", dest)});
     return;
   }
   if (!source.machine.has_value()) {
@@ -707,10 +703,9 @@ std::vector<std::string> VmsdNameCandidates(absl::string_view idstr) {
 }
 
 size_t CompatReport::Count(CompatStatus status) const {
-  return static_cast<size_t>(std::count_if(devices.begin(), devices.end(),
-                                           [status](const DeviceVerdict& d) {
-                                             return d.status == status;
-                                           }));
+  return static_cast<size_t>(
+      std::count_if(devices.begin(), devices.end(),
+                    [status](const DeviceVerdict& d) { return d.status == status; }));
 }
 
 CompatStatus CompatReport::Overall() const {

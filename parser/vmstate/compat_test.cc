@@ -54,10 +54,10 @@ VmDescription Description(const std::string& devices) {
 std::string RtcSent(uint32_t version, const std::string& subsections = "") {
   std::string fields = R"({"name": "cmos", "array_len": 4, "type": "uint8", "size": 1})";
   if (version >= 3) fields += R"(, {"name": "period", "type": "uint32", "size": 4})";
-  return absl::StrCat(R"({"name": "rtc", "instance_id": 0, "vmsd_name": "rtc", "version": )",
-                      version, R"(, "fields": [)", fields, "]",
-                      subsections.empty() ? "" : absl::StrCat(", \"subsections\": [", subsections, "]"),
-                      "}");
+  return absl::StrCat(
+      R"({"name": "rtc", "instance_id": 0, "vmsd_name": "rtc", "version": )", version,
+      R"(, "fields": [)", fields, "]",
+      subsections.empty() ? "" : absl::StrCat(", \"subsections\": [", subsections, "]"), "}");
 }
 
 struct Fixture {

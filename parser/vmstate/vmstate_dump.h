@@ -35,10 +35,10 @@ struct DumpVmsd;
 
 struct DumpField {
   std::string name;
-  uint32_t version_id = 0;   // loaded only when the stream's version is at least this
-  bool conditional = false;  // "field_exists": an exists() callback decides
-  uint64_t size = 0;         // C size of one element
-  std::optional<uint64_t> num;  // fixed array length (dumps of QEMU 8.1 on)
+  uint32_t version_id = 0;              // loaded only when the stream's version is at least this
+  bool conditional = false;             // "field_exists": an exists() callback decides
+  uint64_t size = 0;                    // C size of one element
+  std::optional<uint64_t> num;          // fixed array length (dumps of QEMU 8.1 on)
   std::shared_ptr<const DumpVmsd> sub;  // a struct field's element vmsd
 };
 

@@ -148,7 +148,7 @@ struct CompatOptions {
   std::string qemu;     // ask this destination QEMU (7.2, 10.0, 11.1 or a path)
   std::string machine;  // the destination's machine type with --qemu
   int64_t timeout_s = 30;
-  bool all = false;     // list every device, not only those that matter
+  bool all = false;  // list every device, not only those that matter
 };
 
 int RunCheck(const std::vector<std::string>& operands, const CheckOptions& options);

@@ -91,7 +91,7 @@ struct LoadedSource {
   std::optional<VmstateDump> dump;
   VmDescription description;
   CompatSource compat;
-  uint64_t sections = 0;          // a stream's, including any past the limit
+  uint64_t sections = 0;           // a stream's, including any past the limit
   std::optional<uint64_t> errors;  // qmig check's errors on a stream
   std::string first_error;
 };
@@ -129,8 +129,7 @@ absl::StatusOr<VmstateDump> ReadDumpFile(const std::string& path) {
   return ReadDump((*input)->source(), path);
 }
 
-absl::Status LoadSource(const std::string& path, const CompatOptions& options,
-                        LoadedSource& out) {
+absl::Status LoadSource(const std::string& path, const CompatOptions& options, LoadedSource& out) {
   out.input = path;
   absl::StatusOr<std::unique_ptr<OpenedInput>> input = OpenInputPath(path);
   if (!input.ok()) return input.status();
@@ -220,8 +219,8 @@ struct LoadedDestination {
 
 // Asks the destination QEMU for its -dump-vmstate of `machine`. The file is
 // made under /tmp, which the chroots of tools/qemu-versions share.
-absl::Status AskQemu(const std::string& version, const std::string& machine,
-                     absl::Duration timeout, LoadedDestination& out) {
+absl::Status AskQemu(const std::string& version, const std::string& machine, absl::Duration timeout,
+                     LoadedDestination& out) {
   absl::StatusOr<std::string> binary = QemuBinary(version);
   if (!binary.ok()) return binary.status();
   out.qemu = *binary;
@@ -303,8 +302,9 @@ std::string Label(CompatStatus status) {
 }
 
 std::string DeviceLine(const DeviceVerdict& device, bool dump_source) {
-  std::string line = absl::StrCat(Label(device.status), std::string(15 - Label(device.status).size(), ' '),
-                                  "'", device.name, "'");
+  std::string line =
+      absl::StrCat(Label(device.status), std::string(15 - Label(device.status).size(), ' '), "'",
+                   device.name, "'");
   if (!dump_source) absl::StrAppend(&line, " #", device.instance_id);
   absl::StrAppend(&line, " v", device.version);
   if (!device.vmsd_name.empty() && device.vmsd_name != device.name) {
@@ -320,8 +320,9 @@ std::string DeviceLine(const DeviceVerdict& device, bool dump_source) {
 
 int RunCompat(const std::vector<std::string>& operands, const CompatOptions& options) {
   if (operands.empty() || operands.size() > 2) {
-    return UsageError(kCommand, "takes a SOURCE (a stream or -dump-vmstate output) and a DEST "
-                                "(-dump-vmstate output), or a SOURCE and --qemu");
+    return UsageError(kCommand,
+                      "takes a SOURCE (a stream or -dump-vmstate output) and a DEST "
+                      "(-dump-vmstate output), or a SOURCE and --qemu");
   }
   if (operands.size() == 2 && !options.qemu.empty()) {
     return UsageError(kCommand, "takes either a DEST file or --qemu, not both");
@@ -334,8 +335,9 @@ int RunCompat(const std::vector<std::string>& operands, const CompatOptions& opt
   }
   if (options.timeout_s <= 0) return UsageError(kCommand, "--timeout-s must be positive");
   if (!options.stream.schema_path.empty()) {
-    return UsageError(kCommand, "takes no --schema: only a stream's own description shows what it "
-                                "sent");
+    return UsageError(kCommand,
+                      "takes no --schema: only a stream's own description shows what it "
+                      "sent");
   }
 
   LoadedSource source;
@@ -393,8 +395,10 @@ int RunCompat(const std::vector<std::string>& operands, const CompatOptions& opt
       src["errors"] = *source.errors;
     }
     nlohmann::json dst = {
-        {"input", destination.input.empty() ? nlohmann::json() : nlohmann::json(EscapeName(destination.input))},
-        {"qemu", destination.qemu.empty() ? nlohmann::json() : nlohmann::json(PrintableText(destination.qemu))},
+        {"input", destination.input.empty() ? nlohmann::json()
+                                            : nlohmann::json(EscapeName(destination.input))},
+        {"qemu", destination.qemu.empty() ? nlohmann::json()
+                                          : nlohmann::json(PrintableText(destination.qemu))},
         {"command_line", destination.command_line.empty()
                              ? nlohmann::json()
                              : nlohmann::json(PrintableText(destination.command_line))},
@@ -408,20 +412,20 @@ int RunCompat(const std::vector<std::string>& operands, const CompatOptions& opt
     };
     nlohmann::json devices = nlohmann::json::array();
     for (const DeviceVerdict& device : report.devices) {
-      devices.push_back(
-          {{"name", device.name},
-           {"instance_id", device.instance_id},
-           {"version", device.version},
-           {"vmsd_name", device.vmsd_name.empty() ? nlohmann::json() : nlohmann::json(device.vmsd_name)},
-           {"destination_types", device.destination_types},
-           {"destination_version", device.destination_version.has_value()
-                                       ? nlohmann::json(*device.destination_version)
-                                       : nlohmann::json()},
-           {"destination_minimum", device.destination_minimum.has_value()
-                                       ? nlohmann::json(*device.destination_minimum)
-                                       : nlohmann::json()},
-           {"status", CompatStatusName(device.status)},
-           {"reasons", ReasonsJson(device.reasons)}});
+      devices.push_back({{"name", device.name},
+                         {"instance_id", device.instance_id},
+                         {"version", device.version},
+                         {"vmsd_name", device.vmsd_name.empty() ? nlohmann::json()
+                                                                : nlohmann::json(device.vmsd_name)},
+                         {"destination_types", device.destination_types},
+                         {"destination_version", device.destination_version.has_value()
+                                                     ? nlohmann::json(*device.destination_version)
+                                                     : nlohmann::json()},
+                         {"destination_minimum", device.destination_minimum.has_value()
+                                                     ? nlohmann::json(*device.destination_minimum)
+                                                     : nlohmann::json()},
+                         {"status", CompatStatusName(device.status)},
+                         {"reasons", ReasonsJson(device.reasons)}});
     }
     nlohmann::json out = {
         {"schema_version", kJsonSchemaVersion},
@@ -456,10 +460,10 @@ int RunCompat(const std::vector<std::string>& operands, const CompatOptions& opt
                         ? absl::StrCat(" of machine '", EscapeName(*source.compat.machine), "'")
                         : " naming no machine")
                 << ", " << source.sections << " sections, "
-                << (source.compat.described ? "with" : "without")
-                << " VMDESCRIPTION (" << (source.compat.described ? "fields and subsections sent "
-                                                                    "are checked"
-                                                                  : "only versions are checked")
+                << (source.compat.described ? "with" : "without") << " VMDESCRIPTION ("
+                << (source.compat.described ? "fields and subsections sent "
+                                              "are checked"
+                                            : "only versions are checked")
                 << ")\n";
       if (stream_errors) {
         std::cout << "             " << *source.errors
@@ -510,9 +514,9 @@ int RunCompat(const std::vector<std::string>& operands, const CompatOptions& opt
     if (!not_checked.empty() && !options.all) {
       const size_t shown = std::min(not_checked.size(), kListedNotChecked);
       std::cout << (destination.compat.dump != nullptr ? " (outside what -dump-vmstate describes: "
-                                                     : " (")
-                << PrintableText(absl::StrJoin(not_checked.begin(), not_checked.begin() + shown,
-                                               ", "))
+                                                       : " (")
+                << PrintableText(
+                       absl::StrJoin(not_checked.begin(), not_checked.begin() + shown, ", "))
                 << (shown < not_checked.size() ? ", ..." : "") << ")";
     }
     std::cout << "\n";

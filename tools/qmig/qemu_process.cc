@@ -119,7 +119,8 @@ absl::StatusOr<std::unique_ptr<QemuProcess>> QemuProcess::Start(
   std::vector<std::string> argv = args;
   argv.push_back("-qmp");
   argv.push_back("unix:" + socket_path);
-  absl::StatusOr<pid_t> pid = SpawnLogged(binary, argv, process->log_path_, &process->command_line_);
+  absl::StatusOr<pid_t> pid =
+      SpawnLogged(binary, argv, process->log_path_, &process->command_line_);
   if (!pid.ok()) return pid.status();
   process->pid_ = *pid;
   // QEMU connects to the monitor once it is up; it may also exit first.
