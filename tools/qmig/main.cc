@@ -227,7 +227,9 @@ std::vector<Command>& Commands() {
          "VMDESCRIPTION shows were sent) or QEMU's -dump-vmstate output. DEST: a\n"
          "destination's -dump-vmstate output; or --qemu runs the destination QEMU with\n"
          "-machine TYPE (--machine, else the source's) -dump-vmstate. Sections that\n"
-         "-dump-vmstate does not describe (ram, cpu, timer, ...) are listed as not checked."},
+         "-dump-vmstate does not describe (ram, cpu, timer, ...) are listed as not checked.\n"
+         "WILL LOAD means the formats agree: device loaders may still refuse values that\n"
+         "do not fit the destination's configuration (a larger virtio queue, PCI config)."},
         {"qemu-verdict", "STREAM [-- QEMU ARGS]",
          "Load STREAM into a real QEMU destination and print its verdict beside qmig's.", ""},
     };
