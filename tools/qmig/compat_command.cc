@@ -334,11 +334,6 @@ int RunCompat(const std::vector<std::string>& operands, const CompatOptions& opt
     return UsageError(kCommand, "--machine goes with --qemu (a dump names its own machine)");
   }
   if (options.timeout_s <= 0) return UsageError(kCommand, "--timeout-s must be positive");
-  if (!options.stream.schema_path.empty()) {
-    return UsageError(kCommand,
-                      "takes no --schema: only a stream's own description shows what it "
-                      "sent");
-  }
 
   LoadedSource source;
   absl::Status loaded = LoadSource(operands[0], options, source);
