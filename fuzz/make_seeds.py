@@ -13,6 +13,7 @@ The output is deterministic; the old seed directories are replaced.
 
 import argparse
 import glob
+import gzip
 import hashlib
 import json
 import os
@@ -27,7 +28,7 @@ import qemu_stream as qs  # noqa: E402
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGETS = tuple(t + "_fuzzer" for t in (
     "stream", "package", "ram", "config", "vmstate", "description", "return_path", "multifd",
-    "pipe"))
+    "pipe", "compat"))
 # pipe_fuzzer's first byte: FdSource window 16 << (b & 15), writes cut at most
 # 32 << ((b >> 4) & 3) bytes (fuzz/pipe_fuzzer.cc). Tiny windows and cuts,
 # and a window of 1 KiB with cuts up to 128 bytes.
@@ -118,6 +119,38 @@ def device_groups(devices, size_of):
     return groups
 
 
+VMSTATE_DUMPS = os.path.join(TOP, "tests", "data", "vmstate")
+
+
+def compat_seeds(out, stream_groups):
+    """Dumps of a few device types each, from QEMU 7.2's and 11.1's real
+    -dump-vmstate; and for each group of a stream's devices, the dump entries
+    with their vmsds followed by the group's description."""
+    for version in ("7.2", "11.1"):
+        path = os.path.join(VMSTATE_DUMPS, "qemu-%s-pc-i440fx-7.2.json.gz" % version)
+        dump = json.load(gzip.open(path))
+        by_vmsd = {}
+        for key, entry in dump.items():
+            if key != "vmschkmachine":
+                by_vmsd.setdefault(entry["Description"]["name"], []).append(key)
+
+        def subset(types):
+            part = {"vmschkmachine": dump["vmschkmachine"]}
+            part.update((t, dump[t]) for t in types)
+            return compact(part)
+
+        for label, text, group in stream_groups:
+            types = []
+            for r in group:
+                for vmsd in (r.info["idstr"], r.info["idstr"].rsplit("/", 1)[-1]):
+                    types += by_vmsd.get(vmsd, [])[:1]
+            if types:
+                seed = subset(types)
+                if len(seed) <= MAX_SEED_JSON:
+                    out[f"dump{version}.{label}.json"] = seed
+                out[f"dump{version}+stream.{label}.json"] = seed + b"\n--\n" + text
+
+
 def seeds_for(corpus):
     seeds = {t: {} for t in TARGETS}
     streams = {}
@@ -165,6 +198,7 @@ def seeds_for(corpus):
     by_key = {(d["name"], d["instance_id"]): d for d in description["devices"]}
     fulls = [r for r in records if r.kind == "FULL"]
     head = b"".join(data[r.start:r.end] for r in records if r.kind in ("HEADER", "CONFIG"))
+    compat_stream_groups = []
     groups = device_groups(fulls, lambda r: len(compact(
         by_key[(r.info["idstr"], r.info["instance"])])))
     for group in groups:
@@ -176,11 +210,16 @@ def seeds_for(corpus):
         label = f"{group[0].info['idstr']}..{group[-1].info['idstr']}".replace("/", "_")
         seeds["stream_fuzzer"][f"devices.{label}"] = body + trailer
         seeds["description_fuzzer"][f"devices.{label}.json"] = text
+        compat_stream_groups.append((label, text, group))
         inside = b"".join(data[r.start:r.end] for r in group[:3])
         commands = seeds["package_fuzzer"]["postcopy.package-commands"]
         # LISTEN first, devices, then the PING and RUN that end the package.
         listen = commands[:5]
         seeds["package_fuzzer"][f"devices.{label}"] = listen + inside + commands[5:]
+    # compat: real -dump-vmstate entries (tests/data/vmstate/), alone and with
+    # the description of the same devices in a real stream after "\n--\n".
+    compat_seeds(seeds["compat_fuzzer"], compat_stream_groups)
+
     # Devices whose description is too big for a seed: unverified on purpose.
     big = [r for r in fulls if len(compact(by_key[(r.info["idstr"], r.info["instance"])]))
            > MAX_SEED_JSON and r.info["body_end"] - r.info["body"] < 4096]

@@ -142,6 +142,15 @@ struct QemuVerdictOptions {
   int64_t timeout_s = 30;
 };
 
+struct CompatOptions {
+  StreamFlags stream;
+  OutputFlags output;
+  std::string qemu;     // ask this destination QEMU (7.2, 10.0, 11.1 or a path)
+  std::string machine;  // the destination's machine type with --qemu
+  int64_t timeout_s = 30;
+  bool all = false;  // list every device, not only those that matter
+};
+
 int RunCheck(const std::vector<std::string>& operands, const CheckOptions& options);
 int RunDump(const std::vector<std::string>& operands, const DumpOptions& options);
 int RunDesc(const std::vector<std::string>& operands, const DescOptions& options);
@@ -154,6 +163,7 @@ int RunLoopbackCommand(const std::vector<std::string>& operands,
                        const LoopbackCommandOptions& options);
 int RunListen(const std::vector<std::string>& operands, const ListenOptions& options);
 int RunTap(const std::vector<std::string>& operands, const TapOptions& options);
+int RunCompat(const std::vector<std::string>& operands, const CompatOptions& options);
 int RunQemuVerdict(const std::vector<std::string>& operands, const QemuVerdictOptions& options);
 
 }  // namespace qmig

@@ -158,6 +158,22 @@ void QemuVerdictFlags(QemuVerdictOptions* o, std::vector<Flag>* flags) {
                              "how long QEMU may take to load the stream"));
 }
 
+void CompatFlags(CompatOptions* o, std::vector<Flag>* flags) {
+  o->output.AddTo(flags);
+  flags->push_back(ValueFlag("profile", &o->stream.profile, "NAME",
+                             "protocol profile of a stream SOURCE; auto detects it"));
+  flags->push_back(ValueFlag("max-package", &o->stream.max_package, "BYTES",
+                             "largest PACKAGED blob accepted, up to 4294967295"));
+  flags->push_back(ValueFlag("qemu", &o->qemu, "VERSION|PATH",
+                             "ask this destination QEMU (7.2, 10.0, 11.1 or a binary) instead of "
+                             "reading a DEST file"));
+  flags->push_back(ValueFlag("machine", &o->machine, "TYPE",
+                             "the destination's machine type with --qemu; default: the source's"));
+  flags->push_back(ValueFlag("timeout-s", &o->timeout_s, "SECONDS",
+                             "how long QEMU may take to write its -dump-vmstate"));
+  flags->push_back(BoolFlag("all", &o->all, "list every device, not only those that matter"));
+}
+
 std::vector<Command>& Commands();
 
 const Command* FindCommand(const std::string& name) {
@@ -203,6 +219,17 @@ std::vector<Command>& Commands() {
          ""},
         {"tap", "LISTEN UPSTREAM",
          "Forward a migration unchanged, validate both directions live, and record them.", ""},
+        {"compat", "SOURCE DEST | SOURCE --qemu=VERSION|PATH",
+         "Will a destination QEMU load it? Per device and the machine type: a stream or a\n"
+         "source's -dump-vmstate against a destination's -dump-vmstate or a QEMU;\n"
+         "exit 0 will load, 1 will not, 2 cannot tell.",
+         "SOURCE: a recorded stream (its sections, and the fields and subsections its\n"
+         "VMDESCRIPTION shows were sent) or QEMU's -dump-vmstate output. DEST: a\n"
+         "destination's -dump-vmstate output; or --qemu runs the destination QEMU with\n"
+         "-machine TYPE (--machine, else the source's) -dump-vmstate. Sections that\n"
+         "-dump-vmstate does not describe (ram, cpu, timer, ...) are listed as not checked.\n"
+         "WILL LOAD means the formats agree: device loaders may still refuse values that\n"
+         "do not fit the destination's configuration (a larger virtio queue, PCI config)."},
         {"qemu-verdict", "STREAM [-- QEMU ARGS]",
          "Load STREAM into a real QEMU destination and print its verdict beside qmig's.", ""},
     };
@@ -222,6 +249,7 @@ std::vector<Command>& Commands() {
     bind("loopback", [](const Command* c) { return Runner(LoopbackFlags, RunLoopbackCommand, c); });
     bind("listen", [](const Command* c) { return Runner(ListenFlags, RunListen, c); });
     bind("tap", [](const Command* c) { return Runner(TapFlags, RunTap, c); });
+    bind("compat", [](const Command* c) { return Runner(CompatFlags, RunCompat, c); });
     bind("qemu-verdict",
          [](const Command* c) { return Runner(QemuVerdictFlags, RunQemuVerdict, c); });
     return list;

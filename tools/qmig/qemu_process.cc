@@ -28,6 +28,47 @@ constexpr absl::Duration kPollInterval = absl::Milliseconds(50);
 
 bool IsExecutable(const std::string& path) { return access(path.c_str(), X_OK) == 0; }
 
+// Starts `binary args...` with stdin from /dev/null and stdout and stderr to
+// `log_path`; sets `command_line` to it, shell-quoted.
+absl::StatusOr<pid_t> SpawnLogged(const std::string& binary, const std::vector<std::string>& args,
+                                  const std::string& log_path, std::string* command_line) {
+  std::vector<std::string> argv = {binary};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::vector<std::string> quoted;
+  for (const std::string& arg : argv) quoted.push_back(ShellQuote(arg));
+  *command_line = absl::StrJoin(quoted, " ");
+  std::vector<char*> raw;
+  for (std::string& arg : argv) raw.push_back(arg.data());
+  raw.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log_path.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+  pid_t pid = -1;
+  int spawned = posix_spawnp(&pid, binary.c_str(), &actions, nullptr, raw.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (spawned != 0) {
+    return absl::NotFoundError(absl::StrCat("cannot run ", binary, ": ", std::strerror(spawned),
+                                            " (tools/setup installs QEMU)"));
+  }
+  return pid;
+}
+
+// The last `lines` non-empty lines of a file.
+std::string FileTail(const std::string& path, size_t lines) {
+  std::ifstream in(path);
+  std::vector<std::string> all;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty()) all.push_back(line);
+    if (all.size() > 4 * lines) all.erase(all.begin(), all.end() - lines);
+  }
+  if (all.size() > lines) all.erase(all.begin(), all.end() - lines);
+  return absl::StrJoin(all, "\n");
+}
+
 }  // namespace
 
 std::string ShellQuote(const std::string& text) {
@@ -75,30 +116,13 @@ absl::StatusOr<std::unique_ptr<QemuProcess>> QemuProcess::Start(
   absl::StatusOr<UniqueFd> listener = ListenOn(*address, nullptr);
   if (!listener.ok()) return listener.status();
 
-  std::vector<std::string> argv = {binary};
-  argv.insert(argv.end(), args.begin(), args.end());
+  std::vector<std::string> argv = args;
   argv.push_back("-qmp");
   argv.push_back("unix:" + socket_path);
-  std::vector<std::string> quoted;
-  for (const std::string& arg : argv) quoted.push_back(ShellQuote(arg));
-  process->command_line_ = absl::StrJoin(quoted, " ");
-  std::vector<char*> raw;
-  for (std::string& arg : argv) raw.push_back(arg.data());
-  raw.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, process->log_path_.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
-  int spawned =
-      posix_spawnp(&process->pid_, binary.c_str(), &actions, nullptr, raw.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (spawned != 0) {
-    process->pid_ = -1;
-    return absl::NotFoundError(absl::StrCat("cannot run ", binary, ": ", std::strerror(spawned),
-                                            " (tools/setup installs QEMU)"));
-  }
+  absl::StatusOr<pid_t> pid =
+      SpawnLogged(binary, argv, process->log_path_, &process->command_line_);
+  if (!pid.ok()) return pid.status();
+  process->pid_ = *pid;
   // QEMU connects to the monitor once it is up; it may also exit first.
   const absl::Time deadline = absl::Now() + connect_timeout;
   while (true) {
@@ -154,16 +178,32 @@ QemuProcess::~QemuProcess() {
   }
 }
 
-std::string QemuProcess::LogTail(size_t lines) const {
-  std::ifstream in(log_path_);
-  std::vector<std::string> all;
-  std::string line;
-  while (std::getline(in, line)) {
-    if (!line.empty()) all.push_back(line);
-    if (all.size() > 4 * lines) all.erase(all.begin(), all.end() - lines);
+std::string QemuProcess::LogTail(size_t lines) const { return FileTail(log_path_, lines); }
+
+absl::StatusOr<QemuRun> RunQemuToExit(const std::string& binary,
+                                      const std::vector<std::string>& args, const std::string& dir,
+                                      absl::Duration timeout) {
+  QemuRun run;
+  const std::string log_path = dir + "/qemu.log";
+  absl::StatusOr<pid_t> pid = SpawnLogged(binary, args, log_path, &run.command_line);
+  if (!pid.ok()) return pid.status();
+  const absl::Time deadline = absl::Now() + timeout;
+  int status = 0;
+  while (true) {
+    pid_t done = waitpid(*pid, &status, WNOHANG);
+    if (done == *pid) break;
+    if (done < 0 || absl::Now() > deadline) {
+      kill(*pid, SIGKILL);
+      waitpid(*pid, &status, 0);
+      run.exit.killed_by_us = true;
+      break;
+    }
+    absl::SleepFor(kPollInterval);
   }
-  if (all.size() > lines) all.erase(all.begin(), all.end() - lines);
-  return absl::StrJoin(all, "\n");
+  if (WIFSIGNALED(status)) run.exit.signal = WTERMSIG(status);
+  if (WIFEXITED(status)) run.exit.code = WEXITSTATUS(status);
+  run.log_tail = FileTail(log_path, 6);
+  return run;
 }
 
 }  // namespace qmig

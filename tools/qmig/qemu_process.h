@@ -58,6 +58,19 @@ class QemuProcess {
   std::unique_ptr<QmpClient> qmp_;
 };
 
+// A QEMU run that ends by itself (such as -dump-vmstate, which exits once
+// the machine is created): `binary args...` with stdin from /dev/null and
+// stdout and stderr to DIR/qemu.log, killed if it is still running at
+// `timeout`.
+struct QemuRun {
+  QemuProcess::Exit exit;
+  std::string command_line;  // shell-quoted
+  std::string log_tail;      // the last lines QEMU wrote
+};
+absl::StatusOr<QemuRun> RunQemuToExit(const std::string& binary,
+                                      const std::vector<std::string>& args, const std::string& dir,
+                                      absl::Duration timeout);
+
 std::string ShellQuote(const std::string& text);
 
 }  // namespace qmig

@@ -1,5 +1,6 @@
-// A private temporary directory under $TMPDIR (or /tmp), removed with all it
-// holds when the object goes. path() is empty when it could not be made.
+// A private temporary directory under $TMPDIR (or /tmp), or under `base`
+// when one is given, removed with all it holds when the object goes. path()
+// is empty when it could not be made.
 #ifndef QMIG_TOOLS_QMIG_TEMP_DIR_H_
 #define QMIG_TOOLS_QMIG_TEMP_DIR_H_
 
@@ -16,8 +17,8 @@ namespace qmig {
 
 class TempDir {
  public:
-  explicit TempDir(const std::string& prefix) {
-    const char* base = std::getenv("TMPDIR");
+  explicit TempDir(const std::string& prefix, const char* base = nullptr) {
+    if (base == nullptr) base = std::getenv("TMPDIR");
     std::string pattern =
         absl::StrCat(base != nullptr && *base != '\0' ? base : "/tmp", "/", prefix, ".XXXXXX");
     if (mkdtemp(pattern.data()) != nullptr) path_ = pattern;
