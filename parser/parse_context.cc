@@ -15,7 +15,7 @@ std::string ParseContext::PathString(absl::string_view leaf) const {
 }
 
 void ParseContext::ReportAs(Severity severity, FindingCode code, uint64_t offset,
-                            std::string message, absl::string_view leaf, bool qemu_accepts) {
+                            std::string message, absl::string_view leaf, QemuReleases qemu_accepts) {
   Finding finding;
   finding.code = code;
   finding.severity = severity;
@@ -30,12 +30,12 @@ void ParseContext::ReportAs(Severity severity, FindingCode code, uint64_t offset
 }
 
 void ParseContext::Report(FindingCode code, uint64_t offset, std::string message,
-                          absl::string_view leaf, bool qemu_accepts) {
+                          absl::string_view leaf, QemuReleases qemu_accepts) {
   ReportAs(DescribeFinding(code).severity, code, offset, std::move(message), leaf, qemu_accepts);
 }
 
 absl::Status ParseContext::Fail(FindingCode code, uint64_t offset, std::string message,
-                                absl::string_view leaf, bool qemu_accepts) {
+                                absl::string_view leaf, QemuReleases qemu_accepts) {
   failed_ = true;
   std::string status_message = absl::StrCat("offset ", offset, ": ", message);
   Report(code, offset, std::move(message), leaf, qemu_accepts);

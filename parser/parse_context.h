@@ -33,13 +33,13 @@ class ParseContext : public ReadErrorObserver {
   // Records a finding at `offset` with the current path (plus `leaf`, if
   // any). Severity comes from the code's table entry.
   void Report(FindingCode code, uint64_t offset, std::string message,
-              absl::string_view leaf = {}, bool qemu_accepts = false);
+              absl::string_view leaf = {}, QemuReleases qemu_accepts = false);
   // Report() with an explicit severity.
   void ReportAs(Severity severity, FindingCode code, uint64_t offset, std::string message,
-                absl::string_view leaf = {}, bool qemu_accepts = false);
+                absl::string_view leaf = {}, QemuReleases qemu_accepts = false);
   // Report() and return the status that stops decoding.
   absl::Status Fail(FindingCode code, uint64_t offset, std::string message,
-                    absl::string_view leaf = {}, bool qemu_accepts = false);
+                    absl::string_view leaf = {}, QemuReleases qemu_accepts = false);
 
   absl::Status OnReadFailure(ReadFailure failure, uint64_t offset, uint64_t needed,
                              uint64_t available, absl::string_view limit_name) override;

@@ -79,8 +79,8 @@ inline ::testing::AssertionResult HasFinding(const ParseResult& result, const Wa
     absl::StrAppend(&wrong, " severity ", SeverityName(f->severity), " != ",
                     SeverityName(severity), ";");
   }
-  if (f->qemu_accepts != want.qemu_accepts) {
-    absl::StrAppend(&wrong, " qemu_accepts ", f->qemu_accepts, " != ", want.qemu_accepts, ";");
+  if (f->qemu_accepts.any() != want.qemu_accepts) {
+    absl::StrAppend(&wrong, " qemu_accepts ", f->qemu_accepts.any(), " != ", want.qemu_accepts, ";");
   }
   if (!absl::StartsWith(f->path, want.path_prefix)) {
     absl::StrAppend(&wrong, " path '", f->path, "' does not start with '", want.path_prefix, "';");

@@ -14,6 +14,7 @@
 
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "parser/wire/release.h"
 
 namespace qmig {
 
@@ -142,7 +143,9 @@ struct Finding {
   std::string path;
   std::string message;
   // QEMU 7.2's destination would have loaded this stream regardless.
-  bool qemu_accepts = false;
+  // The QEMU releases whose destination would load the stream regardless:
+  // where qmig is stricter than QEMU on purpose.
+  QemuReleases qemu_accepts;
 };
 
 // Collects findings. At most `max_kept` are stored; every one is counted,

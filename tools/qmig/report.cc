@@ -17,8 +17,14 @@ nlohmann::json FindingToJson(const Finding& finding) {
       {"offset", finding.offset},
       {"path", PrintableText(finding.path)},
       {"message", PrintableText(finding.message)},
-      {"qemu_accepts", finding.qemu_accepts},
+      {"qemu_accepts", finding.qemu_accepts.any()},
   };
+  nlohmann::json releases = nlohmann::json::array();
+  for (int i = 0; i < kQemuReleaseCount; ++i) {
+    const QemuRelease release = static_cast<QemuRelease>(i);
+    if (finding.qemu_accepts.Has(release)) releases.push_back(std::string(QemuReleaseName(release)));
+  }
+  out["qemu_accepts_in"] = std::move(releases);
   out["package_offset"] =
       finding.package_offset.has_value() ? nlohmann::json(*finding.package_offset) : nlohmann::json();
   return out;
@@ -108,7 +114,7 @@ std::string FormatFinding(const Finding& f) {
                                   where);
   if (!f.path.empty()) absl::StrAppend(&line, " ", PrintableText(f.path));
   absl::StrAppend(&line, ": ", PrintableText(f.message));
-  if (f.qemu_accepts) absl::StrAppend(&line, " [QEMU 7.2 would accept this]");
+  if (f.qemu_accepts) absl::StrAppend(&line, " [", f.qemu_accepts.Describe(), " accepts this]");
   return line;
 }
 
