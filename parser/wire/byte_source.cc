@@ -31,6 +31,11 @@ absl::Status ReadError(int error) {
 
 }  // namespace
 
+void MemorySource::ReleaseBehind(size_t step) {
+  release_step_ = step;
+  ClearCurrent();  // a view must come through View() now and then
+}
+
 absl::StatusOr<absl::Span<const uint8_t>> MemorySource::View(uint64_t offset, size_t) {
   if (offset < base_) {
     return absl::InternalError(absl::StrCat("view at ", offset, " before source start ", base_));
@@ -42,7 +47,10 @@ absl::StatusOr<absl::Span<const uint8_t>> MemorySource::View(uint64_t offset, si
     released_ = upto;
   }
   if (relative >= data_.size()) return absl::Span<const uint8_t>();
-  return data_.subspan(relative);
+  absl::Span<const uint8_t> view = data_.subspan(relative);
+  // Releasing works per view: publish no more than a step for reads to use.
+  SetCurrent(offset, release_step_ != 0 ? view.subspan(0, release_step_) : view);
+  return view;
 }
 
 absl::StatusOr<bool> MemorySource::BufferToEnd(uint64_t, uint64_t) {
@@ -65,6 +73,7 @@ FdSource::FdSource(int fd, std::optional<uint64_t> known_size, size_t window_byt
     : fd_(fd), known_size_(known_size), window_bytes_(std::max<size_t>(window_bytes, 1)) {}
 
 absl::Status FdSource::Fill(uint64_t offset, size_t want, size_t capacity) {
+  ClearCurrent();  // the window may move
   if (offset < window_start_) {
     return absl::InternalError(
         absl::StrCat("read at ", offset, " behind the retained window at ", window_start_));
@@ -120,8 +129,10 @@ absl::StatusOr<absl::Span<const uint8_t>> FdSource::View(uint64_t offset, size_t
   if (!status.ok()) return status;
   uint64_t window_end = window_start_ + window_len_;
   if (offset >= window_end || offset < window_start_) return absl::Span<const uint8_t>();
-  return absl::Span<const uint8_t>(buffer_.data() + (offset - window_start_),
-                                   static_cast<size_t>(window_end - offset));
+  absl::Span<const uint8_t> view(buffer_.data() + (offset - window_start_),
+                                 static_cast<size_t>(window_end - offset));
+  SetCurrent(offset, view);
+  return view;
 }
 
 absl::StatusOr<bool> FdSource::BufferToEnd(uint64_t offset, uint64_t max_bytes) {

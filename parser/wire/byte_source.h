@@ -55,6 +55,32 @@ class ByteSource {
 
   // Peak bytes this source held in memory (not counting caller-owned memory).
   virtual size_t PeakBufferBytes() const { return 0; }
+
+  // The bytes [offset, offset + n) when the view this source last handed out
+  // holds them, else nullptr. They stay valid as that view does; a Reader
+  // serves small fixed-size reads from here without a virtual call.
+  const uint8_t* Current(uint64_t offset, size_t n) const {
+    if (offset < current_offset_) return nullptr;
+    const uint64_t into = offset - current_offset_;
+    if (into > current_size_ || n > current_size_ - into) return nullptr;
+    return current_data_ + into;
+  }
+
+ protected:
+  // Implementations publish each view they hand out, or a prefix of it (a
+  // source that works per view, such as one releasing what lies behind,
+  // publishes only as much as may be read before it must act again).
+  void SetCurrent(uint64_t offset, absl::Span<const uint8_t> view) {
+    current_offset_ = offset;
+    current_data_ = view.data();
+    current_size_ = view.size();
+  }
+  void ClearCurrent() { SetCurrent(0, {}); }
+
+ private:
+  uint64_t current_offset_ = 0;
+  const uint8_t* current_data_ = nullptr;
+  size_t current_size_ = 0;
 };
 
 // Borrowed bytes. `base_offset` is the absolute offset of data[0], so that a
@@ -62,13 +88,15 @@ class ByteSource {
 class MemorySource final : public ByteSource {
  public:
   explicit MemorySource(absl::Span<const uint8_t> data, uint64_t base_offset = 0)
-      : data_(data), base_(base_offset) {}
+      : data_(data), base_(base_offset) {
+    SetCurrent(base_, data_);
+  }
 
   // For a private read-only file mapping: drops the pages the reader has
   // passed (MADV_DONTNEED), `step` bytes behind it, so that resident memory
   // stays bounded on a file of any size. A dropped page reloads from the
   // file if read again, so views never change.
-  void ReleaseBehind(size_t step) { release_step_ = step; }
+  void ReleaseBehind(size_t step);
 
   absl::StatusOr<absl::Span<const uint8_t>> View(uint64_t offset, size_t want) override;
   absl::StatusOr<bool> BufferToEnd(uint64_t offset, uint64_t max_bytes) override;
