@@ -9,7 +9,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <new>
 
+#include "absl/memory/memory.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "parser/wire/limits.h"
@@ -19,6 +21,13 @@ namespace {
 
 // Mapped files are released in whole pages; mmap returns page-aligned memory.
 constexpr uint64_t kReleaseAlignment = 4096;
+// The kernel copies into a user buffer much faster when source and
+// destination share their offset modulo a cache line (measured: 5x on the
+// project's machines), so the window keeps each byte at its input offset
+// modulo this in memory.
+constexpr size_t kCopyAlignment = 64;
+// Buffers start on a page, and pread(2) of a file starts on a page of it.
+constexpr size_t kBufferAlignment = 4096;
 
 absl::Status ReadError(int error) {
   if (error == EAGAIN || error == EWOULDBLOCK) {
@@ -30,6 +39,14 @@ absl::Status ReadError(int error) {
 }
 
 }  // namespace
+
+namespace internal {
+void AlignedFree::operator()(uint8_t* bytes) const {
+  ::operator delete (bytes, std::align_val_t{kBufferAlignment});
+}
+}  // namespace internal
+
+// --- MemorySource ---------------------------------------------------------------------------
 
 void MemorySource::ReleaseBehind(size_t step) {
   release_step_ = step;
@@ -69,34 +86,71 @@ absl::StatusOr<bool> MemorySource::WaitForData(uint64_t offset, absl::Duration) 
   return offset < base_ + data_.size();
 }
 
+// --- FdSource -------------------------------------------------------------------------------
+
 FdSource::FdSource(int fd, std::optional<uint64_t> known_size, size_t window_bytes)
-    : fd_(fd), known_size_(known_size), window_bytes_(std::max<size_t>(window_bytes, 1)) {}
+    : fd_(fd),
+      positional_(false),
+      known_size_(known_size),
+      window_bytes_(std::max<size_t>(window_bytes, 1)) {}
+
+FdSource::FdSource(int fd, uint64_t size, size_t window_bytes, bool positional)
+    : fd_(fd),
+      positional_(positional),
+      known_size_(size),
+      window_bytes_(std::max<size_t>(window_bytes, 1)) {}
+
+std::unique_ptr<FdSource> FdSource::ForFile(int fd, uint64_t size, size_t window_bytes) {
+  return absl::WrapUnique(new FdSource(fd, size, window_bytes, /*positional=*/true));
+}
+
+bool FdSource::Holds(uint64_t offset, size_t want) const {
+  return offset >= window_start_ && offset - window_start_ <= window_len_ &&
+         want <= window_len_ - (offset - window_start_);
+}
+
+void FdSource::Reserve(size_t bytes) {
+  if (bytes <= capacity_) return;
+  bytes = (bytes + kCopyAlignment - 1) & ~(kCopyAlignment - 1);
+  std::unique_ptr<uint8_t, internal::AlignedFree> grown(
+      static_cast<uint8_t*>(::operator new (bytes, std::align_val_t{kBufferAlignment})));
+  if (window_len_ > 0) std::memcpy(grown.get() + head_, window(), window_len_);
+  buffer_ = std::move(grown);
+  capacity_ = bytes;
+  peak_ = std::max(peak_, capacity_);
+}
 
 absl::Status FdSource::Fill(uint64_t offset, size_t want, size_t capacity) {
   ClearCurrent();  // the window may move
+  return positional_ ? FillPositional(offset, want, capacity) : FillStream(offset, want, capacity);
+}
+
+absl::Status FdSource::FillStream(uint64_t offset, size_t want, size_t capacity) {
   if (offset < window_start_) {
     return absl::InternalError(
         absl::StrCat("read at ", offset, " behind the retained window at ", window_start_));
   }
-  uint64_t window_end = window_start_ + window_len_;
-  if (offset + want <= window_end || eof_) return absl::OkStatus();
-  // Drop what lies before `offset`, then read more.
+  if (Holds(offset, want) || eof_) return absl::OkStatus();
+  // Drop what lies before `offset`, keeping each byte at its offset modulo
+  // kCopyAlignment.
   if (offset > window_start_) {
     size_t drop = static_cast<size_t>(std::min<uint64_t>(offset - window_start_, window_len_));
-    if (window_len_ > drop) std::memmove(buffer_.data(), buffer_.data() + drop, window_len_ - drop);
-    window_len_ -= drop;
+    size_t keep = window_len_ - drop;
+    size_t head = static_cast<size_t>((window_start_ + drop) % kCopyAlignment);
+    if (keep > 0) std::memmove(buffer_.get() + head, window() + drop, keep);
     window_start_ += drop;
+    window_len_ = keep;
+    head_ = head;
   }
-  // Bytes between the window end and `offset` (a forward skip) are read and
-  // discarded in place.
-  size_t needed_capacity = std::max(capacity, want);
-  if (buffer_.size() < needed_capacity) buffer_.resize(needed_capacity);
-  peak_ = std::max(peak_, buffer_.size());
+  // Room for the view wherever its first byte lands.
+  Reserve(std::max(capacity, want + kCopyAlignment - 1));
   while (!eof_) {
     if (window_start_ < offset && window_len_ == 0) {
       // Skipping forward: read into the buffer and throw the bytes away.
-      ssize_t n = ::read(fd_, buffer_.data(),
-                         static_cast<size_t>(std::min<uint64_t>(offset - window_start_, buffer_.size())));
+      head_ = static_cast<size_t>(window_start_ % kCopyAlignment);
+      ssize_t n = ::read(
+          fd_, window(),
+          static_cast<size_t>(std::min<uint64_t>(offset - window_start_, capacity_ - head_)));
       if (n < 0) {
         if (errno == EINTR) continue;
         return ReadError(errno);
@@ -106,11 +160,13 @@ absl::Status FdSource::Fill(uint64_t offset, size_t want, size_t capacity) {
         break;
       }
       window_start_ += static_cast<uint64_t>(n);
+      head_ = static_cast<size_t>(window_start_ % kCopyAlignment);
       continue;
     }
-    if (window_start_ + window_len_ >= offset + want) break;
-    if (window_len_ == buffer_.size()) break;
-    ssize_t n = ::read(fd_, buffer_.data() + window_len_, buffer_.size() - window_len_);
+    if (window_end() >= offset + want) break;
+    size_t room = capacity_ - head_ - window_len_;
+    if (room == 0) break;
+    ssize_t n = ::read(fd_, window() + window_len_, room);
     if (n < 0) {
       if (errno == EINTR) continue;
       return ReadError(errno);
@@ -124,13 +180,45 @@ absl::Status FdSource::Fill(uint64_t offset, size_t want, size_t capacity) {
   return absl::OkStatus();
 }
 
+absl::Status FdSource::FillPositional(uint64_t offset, size_t want, size_t capacity) {
+  if (Holds(offset, want)) return absl::OkStatus();
+  if (offset < origin_) {
+    return absl::InternalError(
+        absl::StrCat("read at ", offset, " before the kept input at ", origin_));
+  }
+  const uint64_t end = *known_size_;
+  // Start on a page of the file, so that the copy is aligned both ways.
+  const uint64_t first = offset >= end ? end - origin_ : offset - origin_;
+  const uint64_t start = first & ~uint64_t{kBufferAlignment - 1};
+  const uint64_t lead = first - start;
+  const uint64_t length =
+      std::min<uint64_t>(std::max<uint64_t>(capacity, lead + want), end - origin_ - start);
+  window_len_ = 0;  // the window moves: what it held need not be copied
+  head_ = 0;
+  Reserve(static_cast<size_t>(length));
+  window_start_ = origin_ + start;
+  while (window_len_ < length) {
+    ssize_t n = ::pread(fd_, window() + window_len_, length - window_len_, start + window_len_);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ReadError(errno);
+    }
+    if (n == 0) {
+      // The file shrank since it was opened: it ends here now.
+      known_size_ = window_end();
+      break;
+    }
+    window_len_ += static_cast<size_t>(n);
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<absl::Span<const uint8_t>> FdSource::View(uint64_t offset, size_t want) {
-  absl::Status status = Fill(offset, want, std::max(window_bytes_, buffer_.size()));
+  absl::Status status = Fill(offset, want, std::max(window_bytes_, capacity_));
   if (!status.ok()) return status;
-  uint64_t window_end = window_start_ + window_len_;
-  if (offset >= window_end || offset < window_start_) return absl::Span<const uint8_t>();
-  absl::Span<const uint8_t> view(buffer_.data() + (offset - window_start_),
-                                 static_cast<size_t>(window_end - offset));
+  if (offset >= window_end() || offset < window_start_) return absl::Span<const uint8_t>();
+  absl::Span<const uint8_t> view(window() + (offset - window_start_),
+                                 static_cast<size_t>(window_end() - offset));
   SetCurrent(offset, view);
   return view;
 }
@@ -139,13 +227,19 @@ absl::StatusOr<bool> FdSource::BufferToEnd(uint64_t offset, uint64_t max_bytes) 
   if (known_size_.has_value() && *known_size_ >= offset && *known_size_ - offset > max_bytes) {
     return false;
   }
+  if (positional_) {
+    const uint64_t rest = *known_size_ > offset ? *known_size_ - offset : 0;
+    absl::Status status = Fill(offset, static_cast<size_t>(rest), static_cast<size_t>(rest));
+    if (!status.ok()) return status;
+    return true;
+  }
   // Grow the window one step at a time so that memory follows the input.
-  size_t capacity = std::max(window_bytes_, buffer_.size());
+  size_t capacity = std::max(window_bytes_, capacity_);
   while (true) {
     size_t want = static_cast<size_t>(std::min<uint64_t>(capacity, max_bytes + 1));
     absl::Status status = Fill(offset, want, capacity);
     if (!status.ok()) return status;
-    uint64_t have = window_start_ + window_len_ > offset ? window_start_ + window_len_ - offset : 0;
+    uint64_t have = window_end() > offset ? window_end() - offset : 0;
     if (eof_) return have <= max_bytes;
     if (have > max_bytes) return false;
     if (capacity >= max_bytes + 1) return false;
@@ -161,7 +255,8 @@ absl::StatusOr<bool> FdSource::Readable(absl::Duration timeout) {
 }
 
 absl::StatusOr<bool> FdSource::WaitForData(uint64_t offset, absl::Duration timeout) {
-  if (offset < window_start_ + window_len_ && offset >= window_start_) return true;
+  if (Holds(offset, 1)) return true;
+  if (positional_) return offset < *known_size_;
   if (eof_) return false;
   absl::StatusOr<bool> readable = Readable(timeout);
   if (!readable.ok() || !*readable) return readable;
@@ -173,14 +268,18 @@ absl::StatusOr<bool> FdSource::WaitForData(uint64_t offset, absl::Duration timeo
 absl::StatusOr<bool> FdSource::BufferUntil(
     uint64_t offset, uint64_t max_bytes,
     const std::function<bool(absl::Span<const uint8_t>)>& complete, absl::Duration idle) {
+  if (positional_) {
+    absl::StatusOr<bool> whole = BufferToEnd(offset, max_bytes);
+    if (!whole.ok() || !*whole) return whole;
+    return true;  // everything is here already
+  }
   auto tail = [&]() -> absl::Span<const uint8_t> {
-    uint64_t end = window_start_ + window_len_;
-    if (offset < window_start_ || offset >= end) return {};
-    return absl::Span<const uint8_t>(buffer_.data() + (offset - window_start_),
-                                     static_cast<size_t>(end - offset));
+    if (offset < window_start_ || offset >= window_end()) return {};
+    return absl::Span<const uint8_t>(window() + (offset - window_start_),
+                                     static_cast<size_t>(window_end() - offset));
   };
   // Keep everything from `offset` on while reading more, one read at a time.
-  absl::Status status = Fill(offset, 1, std::max(window_bytes_, buffer_.size()));
+  absl::Status status = Fill(offset, 1, std::max(window_bytes_, capacity_));
   if (!status.ok()) return status;
   while (true) {
     uint64_t have = tail().size();
@@ -191,12 +290,14 @@ absl::StatusOr<bool> FdSource::BufferUntil(
     absl::StatusOr<bool> more = Readable(idle);
     if (!more.ok()) return more.status();
     if (!*more) return complete(tail());
-    size_t capacity = std::max(buffer_.size(), static_cast<size_t>(std::min<uint64_t>(
-                                                   2 * (have + 1), max_bytes + 1)));
+    size_t capacity =
+        std::max(capacity_, static_cast<size_t>(std::min<uint64_t>(2 * (have + 1), max_bytes + 1)));
     status = Fill(offset, static_cast<size_t>(have + 1), capacity);
     if (!status.ok()) return status;
   }
 }
+
+// --- OpenedInput ----------------------------------------------------------------------------
 
 absl::StatusOr<std::unique_ptr<OpenedInput>> OpenedInput::Open(const std::string& path) {
   std::unique_ptr<OpenedInput> input(new OpenedInput());
@@ -211,24 +312,13 @@ absl::StatusOr<std::unique_ptr<OpenedInput>> OpenedInput::Open(const std::string
   struct stat st;
   if (::fstat(input->fd_, &st) != 0) return absl::ErrnoToStatus(errno, "fstat");
   if (S_ISREG(st.st_mode)) {
+    input->seekable_ = true;
     uint64_t size = static_cast<uint64_t>(st.st_size);
     if (size == 0) {
-      input->empty_file_ = true;
       input->source_ = std::make_unique<MemorySource>(absl::Span<const uint8_t>());
       return input;
     }
-    void* mapped = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, input->fd_, 0);
-    if (mapped != MAP_FAILED) {
-      ::madvise(mapped, size, MADV_SEQUENTIAL);
-      input->mapped_ = mapped;
-      input->mapped_len_ = size;
-      auto source = std::make_unique<MemorySource>(
-          absl::Span<const uint8_t>(static_cast<const uint8_t*>(mapped), size));
-      source->ReleaseBehind(kMappedReleaseStep);
-      input->source_ = std::move(source);
-      return input;
-    }
-    input->source_ = std::make_unique<FdSource>(input->fd_, size);
+    input->source_ = FdSource::ForFile(input->fd_, size);
     return input;
   }
   if (S_ISFIFO(st.st_mode)) {
@@ -242,7 +332,6 @@ absl::StatusOr<std::unique_ptr<OpenedInput>> OpenedInput::Open(const std::string
 
 OpenedInput::~OpenedInput() {
   source_.reset();
-  if (mapped_ != nullptr) ::munmap(mapped_, mapped_len_);
   if (owns_fd_ && fd_ >= 0) ::close(fd_);
 }
 

@@ -3,7 +3,8 @@
 // socket keeps a bounded window and never holds the whole stream.
 //
 // Implementations: MemorySource (a caller-owned span, e.g. an mmap'd file),
-// FdSource (read(2) from any descriptor: regular file, pipe, socket, stdin).
+// FdSource (a descriptor: read(2) for a pipe, a socket or stdin; pread(2) at
+// absolute offsets for a regular file).
 #ifndef QMIG_PARSER_WIRE_BYTE_SOURCE_H_
 #define QMIG_PARSER_WIRE_BYTE_SOURCE_H_
 
@@ -15,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
@@ -113,14 +115,30 @@ class MemorySource final : public ByteSource {
   uint64_t released_ = 0;  // bytes at the front of data_ already released
 };
 
-// read(2) from a descriptor the caller owns, through a window of
-// `window_bytes` (grown by BufferToEnd and BufferUntil up to their bound, and
-// to any larger view asked for). The default suits a stream; fuzzers and
-// tests pass small windows so that every view crosses window boundaries.
+namespace internal {
+struct AlignedFree {
+  void operator()(uint8_t* bytes) const;
+};
+}  // namespace internal
+
+// A descriptor the caller owns, through a window of `window_bytes` (grown by
+// BufferToEnd and BufferUntil up to their bound, and to any larger view asked
+// for). Streams are read front to back with read(2); a regular file (ForFile)
+// with pread(2) at absolute offsets, so nothing is mapped and a page fault
+// costs nothing per page. The window's bytes sit at the same offset modulo 64
+// in memory as in the input, which keeps the kernel's copy fast. The default
+// window suits a stream; fuzzers and tests pass small windows so that every
+// view crosses window boundaries.
 class FdSource final : public ByteSource {
  public:
   explicit FdSource(int fd, std::optional<uint64_t> known_size = std::nullopt,
                     size_t window_bytes = kStreamWindowBytes);
+  // A regular file of `size` bytes.
+  static std::unique_ptr<FdSource> ForFile(int fd, uint64_t size,
+                                           size_t window_bytes = kFileWindowBytes);
+  ~FdSource() override = default;
+  FdSource(const FdSource&) = delete;
+  FdSource& operator=(const FdSource&) = delete;
 
   absl::StatusOr<absl::Span<const uint8_t>> View(uint64_t offset, size_t want) override;
   absl::StatusOr<bool> BufferToEnd(uint64_t offset, uint64_t max_bytes) override;
@@ -132,23 +150,38 @@ class FdSource final : public ByteSource {
   size_t PeakBufferBytes() const override { return peak_; }
 
  private:
+  FdSource(int fd, uint64_t size, size_t window_bytes, bool positional);
+
+  uint8_t* window() const { return buffer_.get() + head_; }
+  uint64_t window_end() const { return window_start_ + window_len_; }
+  bool Holds(uint64_t offset, size_t want) const;
+  // Makes the buffer at least `bytes` long, keeping the window where it is.
+  void Reserve(size_t bytes);
   // Reads until the window holds `[offset, offset + want)` or input ends.
   absl::Status Fill(uint64_t offset, size_t want, size_t capacity);
+  absl::Status FillStream(uint64_t offset, size_t want, size_t capacity);
+  absl::Status FillPositional(uint64_t offset, size_t want, size_t capacity);
   // Whether the descriptor has bytes (or EOF) to read within `timeout`.
   absl::StatusOr<bool> Readable(absl::Duration timeout);
 
   int fd_;
+  bool positional_;      // pread(2) at `offset - origin_`
+  uint64_t origin_ = 0;  // absolute offset of the descriptor's first byte
   std::optional<uint64_t> known_size_;
   size_t window_bytes_;
-  std::vector<uint8_t> buffer_;
-  uint64_t window_start_ = 0;  // absolute offset of buffer_[0]
-  size_t window_len_ = 0;      // valid bytes in buffer_
+  std::unique_ptr<uint8_t, internal::AlignedFree> buffer_;
+  size_t capacity_ = 0;
+  size_t head_ = 0;            // index of window_start_'s byte in buffer_
+  uint64_t window_start_ = 0;  // absolute offset of the window's first byte
+  size_t window_len_ = 0;      // valid bytes in the window
   bool eof_ = false;
   size_t peak_ = 0;
 };
 
-// An input opened by path ("-" is stdin): regular files are mapped, anything
-// else is read through an FdSource.
+// An input opened by path ("-" is stdin): a regular file through
+// FdSource::ForFile (pread(2), not a mapping: on a host where a page fault is
+// expensive, touching every page of a mapped stream cost 5x reading it),
+// anything else through a streaming FdSource.
 class OpenedInput {
  public:
   static absl::StatusOr<std::unique_ptr<OpenedInput>> Open(const std::string& path);
@@ -157,7 +190,7 @@ class OpenedInput {
   OpenedInput& operator=(const OpenedInput&) = delete;
 
   ByteSource& source() { return *source_; }
-  bool seekable() const { return mapped_ != nullptr || empty_file_; }
+  bool seekable() const { return seekable_; }
   const std::string& path() const { return path_; }
 
  private:
@@ -166,9 +199,7 @@ class OpenedInput {
   std::string path_;
   int fd_ = -1;
   bool owns_fd_ = false;
-  void* mapped_ = nullptr;
-  size_t mapped_len_ = 0;
-  bool empty_file_ = false;
+  bool seekable_ = false;
   std::unique_ptr<ByteSource> source_;
 };
 

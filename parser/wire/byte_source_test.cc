@@ -1,13 +1,17 @@
 #include "parser/wire/byte_source.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "parser/wire/limits.h"
 #include "parser/wire/reader.h"
@@ -134,6 +138,122 @@ TEST(FdSourceTest, TruncationOnAPipeIsReportedAsTruncated) {
   Reader reader(&source, nullptr);
   ASSERT_TRUE(reader.Skip(8).ok());
   EXPECT_TRUE(absl::IsOutOfRange(reader.Be32().status()));
+}
+
+// A regular file holding `data`, removed again at the end of the test.
+class TempFile {
+ public:
+  explicit TempFile(const std::vector<uint8_t>& data) {
+    const char* dir = std::getenv("TEST_TMPDIR");
+    path_ = absl::StrCat(dir != nullptr ? dir : "/tmp", "/byte_source_test-XXXXXX");
+    fd_ = mkstemp(path_.data());
+    EXPECT_GE(fd_, 0);
+    EXPECT_EQ(write(fd_, data.data(), data.size()), static_cast<ssize_t>(data.size()));
+  }
+  ~TempFile() {
+    close(fd_);
+    unlink(path_.c_str());
+  }
+  int fd() const { return fd_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  int fd_;
+};
+
+TEST(FdSourceTest, ReadsAFileAtAnyOffsetWithPread) {
+  std::vector<uint8_t> data = Pattern(3 * 4096 + 77);
+  TempFile file(data);
+  std::unique_ptr<FdSource> source = FdSource::ForFile(file.fd(), data.size(), 4096);
+  ASSERT_EQ(source->Size(), data.size());
+  // Forward, backward and across window ends: a file has no retained window.
+  for (uint64_t offset : {uint64_t{0}, uint64_t{5000}, uint64_t{100}, uint64_t{4090},
+                          uint64_t{3 * 4096 + 76}, uint64_t{8191}}) {
+    absl::StatusOr<absl::Span<const uint8_t>> view = source->View(offset, 9);
+    ASSERT_TRUE(view.ok());
+    ASSERT_GE(view->size(), std::min<size_t>(9, data.size() - offset)) << offset;
+    EXPECT_TRUE(std::equal(view->begin(), view->end(), data.begin() + offset)) << offset;
+    EXPECT_EQ(view->end() - view->begin(),
+              static_cast<ptrdiff_t>(std::min<uint64_t>(view->size(), data.size() - offset)));
+  }
+  absl::StatusOr<absl::Span<const uint8_t>> past = source->View(data.size(), 1);
+  ASSERT_TRUE(past.ok());
+  EXPECT_TRUE(past->empty());
+  // A view wider than the window grows it.
+  absl::StatusOr<absl::Span<const uint8_t>> wide = source->View(10, 10000);
+  ASSERT_TRUE(wide.ok());
+  ASSERT_GE(wide->size(), 10000u);
+  EXPECT_TRUE(std::equal(wide->begin(), wide->begin() + 10000, data.begin() + 10));
+  EXPECT_LT(source->PeakBufferBytes(), 10000u + 2 * 4096);
+}
+
+TEST(FdSourceTest, AFileThatShrankEndsWhereItNowEnds) {
+  std::vector<uint8_t> data = Pattern(10000);
+  TempFile file(data);
+  std::unique_ptr<FdSource> source = FdSource::ForFile(file.fd(), data.size(), 4096);
+  ASSERT_EQ(ftruncate(file.fd(), 6000), 0);
+  Reader reader(source.get(), nullptr);
+  ASSERT_TRUE(reader.Skip(5996).ok());
+  EXPECT_EQ(*reader.Be32(), uint32_t{data[5996]} << 24 | uint32_t{data[5997]} << 16 |
+                                uint32_t{data[5998]} << 8 | data[5999]);
+  EXPECT_TRUE(absl::IsOutOfRange(reader.U8().status()));  // truncated, not a crash
+  EXPECT_EQ(source->Size(), 6000u);
+}
+
+// The kernel copies fast only when a byte sits at the same offset modulo a
+// cache line in the buffer as in the input.
+TEST(FdSourceTest, ViewsKeepTheInputsAlignment) {
+  std::vector<uint8_t> data = Pattern(200000);
+  PipeWriter writer(data);
+  FdSource source(writer.fd(), std::nullopt, /*window_bytes=*/4096);
+  for (uint64_t offset = 0; offset + 300 < data.size(); offset += 1237) {
+    absl::StatusOr<absl::Span<const uint8_t>> view = source.View(offset, 300);
+    ASSERT_TRUE(view.ok());
+    ASSERT_GE(view->size(), 300u);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(view->data()) % 64, offset % 64) << offset;
+    EXPECT_EQ((*view)[299], data[offset + 299]);
+  }
+  TempFile file(data);
+  std::unique_ptr<FdSource> positional = FdSource::ForFile(file.fd(), data.size(), 4096);
+  for (uint64_t offset = 3; offset + 300 < data.size(); offset += 4099) {
+    absl::StatusOr<absl::Span<const uint8_t>> view = positional->View(offset, 300);
+    ASSERT_TRUE(view.ok());
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(view->data()) % 64, offset % 64) << offset;
+  }
+}
+
+// A reader's small reads come from the source's current view without a
+// call, and never from a view the source has since replaced.
+TEST(FdSourceTest, CurrentIsTheLastViewOnly) {
+  std::vector<uint8_t> data = Pattern(100);
+  PipeWriter writer(data);
+  FdSource source(writer.fd(), std::nullopt, /*window_bytes=*/16);
+  EXPECT_EQ(source.Current(0, 1), nullptr);  // nothing handed out yet
+  absl::StatusOr<absl::Span<const uint8_t>> view = source.View(0, 8);
+  ASSERT_TRUE(view.ok());
+  ASSERT_NE(source.Current(4, 4), nullptr);
+  EXPECT_EQ(*source.Current(4, 4), data[4]);
+  EXPECT_EQ(source.Current(4, view->size()), nullptr);  // runs past the view
+  ASSERT_TRUE(source.View(40, 8).ok());
+  EXPECT_EQ(source.Current(4, 1), nullptr);  // that window is gone
+  EXPECT_EQ(*source.Current(41, 1), data[41]);
+}
+
+TEST(OpenedInputTest, ARegularFileIsReadInPlace) {
+  std::vector<uint8_t> data = Pattern(3 * kStreamWindowBytes + 11);
+  TempFile file(data);
+  absl::StatusOr<std::unique_ptr<OpenedInput>> input = OpenedInput::Open(file.path());
+  ASSERT_TRUE(input.ok());
+  EXPECT_TRUE((*input)->seekable());
+  ByteSource& source = (*input)->source();
+  EXPECT_EQ(source.Size(), data.size());
+  Reader reader(&source, nullptr);
+  ASSERT_TRUE(reader.Skip(data.size() - 8).ok());
+  absl::StatusOr<uint64_t> last = reader.Be64();
+  ASSERT_TRUE(last.ok());
+  EXPECT_EQ(*last & 0xff, data.back());
+  EXPECT_LE(source.PeakBufferBytes(), 8 * kStreamWindowBytes);
 }
 
 }  // namespace

@@ -45,6 +45,8 @@ inline constexpr size_t kStreamWindowBytes = size_t{1} << 20;
 inline constexpr size_t kMaxContiguousView = size_t{256} << 10;
 // How far behind the reader a mapped file's pages are dropped again.
 inline constexpr size_t kMappedReleaseStep = size_t{8} << 20;
+// The window a regular file is read through with pread(2).
+inline constexpr size_t kFileWindowBytes = size_t{1} << 20;
 
 // Limits a user may change. Defaults are strict; `Validate` keeps each inside
 // what the protocol allows.
