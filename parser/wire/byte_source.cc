@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -36,6 +37,35 @@ absl::Status ReadError(int error) {
         "no data arrived within the receive timeout: the sender stopped sending");
   }
   return absl::ErrnoToStatus(error, "read");
+}
+
+// An unlinked temporary file in `directory`, or -1 with *why set.
+int OpenTemporary(const std::string& directory, std::string* why) {
+  int fd = ::open(directory.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (fd >= 0) return fd;
+  // File systems without O_TMPFILE: a named file, unlinked at once.
+  std::string path = absl::StrCat(directory, "/qmig-spill-XXXXXX");
+  fd = ::mkostemp(path.data(), O_CLOEXEC);
+  if (fd >= 0) {
+    ::unlink(path.c_str());
+    return fd;
+  }
+  *why = absl::StrCat("no temporary file could be made in ", directory, " (", std::strerror(errno),
+                      ")");
+  return -1;
+}
+
+absl::Status WriteAll(int fd, const uint8_t* bytes, size_t n) {
+  while (n > 0) {
+    ssize_t written = ::write(fd, bytes, n);
+    if (written < 0) {
+      if (errno == EINTR) continue;
+      return absl::ErrnoToStatus(errno, "write to the temporary file");
+    }
+    bytes += written;
+    n -= static_cast<size_t>(written);
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -86,6 +116,18 @@ absl::StatusOr<bool> MemorySource::WaitForData(uint64_t offset, absl::Duration) 
   return offset < base_ + data_.size();
 }
 
+absl::StatusOr<InputEnd> MemorySource::MakeEndKnown(uint64_t, const KeepLimits&) {
+  return InputEnd{base_ + data_.size(), ""};
+}
+
+absl::StatusOr<absl::Span<const uint8_t>> MemorySource::Tail(uint64_t from, std::vector<uint8_t>*) {
+  if (from < base_) {
+    return absl::InternalError(absl::StrCat("tail at ", from, " before source start ", base_));
+  }
+  if (from - base_ >= data_.size()) return absl::Span<const uint8_t>();
+  return data_.subspan(from - base_);
+}
+
 // --- FdSource -------------------------------------------------------------------------------
 
 FdSource::FdSource(int fd, std::optional<uint64_t> known_size, size_t window_bytes)
@@ -102,6 +144,10 @@ FdSource::FdSource(int fd, uint64_t size, size_t window_bytes, bool positional)
 
 std::unique_ptr<FdSource> FdSource::ForFile(int fd, uint64_t size, size_t window_bytes) {
   return absl::WrapUnique(new FdSource(fd, size, window_bytes, /*positional=*/true));
+}
+
+FdSource::~FdSource() {
+  if (spill_fd_ >= 0) ::close(spill_fd_);
 }
 
 bool FdSource::Holds(uint64_t offset, size_t want) const {
@@ -121,6 +167,7 @@ void FdSource::Reserve(size_t bytes) {
 }
 
 absl::Status FdSource::Fill(uint64_t offset, size_t want, size_t capacity) {
+  if (!broken_.ok()) return broken_;
   ClearCurrent();  // the window may move
   return positional_ ? FillPositional(offset, want, capacity) : FillStream(offset, want, capacity);
 }
@@ -224,6 +271,7 @@ absl::StatusOr<absl::Span<const uint8_t>> FdSource::View(uint64_t offset, size_t
 }
 
 absl::StatusOr<bool> FdSource::BufferToEnd(uint64_t offset, uint64_t max_bytes) {
+  if (!broken_.ok()) return broken_;
   if (known_size_.has_value() && *known_size_ >= offset && *known_size_ - offset > max_bytes) {
     return false;
   }
@@ -255,6 +303,7 @@ absl::StatusOr<bool> FdSource::Readable(absl::Duration timeout) {
 }
 
 absl::StatusOr<bool> FdSource::WaitForData(uint64_t offset, absl::Duration timeout) {
+  if (!broken_.ok()) return broken_;
   if (Holds(offset, 1)) return true;
   if (positional_) return offset < *known_size_;
   if (eof_) return false;
@@ -295,6 +344,136 @@ absl::StatusOr<bool> FdSource::BufferUntil(
     status = Fill(offset, static_cast<size_t>(have + 1), capacity);
     if (!status.ok()) return status;
   }
+}
+
+absl::StatusOr<InputEnd> FdSource::MakeEndKnown(uint64_t offset, const KeepLimits& limits) {
+  if (!broken_.ok()) return broken_;
+  if (positional_) return InputEnd{known_size_, ""};
+  if (eof_ && known_size_.has_value() && offset >= window_start_) {
+    return InputEnd{known_size_, ""};  // already read to the end and kept
+  }
+  absl::StatusOr<bool> whole = BufferToEnd(offset, limits.memory_bytes);
+  if (!whole.ok()) return whole.status();
+  if (*whole) {
+    known_size_ = std::max(window_end(), offset);
+    return InputEnd{known_size_, ""};
+  }
+  return Spill(offset, limits.disk_bytes);
+}
+
+absl::StatusOr<InputEnd> FdSource::Spill(uint64_t offset, uint64_t max_bytes) {
+  const char* tmpdir = getenv("TMPDIR");
+  const std::string directory = !spill_directory_.empty()                ? spill_directory_
+                                : tmpdir != nullptr && tmpdir[0] != '\0' ? std::string(tmpdir)
+                                                                         : std::string("/tmp");
+  // BufferToEnd kept everything from `offset` on in the window.
+  if (offset < window_start_ || offset > window_end()) {
+    return absl::InternalError(absl::StrCat("spill from ", offset, " outside the window at ",
+                                            window_start_, "..", window_end()));
+  }
+  const uint64_t from = offset;
+  const uint8_t* kept = window() + (offset - window_start_);
+  const size_t kept_len = static_cast<size_t>(window_end() - offset);
+  auto over = [&] {
+    return InputEnd{std::nullopt, absl::StrCat("more than ", max_bytes, " bytes follow offset ",
+                                               offset, ", over the limit for a temporary file")};
+  };
+  if (kept_len > max_bytes) return over();
+  std::string why;
+  int fd = OpenTemporary(directory, &why);
+  if (fd < 0) return InputEnd{std::nullopt, why};
+  ClearCurrent();
+  // From here on, bytes are read that only the file keeps: a failure loses
+  // them, and the source can serve nothing more.
+  auto fail = [&](absl::Status status) {
+    ::close(fd);
+    broken_ = absl::FailedPreconditionError(
+        absl::StrCat("the input from offset ", from, " on was read but could not be kept"));
+    return status;
+  };
+  uint64_t written = 0;
+  absl::Status status = WriteAll(fd, kept, kept_len);
+  if (!status.ok()) {
+    // Nothing was consumed beyond the window yet: it still serves views.
+    ::close(fd);
+    return InputEnd{std::nullopt, absl::StrCat("the temporary file in ", directory,
+                                               " could not be written (", status.message(), ")")};
+  }
+  written = kept_len;
+  // The buffer, already as large as the memory limit allowed, carries the rest.
+  head_ = 0;
+  window_len_ = 0;
+  while (true) {
+    ssize_t n = ::read(fd_, buffer_.get(), capacity_);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return fail(ReadError(errno));
+    }
+    if (n == 0) break;
+    if (static_cast<uint64_t>(n) > max_bytes - written) {
+      (void)fail(absl::OkStatus());
+      return over();
+    }
+    status = WriteAll(fd, buffer_.get(), static_cast<size_t>(n));
+    if (!status.ok()) {
+      (void)fail(absl::OkStatus());
+      return InputEnd{std::nullopt, absl::StrCat("the temporary file in ", directory,
+                                                 " could not be written (", status.message(), ")")};
+    }
+    written += static_cast<uint64_t>(n);
+  }
+  // Serve everything from the file now, through a window of the usual size.
+  spill_fd_ = fd;
+  spilled_ = written;
+  fd_ = fd;
+  positional_ = true;
+  origin_ = from;
+  known_size_ = from + written;
+  eof_ = false;
+  window_start_ = from;
+  window_len_ = 0;
+  head_ = 0;
+  buffer_.reset();
+  capacity_ = 0;
+  return InputEnd{known_size_, ""};
+}
+
+absl::StatusOr<absl::Span<const uint8_t>> FdSource::Tail(uint64_t from,
+                                                         std::vector<uint8_t>* storage) {
+  if (!broken_.ok()) return broken_;
+  if (!known_size_.has_value()) {
+    return absl::FailedPreconditionError("the tail of an input whose end is not known");
+  }
+  const uint64_t end = *known_size_;
+  if (from >= end) return absl::Span<const uint8_t>();
+  if (!positional_) {
+    if (from < window_start_ || window_end() != end) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the tail from ", from, " is not held (window ", window_start_, "..", window_end(), ")"));
+    }
+    return absl::Span<const uint8_t>(window() + (from - window_start_),
+                                     static_cast<size_t>(end - from));
+  }
+  if (from < origin_) {
+    return absl::InternalError(
+        absl::StrCat("tail at ", from, " before the kept input at ", origin_));
+  }
+  storage->resize(static_cast<size_t>(end - from));
+  size_t have = 0;
+  while (have < storage->size()) {
+    ssize_t n = ::pread(fd_, storage->data() + have, storage->size() - have,
+                        static_cast<off_t>(from - origin_ + have));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ReadError(errno);
+    }
+    if (n == 0) {
+      return absl::DataLossError(
+          absl::StrCat("the input ends at ", from + have, ", before its size ", end));
+    }
+    have += static_cast<size_t>(n);
+  }
+  return absl::Span<const uint8_t>(*storage);
 }
 
 // --- OpenedInput ----------------------------------------------------------------------------

@@ -5,6 +5,12 @@
 // Implementations: MemorySource (a caller-owned span, e.g. an mmap'd file),
 // FdSource (a descriptor: read(2) for a pipe, a socket or stdin; pread(2) at
 // absolute offsets for a regular file).
+//
+// A source can be asked to make the end of its input known (MakeEndKnown)
+// and to hand out the last bytes (Tail), for a trailer that describes what
+// comes before it. A stream then keeps what it reads: in memory up to one
+// limit, beyond that in an unlinked temporary file up to another. Past both,
+// it says why it cannot, rather than guessing.
 #ifndef QMIG_PARSER_WIRE_BYTE_SOURCE_H_
 #define QMIG_PARSER_WIRE_BYTE_SOURCE_H_
 
@@ -23,6 +29,18 @@
 #include "parser/wire/limits.h"
 
 namespace qmig {
+
+// How much of the rest of an input a source may keep to make its end known.
+struct KeepLimits {
+  uint64_t memory_bytes = 0;  // held in memory
+  uint64_t disk_bytes = 0;    // beyond that, in an unlinked temporary file
+};
+
+// Where an input ends, as MakeEndKnown found it.
+struct InputEnd {
+  std::optional<uint64_t> end;  // absolute offset one past the last byte
+  std::string why_unknown;      // when `end` is unknown: why, as a sentence
+};
 
 class ByteSource {
  public:
@@ -52,7 +70,23 @@ class ByteSource {
   // input or when the peer stays quiet).
   virtual absl::StatusOr<bool> WaitForData(uint64_t offset, absl::Duration timeout) = 0;
 
-  // The total input size, when known in advance (regular files).
+  // Makes the end of input known, keeping every byte from `offset` on
+  // available to View() (in any order from then on), within `limits`. A file
+  // knows its size; a stream reads its rest. When the end stays unknown,
+  // `why_unknown` says why; views before the bytes read then still work,
+  // unless the source had to read past what it could keep, in which case
+  // every later call fails. A non-OK status is an I/O error.
+  virtual absl::StatusOr<InputEnd> MakeEndKnown(uint64_t offset, const KeepLimits& limits) = 0;
+
+  // The bytes from `from` to the end of input, which must be known (Size()):
+  // a view of the source's own memory, or the bytes read into `*storage`.
+  // Valid until the next call or until `*storage` changes. Does not move the
+  // window that View() serves. The caller bounds the length it asks for.
+  virtual absl::StatusOr<absl::Span<const uint8_t>> Tail(uint64_t from,
+                                                         std::vector<uint8_t>* storage) = 0;
+
+  // The total input size, when known: in advance (regular files), or once
+  // MakeEndKnown found it.
   virtual std::optional<uint64_t> Size() const = 0;
 
   // Peak bytes this source held in memory (not counting caller-owned memory).
@@ -106,6 +140,9 @@ class MemorySource final : public ByteSource {
                                    const std::function<bool(absl::Span<const uint8_t>)>& complete,
                                    absl::Duration idle) override;
   absl::StatusOr<bool> WaitForData(uint64_t offset, absl::Duration timeout) override;
+  absl::StatusOr<InputEnd> MakeEndKnown(uint64_t offset, const KeepLimits& limits) override;
+  absl::StatusOr<absl::Span<const uint8_t>> Tail(uint64_t from,
+                                                 std::vector<uint8_t>* storage) override;
   std::optional<uint64_t> Size() const override { return base_ + data_.size(); }
 
  private:
@@ -136,9 +173,12 @@ class FdSource final : public ByteSource {
   // A regular file of `size` bytes.
   static std::unique_ptr<FdSource> ForFile(int fd, uint64_t size,
                                            size_t window_bytes = kFileWindowBytes);
-  ~FdSource() override = default;
+  ~FdSource() override;
   FdSource(const FdSource&) = delete;
   FdSource& operator=(const FdSource&) = delete;
+
+  // Where MakeEndKnown puts its temporary file; by default $TMPDIR, or /tmp.
+  void set_spill_directory(std::string directory) { spill_directory_ = std::move(directory); }
 
   absl::StatusOr<absl::Span<const uint8_t>> View(uint64_t offset, size_t want) override;
   absl::StatusOr<bool> BufferToEnd(uint64_t offset, uint64_t max_bytes) override;
@@ -146,8 +186,13 @@ class FdSource final : public ByteSource {
                                    const std::function<bool(absl::Span<const uint8_t>)>& complete,
                                    absl::Duration idle) override;
   absl::StatusOr<bool> WaitForData(uint64_t offset, absl::Duration timeout) override;
+  absl::StatusOr<InputEnd> MakeEndKnown(uint64_t offset, const KeepLimits& limits) override;
+  absl::StatusOr<absl::Span<const uint8_t>> Tail(uint64_t from,
+                                                 std::vector<uint8_t>* storage) override;
   std::optional<uint64_t> Size() const override { return known_size_; }
   size_t PeakBufferBytes() const override { return peak_; }
+  // Bytes MakeEndKnown wrote to its temporary file.
+  uint64_t SpilledBytes() const { return spilled_; }
 
  private:
   FdSource(int fd, uint64_t size, size_t window_bytes, bool positional);
@@ -163,6 +208,9 @@ class FdSource final : public ByteSource {
   absl::Status FillPositional(uint64_t offset, size_t want, size_t capacity);
   // Whether the descriptor has bytes (or EOF) to read within `timeout`.
   absl::StatusOr<bool> Readable(absl::Duration timeout);
+  // Writes what the window holds from `offset` on, and the rest of the
+  // stream, to a temporary file, then reads from that file.
+  absl::StatusOr<InputEnd> Spill(uint64_t offset, uint64_t max_bytes);
 
   int fd_;
   bool positional_;      // pread(2) at `offset - origin_`
@@ -176,6 +224,10 @@ class FdSource final : public ByteSource {
   size_t window_len_ = 0;      // valid bytes in the window
   bool eof_ = false;
   size_t peak_ = 0;
+  std::string spill_directory_;
+  int spill_fd_ = -1;  // owned: the temporary file, once spilled
+  uint64_t spilled_ = 0;
+  absl::Status broken_;  // bytes were read that could not be kept
 };
 
 // An input opened by path ("-" is stdin): a regular file through

@@ -240,6 +240,103 @@ TEST(FdSourceTest, CurrentIsTheLastViewOnly) {
   EXPECT_EQ(*source.Current(41, 1), data[41]);
 }
 
+TEST(FdSourceTest, MakeEndKnownKeepsAShortRestInMemory) {
+  std::vector<uint8_t> data = Pattern(3 * 4096);
+  PipeWriter writer(data);
+  FdSource source(writer.fd(), std::nullopt, /*window_bytes=*/1024);
+  ASSERT_TRUE(source.View(1000, 10).ok());
+  absl::StatusOr<InputEnd> end = source.MakeEndKnown(1000, {data.size(), 0});
+  ASSERT_TRUE(end.ok());
+  ASSERT_EQ(end->end, data.size()) << end->why_unknown;
+  EXPECT_EQ(source.Size(), data.size());
+  EXPECT_EQ(source.SpilledBytes(), 0u);
+  std::vector<uint8_t> storage;
+  absl::StatusOr<absl::Span<const uint8_t>> tail = source.Tail(data.size() - 100, &storage);
+  ASSERT_TRUE(tail.ok());
+  EXPECT_TRUE(std::equal(tail->begin(), tail->end(), data.end() - 100, data.end()));
+  absl::StatusOr<absl::Span<const uint8_t>> view = source.View(5000, 10);
+  ASSERT_TRUE(view.ok());
+  EXPECT_EQ((*view)[0], data[5000]);
+}
+
+TEST(FdSourceTest, MakeEndKnownSpillsWhatMemoryCannotHold) {
+  std::vector<uint8_t> data = Pattern(3 * kStreamWindowBytes + 5);
+  PipeWriter writer(data);
+  FdSource source(writer.fd(), std::nullopt, /*window_bytes=*/4096);
+  source.set_spill_directory(std::getenv("TEST_TMPDIR") != nullptr ? std::getenv("TEST_TMPDIR")
+                                                                   : "/tmp");
+  ASSERT_TRUE(source.View(777, 10).ok());
+  absl::StatusOr<InputEnd> end = source.MakeEndKnown(777, {64 << 10, data.size()});
+  ASSERT_TRUE(end.ok());
+  ASSERT_EQ(end->end, data.size()) << end->why_unknown;
+  EXPECT_GE(source.SpilledBytes(), data.size() - 777);
+  // Memory stayed at the memory limit; now views come from the file.
+  EXPECT_LE(source.PeakBufferBytes(), (64u << 10) + 4096);
+  Reader reader(&source, nullptr, 777);
+  uint64_t checksum = 0, expected = 0;
+  for (size_t i = 777; i < data.size(); ++i) expected = expected * 31 + data[i];
+  while (!*reader.AtEnd()) {
+    absl::StatusOr<absl::Span<const uint8_t>> ahead = reader.PeekUpTo(5001);
+    ASSERT_TRUE(ahead.ok());
+    absl::StatusOr<absl::Span<const uint8_t>> bytes = reader.Bytes(ahead->size());
+    ASSERT_TRUE(bytes.ok());
+    for (uint8_t b : *bytes) checksum = checksum * 31 + b;
+  }
+  EXPECT_EQ(checksum, expected);
+  std::vector<uint8_t> storage;
+  absl::StatusOr<absl::Span<const uint8_t>> tail = source.Tail(data.size() - 70000, &storage);
+  ASSERT_TRUE(tail.ok());
+  EXPECT_EQ(tail->size(), 70000u);
+  EXPECT_TRUE(std::equal(tail->begin(), tail->end(), data.end() - 70000, data.end()));
+  // Behind the spilled part there is nothing.
+  EXPECT_FALSE(source.View(10, 1).ok());
+}
+
+TEST(FdSourceTest, MakeEndKnownSaysWhyItCannot) {
+  std::vector<uint8_t> data = Pattern(300000);
+  {
+    // No temporary file: the window still serves views.
+    PipeWriter writer(data);
+    FdSource source(writer.fd(), std::nullopt, /*window_bytes=*/4096);
+    source.set_spill_directory("/nonexistent-qmig-spill-directory");
+    absl::StatusOr<InputEnd> end = source.MakeEndKnown(0, {8192, data.size()});
+    ASSERT_TRUE(end.ok());
+    EXPECT_FALSE(end->end.has_value());
+    EXPECT_NE(end->why_unknown.find("/nonexistent-qmig-spill-directory"), std::string::npos)
+        << end->why_unknown;
+    EXPECT_FALSE(source.Size().has_value());
+    Reader reader(&source, nullptr);
+    ASSERT_TRUE(reader.Skip(data.size() - 1).ok());
+    EXPECT_EQ(*reader.U8(), data.back());
+  }
+  {
+    // Over the disk limit after reading on: those bytes are gone, and the
+    // source says so rather than serve a gap.
+    PipeWriter writer(data);
+    FdSource source(writer.fd(), std::nullopt, /*window_bytes=*/4096);
+    absl::StatusOr<InputEnd> end = source.MakeEndKnown(0, {8192, 100000});
+    ASSERT_TRUE(end.ok());
+    EXPECT_FALSE(end->end.has_value());
+    EXPECT_NE(end->why_unknown.find("more than 100000 bytes"), std::string::npos)
+        << end->why_unknown;
+    EXPECT_FALSE(source.View(0, 1).ok());
+    EXPECT_FALSE(source.MakeEndKnown(0, {8192, 100000}).ok());
+  }
+}
+
+TEST(MemorySourceTest, EndAndTailAreAtHand) {
+  std::vector<uint8_t> data = Pattern(1000);
+  MemorySource source(data, 50);
+  absl::StatusOr<InputEnd> end = source.MakeEndKnown(60, {0, 0});
+  ASSERT_TRUE(end.ok());
+  EXPECT_EQ(end->end, 1050u);
+  std::vector<uint8_t> storage;
+  absl::StatusOr<absl::Span<const uint8_t>> tail = source.Tail(1040, &storage);
+  ASSERT_TRUE(tail.ok());
+  EXPECT_EQ(tail->data(), data.data() + 990);  // no copy
+  EXPECT_EQ(tail->size(), 10u);
+}
+
 TEST(OpenedInputTest, ARegularFileIsReadInPlace) {
   std::vector<uint8_t> data = Pattern(3 * kStreamWindowBytes + 11);
   TempFile file(data);

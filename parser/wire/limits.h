@@ -75,6 +75,11 @@ struct ParseLimits {
   uint64_t max_postcopy_tracked_words = uint64_t{1} << 20;
   // Findings kept; further ones are counted, not stored.
   uint32_t max_findings = 1000;
+  // On non-seekable input, what follows the first device section once it
+  // is over max_buffered_device_state: written to an unlinked temporary file
+  // (disk, not memory) so that the trailer is read and the device sections
+  // decoded as from a file. Past it, input.undecidable.
+  uint64_t max_spilled_device_state = uint64_t{4} << 30;
 };
 
 }  // namespace qmig
