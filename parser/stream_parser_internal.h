@@ -91,8 +91,14 @@ class StreamParser {
   // device_sections.cc
   absl::Status ParseDeviceBody(Reader& reader, const SectionState& section, uint64_t offset);
   // Whether the description in use has this device instance.
-  bool DescribedDevice(Reader& reader, const SectionState& section);
-  const VmDescription* DeviceDescriptions(Reader& reader);
+  absl::StatusOr<bool> DescribedDevice(Reader& reader, const SectionState& section);
+  // The description in use: --schema, or the trailer, probed for at the
+  // first device section. Fails when a pipe cannot reach the trailer.
+  absl::StatusOr<const VmDescription*> DeviceDescriptions(Reader& reader);
+  absl::Status ProbeTrailer(Reader& reader);
+  absl::Status ProbeLiveTrailer(Reader& reader);
+  void UseTrailer(uint64_t offset, absl::string_view json);
+  absl::string_view NoDescriptionReason() const;
   absl::StatusOr<uint64_t> ScanForDeviceEnd(Reader& reader, uint32_t section_id);
   void CheckDumpedVersion(const VmDescription& dump, const SectionState& section, uint64_t offset);
 
@@ -129,7 +135,16 @@ class StreamParser {
 
   uint64_t postcopy_tracked_words_ = 0;  // over all blocks' postcopy_placed
 
-  bool trailer_probed_ = false;
+  enum class TrailerProbe : uint8_t {
+    kNotProbed,
+    kFound,        // trailer_description_
+    kInvalid,      // trailer_error_
+    kNone,         // the input does not end with one
+    kNotArrived,   // live: not while buffering (paused, or over the limit)
+    kUndecidable,  // a pipe could not keep what comes before it
+  };
+  TrailerProbe trailer_probe_ = TrailerProbe::kNotProbed;
+  absl::Status trailer_probe_failure_;  // kUndecidable: the reported failure
   // The probe's result, kept so that the trailer is parsed once: the
   // description, or why the JSON at trailer_offset_ did not parse.
   std::optional<VmDescription> trailer_description_;
