@@ -41,8 +41,15 @@ class StoppableSource final : public ByteSource {
       : source_(source), stop_(stop) {}
 
   absl::StatusOr<absl::Span<const uint8_t>> View(uint64_t offset, size_t want) override {
-    if (stop_.load()) return absl::CancelledError(kStoppedMessage);
-    return source_.View(offset, want);
+    if (stop_.load()) {
+      ClearCurrent();
+      return absl::CancelledError(kStoppedMessage);
+    }
+    absl::StatusOr<absl::Span<const uint8_t>> view = source_.View(offset, want);
+    // Reads within this view go on without asking again; the stop is seen
+    // at the next view, at most a window later.
+    if (view.ok()) SetCurrent(offset, *view);
+    return view;
   }
   absl::StatusOr<bool> BufferToEnd(uint64_t offset, uint64_t max_bytes) override {
     return source_.BufferToEnd(offset, max_bytes);
@@ -55,6 +62,13 @@ class StoppableSource final : public ByteSource {
   absl::StatusOr<bool> WaitForData(uint64_t offset, absl::Duration timeout) override {
     if (stop_.load()) return false;
     return source_.WaitForData(offset, timeout);
+  }
+  absl::StatusOr<InputEnd> MakeEndKnown(uint64_t offset, const KeepLimits& limits) override {
+    return source_.MakeEndKnown(offset, limits);
+  }
+  absl::StatusOr<absl::Span<const uint8_t>> Tail(uint64_t from,
+                                                 std::vector<uint8_t>* storage) override {
+    return source_.Tail(from, storage);
   }
   std::optional<uint64_t> Size() const override { return source_.Size(); }
   size_t PeakBufferBytes() const override { return source_.PeakBufferBytes(); }

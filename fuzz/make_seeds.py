@@ -30,9 +30,12 @@ TARGETS = tuple(t + "_fuzzer" for t in (
     "stream", "package", "ram", "config", "vmstate", "description", "return_path", "multifd",
     "pipe", "compat"))
 # pipe_fuzzer's first byte: FdSource window 16 << (b & 15), writes cut at most
-# 32 << ((b >> 4) & 3) bytes (fuzz/pipe_fuzzer.cc). Tiny windows and cuts,
-# and a window of 1 KiB with cuts up to 128 bytes.
-PIPE_SHAPES = (0x00, 0x26)
+# 32 << ((b >> 4) & 3) bytes, and with b >> 6 == 1 or 3 the trailer probe
+# keeps only a window's worth in memory (and with 3, in its temporary file
+# too) (fuzz/pipe_fuzzer.cc). Tiny windows and cuts; a window of 1 KiB with
+# cuts up to 128 bytes; the same window with the rest spilled to a file; a
+# window of 256 bytes where a longer rest is undecidable.
+PIPE_SHAPES = (0x00, 0x26, 0x46, 0xc4)
 # The stream whose VMDESCRIPTION the vmstate fuzzer embeds (fuzz/BUILD).
 SCHEMA_STREAM = "pc-i440fx-7.2.mig"
 # Largest VMDESCRIPTION JSON put into one seed.

@@ -59,49 +59,97 @@ bool PlausibleTrailerStart(absl::Span<const uint8_t> bytes) {
 
 }  // namespace
 
-const VmDescription* StreamParser::DeviceDescriptions(Reader& reader) {
+absl::StatusOr<const VmDescription*> StreamParser::DeviceDescriptions(Reader& reader) {
   if (options_.schema != nullptr) {
     summary_.device_description_source = "schema";
     return options_.schema;
   }
+  if (trailer_probe_ == TrailerProbe::kUndecidable) return trailer_probe_failure_;
   // Inside a package the stream goes on with postcopy RAM and has no
   // trailer; probe only from the top level.
-  if (!trailer_probed_ && context_.package_depth() == 0) {
-    trailer_probed_ = true;
-    // Buffer the rest of the stream. A live connection stops early, at a
-    // tail that ends with a whole trailer or when the source goes quiet (it
-    // may be waiting for us before it closes). Anything else is read to its
-    // end: a pipe's reads may stop at a point where what came so far merely
-    // looks like a trailer, and a pipe must read as a file does.
-    const uint64_t max_json = options_.limits.max_vmdesc_bytes;
-    absl::StatusOr<bool> whole =
-        options_.live
-            ? source_.BufferUntil(
-                  reader.offset(), options_.limits.max_buffered_device_state,
-                  [max_json](absl::Span<const uint8_t> tail) {
-                    return LocateTrailer(tail, 0, max_json).has_value();
-                  },
-                  kLiveIdle)
-            : source_.BufferToEnd(reader.offset(), options_.limits.max_buffered_device_state);
-    if (whole.ok() && *whole) {
-      absl::StatusOr<absl::Span<const uint8_t>> tail = source_.View(reader.offset(), 1);
-      if (tail.ok()) {
-        std::optional<TrailerLocation> location =
-            LocateTrailer(*tail, reader.offset(), options_.limits.max_vmdesc_bytes);
-        if (location.has_value()) {
-          absl::StatusOr<VmDescription> description = ParseVmDescription(location->json);
-          trailer_offset_ = location->offset;
-          if (description.ok()) {
-            trailer_description_ = std::move(*description);
-            summary_.device_description_source = "trailer";
-          } else {
-            trailer_error_ = description.status();
-          }
-        }
-      }
-    }
+  if (trailer_probe_ == TrailerProbe::kNotProbed && context_.package_depth() == 0) {
+    QMIG_RETURN_IF_ERROR(options_.live ? ProbeLiveTrailer(reader) : ProbeTrailer(reader));
   }
   return trailer_description_.has_value() ? &*trailer_description_ : nullptr;
+}
+
+absl::Status StreamParser::ProbeTrailer(Reader& reader) {
+  // The trailer ends the input. A file knows where that is; a pipe is read
+  // to its end, keeping what it reads (in memory, then in a temporary file),
+  // so that it gives the verdict a file gives. A pipe's reads may stop
+  // where what came so far merely looks like a trailer, so nothing short of
+  // the end will do.
+  const uint64_t offset = reader.offset();
+  QMIG_ASSIGN_OR_RETURN(
+      InputEnd end,
+      source_.MakeEndKnown(offset, KeepLimits{options_.limits.max_buffered_device_state,
+                                              options_.limits.max_spilled_device_state}));
+  if (!end.end.has_value()) {
+    trailer_probe_ = TrailerProbe::kUndecidable;
+    trailer_probe_failure_ = context_.Fail(
+        FindingCode::kUndecidable, offset,
+        absl::StrCat("a pipe cannot decide this stream: its device sections are described by the "
+                     "VMDESCRIPTION trailer at the end of the input, and ",
+                     end.why_unknown, "; read the stream from a file"));
+    return trailer_probe_failure_;
+  }
+  QMIG_ASSIGN_OR_RETURN(std::optional<FoundTrailer> found,
+                        FindTrailerAtEnd(source_, offset, options_.limits.max_vmdesc_bytes));
+  trailer_probe_ = TrailerProbe::kNone;
+  if (found.has_value()) UseTrailer(found->offset, found->json);
+  return absl::OkStatus();
+}
+
+absl::Status StreamParser::ProbeLiveTrailer(Reader& reader) {
+  // A live connection stops early, at a tail that ends with a whole trailer
+  // or when the source goes quiet (it may be waiting for us before it
+  // closes).
+  const uint64_t max_json = options_.limits.max_vmdesc_bytes;
+  trailer_probe_ = TrailerProbe::kNotArrived;
+  absl::StatusOr<bool> whole = source_.BufferUntil(
+      reader.offset(), options_.limits.max_buffered_device_state,
+      [max_json](absl::Span<const uint8_t> tail) {
+        return LocateTrailer(tail, 0, max_json).has_value();
+      },
+      kLiveIdle);
+  if (!whole.ok() || !*whole) return absl::OkStatus();
+  absl::StatusOr<absl::Span<const uint8_t>> tail = source_.View(reader.offset(), 1);
+  if (!tail.ok()) return absl::OkStatus();
+  std::optional<TrailerLocation> location = LocateTrailer(*tail, reader.offset(), max_json);
+  if (location.has_value()) UseTrailer(location->offset, location->json);
+  return absl::OkStatus();
+}
+
+void StreamParser::UseTrailer(uint64_t offset, absl::string_view json) {
+  absl::StatusOr<VmDescription> description = ParseVmDescription(json);
+  trailer_offset_ = offset;
+  if (description.ok()) {
+    trailer_probe_ = TrailerProbe::kFound;
+    trailer_description_ = std::move(*description);
+    summary_.device_description_source = "trailer";
+  } else {
+    trailer_probe_ = TrailerProbe::kInvalid;
+    trailer_error_ = description.status();
+  }
+}
+
+// Why a device section has no description, as the probe found it. It runs
+// before the trailer is parsed, so it says what it searched, not what the
+// summary will list.
+absl::string_view StreamParser::NoDescriptionReason() const {
+  switch (trailer_probe_) {
+    case TrailerProbe::kNotProbed:
+      return "the trailer is not looked for from inside a package, where postcopy RAM follows";
+    case TrailerProbe::kInvalid:
+      return "the VMDESCRIPTION trailer is invalid";
+    case TrailerProbe::kNotArrived:
+      return "no whole VMDESCRIPTION trailer arrived while the live input was buffered";
+    case TrailerProbe::kNone:
+    case TrailerProbe::kFound:
+    case TrailerProbe::kUndecidable:
+      break;
+  }
+  return "the input does not end with a VMDESCRIPTION trailer holding a JSON object";
 }
 
 namespace {
@@ -119,8 +167,8 @@ bool DescribesIdstr(const VmDescription& descriptions, absl::string_view idstr) 
 
 }  // namespace
 
-bool StreamParser::DescribedDevice(Reader& reader, const SectionState& section) {
-  const VmDescription* descriptions = DeviceDescriptions(reader);
+absl::StatusOr<bool> StreamParser::DescribedDevice(Reader& reader, const SectionState& section) {
+  QMIG_ASSIGN_OR_RETURN(const VmDescription* descriptions, DeviceDescriptions(reader));
   return descriptions != nullptr &&
          DeviceEntry(*descriptions, section, /*consume=*/false) != nullptr;
 }
@@ -140,7 +188,7 @@ const DeviceDescription* StreamParser::DeviceEntry(const VmDescription& descript
 
 absl::Status StreamParser::ParseDeviceBody(Reader& reader, const SectionState& section,
                                            uint64_t offset) {
-  const VmDescription* descriptions = DeviceDescriptions(reader);
+  QMIG_ASSIGN_OR_RETURN(const VmDescription* descriptions, DeviceDescriptions(reader));
   const DeviceDescription* device =
       descriptions != nullptr ? DeviceEntry(*descriptions, section, /*consume=*/true) : nullptr;
   if (device != nullptr) {
@@ -189,9 +237,7 @@ absl::Status StreamParser::ParseDeviceBody(Reader& reader, const SectionState& s
                     absl::StrCat(end - start,
                                  " bytes delimited by scanning, not decoded: no vmstate "
                                  "description (",
-                                 trailer_error_.ok() ? "no VMDESCRIPTION trailer found"
-                                                     : "the VMDESCRIPTION trailer is invalid",
-                                 "; pass --schema)"));
+                                 NoDescriptionReason(), "; pass --schema)"));
   }
   return absl::OkStatus();
 }

@@ -428,7 +428,11 @@ absl::Status StreamParser::ParseSectionPayload(Reader& reader, SectionState& sec
                         "device state after RUN: the guest is already running on the destination",
                         {}, /*qemu_accepts=*/true);
       }
-      if (type != static_cast<uint8_t>(SectionType::kFull) && DescribedDevice(reader, section)) {
+      bool described = false;
+      if (type != static_cast<uint8_t>(SectionType::kFull)) {
+        QMIG_ASSIGN_OR_RETURN(described, DescribedDevice(reader, section));
+      }
+      if (described) {
         // QEMU loads any START or FULL section with the device's vmstate.
         context_.Report(
             FindingCode::kIterableUnverified, section_offset,

@@ -97,13 +97,19 @@ class StreamParser {
   // device_sections.cc
   absl::Status ParseDeviceBody(Reader& reader, const SectionState& section, uint64_t offset);
   // Whether the description in use has this device instance.
-  bool DescribedDevice(Reader& reader, const SectionState& section);
+  absl::StatusOr<bool> DescribedDevice(Reader& reader, const SectionState& section);
   // The entry of `descriptions` for a device section: the nth section with a
   // name and instance takes the nth entry for them, later ones the last.
   // `consume` counts the section as taken.
   const DeviceDescription* DeviceEntry(const VmDescription& descriptions,
                                        const SectionState& section, bool consume);
-  const VmDescription* DeviceDescriptions(Reader& reader);
+  // The description in use: --schema, or the trailer, probed for at the
+  // first device section. Fails when a pipe cannot reach the trailer.
+  absl::StatusOr<const VmDescription*> DeviceDescriptions(Reader& reader);
+  absl::Status ProbeTrailer(Reader& reader);
+  absl::Status ProbeLiveTrailer(Reader& reader);
+  void UseTrailer(uint64_t offset, absl::string_view json);
+  absl::string_view NoDescriptionReason() const;
   absl::StatusOr<uint64_t> ScanForDeviceEnd(Reader& reader, uint32_t section_id);
   void CheckDumpedVersion(const VmDescription& dump, const SectionState& section, uint64_t offset);
 
@@ -153,7 +159,16 @@ class StreamParser {
   // keyed by its first entry: bounded by the description.
   absl::flat_hash_map<const DeviceDescription*, size_t> repeated_device_uses_;
 
-  bool trailer_probed_ = false;
+  enum class TrailerProbe : uint8_t {
+    kNotProbed,
+    kFound,        // trailer_description_
+    kInvalid,      // trailer_error_
+    kNone,         // the input does not end with one
+    kNotArrived,   // live: not while buffering (paused, or over the limit)
+    kUndecidable,  // a pipe could not keep what comes before it
+  };
+  TrailerProbe trailer_probe_ = TrailerProbe::kNotProbed;
+  absl::Status trailer_probe_failure_;  // kUndecidable: the reported failure
   // The probe's result, kept so that the trailer is parsed once: the
   // description, or why the JSON at trailer_offset_ did not parse.
   std::optional<VmDescription> trailer_description_;

@@ -1,7 +1,10 @@
 #include "parser/trailer.h"
 
+#include <algorithm>
 #include <cstring>
+#include <vector>
 
+#include "absl/status/status.h"
 #include "parser/wire/constants.h"
 
 namespace qmig {
@@ -36,6 +39,30 @@ std::optional<TrailerLocation> LocateTrailer(absl::Span<const uint8_t> tail, uin
     }
   }
   return std::nullopt;
+}
+
+absl::StatusOr<std::optional<FoundTrailer>> FindTrailerAtEnd(ByteSource& source, uint64_t from,
+                                                             uint64_t max_json,
+                                                             uint64_t first_bytes) {
+  std::optional<uint64_t> end = source.Size();
+  if (!end.has_value()) {
+    return absl::FailedPreconditionError("a trailer search needs the end of input known");
+  }
+  if (from >= *end) return std::optional<FoundTrailer>();
+  const uint64_t rest = *end - from;
+  const uint64_t reach = std::min(rest, TrailerReach(max_json));
+  std::vector<uint8_t> storage;
+  for (uint64_t length : {std::min(first_bytes, reach), reach}) {
+    absl::StatusOr<absl::Span<const uint8_t>> tail = source.Tail(*end - length, &storage);
+    if (!tail.ok()) return tail.status();
+    std::optional<TrailerLocation> location = LocateTrailer(*tail, *end - length, max_json);
+    if (location.has_value()) {
+      return std::optional<FoundTrailer>(
+          FoundTrailer{location->offset, std::string(location->json)});
+    }
+    if (length == reach) break;  // that was all of it
+  }
+  return std::optional<FoundTrailer>();
 }
 
 }  // namespace qmig

@@ -24,6 +24,7 @@ absl::string_view SeverityName(Severity severity);
 // X(enumerator, "stable.code", default severity, "what it means")
 #define QMIG_FINDING_CODES(X)                                                                     \
   X(kIoError, "input.io_error", kError, "reading the input failed")                              \
+  X(kUndecidable, "input.undecidable", kError, "a pipe cannot be read as a file would: more follows than qmig may keep") \
   X(kTruncated, "stream.truncated", kError, "the input ended inside a record")                   \
   X(kEmpty, "stream.empty", kError, "the input holds no bytes")                                  \
   X(kBadMagic, "header.bad_magic", kError, "the stream does not start with QEVM")                \

@@ -49,6 +49,8 @@ inline constexpr size_t kStreamWindowBytes = size_t{1} << 20;
 inline constexpr size_t kMaxContiguousView = size_t{256} << 10;
 // How far behind the reader a mapped file's pages are dropped again.
 inline constexpr size_t kMappedReleaseStep = size_t{8} << 20;
+// The window a regular file is read through with pread(2).
+inline constexpr size_t kFileWindowBytes = size_t{1} << 20;
 
 // Limits a user may change. Defaults are strict; `Validate` keeps each inside
 // what the protocol allows.
@@ -83,6 +85,11 @@ struct ParseLimits {
   // the last one per registered device, and a machine registers hundreds.
   // Past it a note says further ids go unchecked.
   uint64_t max_section_ids = uint64_t{1} << 16;
+  // On non-seekable input, what follows the first device section once it
+  // is over max_buffered_device_state: written to an unlinked temporary file
+  // (disk, not memory) so that the trailer is read and the device sections
+  // decoded as from a file. Past it, input.undecidable.
+  uint64_t max_spilled_device_state = uint64_t{4} << 30;
 };
 
 // Per-stream bounds on what the parser keeps besides findings, and on what

@@ -15,8 +15,8 @@ absl::Status Reader::Fail(ReadFailure failure, uint64_t needed, uint64_t availab
   if (failure == ReadFailure::kTruncated) {
     return absl::OutOfRangeError(absl::StrCat("truncated at offset ", offset_ + available));
   }
-  return absl::DataLossError(absl::StrCat("record at offset ", offset_, " runs past the ",
-                                          limit_name_));
+  return absl::DataLossError(
+      absl::StrCat("record at offset ", offset_, " runs past the ", limit_name_));
 }
 
 std::optional<uint64_t> Reader::KnownRemaining() const {
@@ -53,8 +53,7 @@ absl::StatusOr<Reader> Reader::Sub(uint64_t length, absl::string_view limit_name
   }
   Reader sub = *this;
   // Saturates: reads then fail at the input's end first.
-  sub.limit_ = CheckedAdd(offset_, length).value_or(UINT64_MAX);
-  sub.limit_name_ = limit_name;
+  sub.SetLimit(CheckedAdd(offset_, length).value_or(UINT64_MAX), limit_name);
   return sub;
 }
 
@@ -63,8 +62,7 @@ Reader Reader::Bounded(uint64_t length, absl::string_view limit_name) const {
   uint64_t end = offset_ + length;
   if (end < offset_) end = UINT64_MAX;  // saturate: reads fail at the input's end first
   if (limit_.has_value()) end = std::min(end, *limit_);
-  bounded.limit_ = end;
-  bounded.limit_name_ = limit_name;
+  bounded.SetLimit(end, limit_name);
   return bounded;
 }
 
@@ -79,7 +77,8 @@ absl::StatusOr<bool> Reader::AtEnd() {
 
 absl::StatusOr<absl::Span<const uint8_t>> Reader::Fetch(size_t n) {
   if (n > kMaxContiguousView) {
-    return absl::InternalError(absl::StrCat("contiguous read of ", n, " bytes exceeds the view limit"));
+    return absl::InternalError(
+        absl::StrCat("contiguous read of ", n, " bytes exceeds the view limit"));
   }
   uint64_t room = limit_.has_value() ? *limit_ - offset_ : n;
   size_t from_input = static_cast<size_t>(std::min<uint64_t>(n, room));
@@ -90,51 +89,33 @@ absl::StatusOr<absl::Span<const uint8_t>> Reader::Fetch(size_t n) {
   return view->subspan(0, n);
 }
 
-absl::StatusOr<uint8_t> Reader::U8() {
+absl::StatusOr<uint8_t> Reader::SlowU8() {
   absl::StatusOr<absl::Span<const uint8_t>> bytes = Fetch(1);
   if (!bytes.ok()) return bytes.status();
   ++offset_;
   return (*bytes)[0];
 }
 
-absl::StatusOr<uint8_t> Reader::PeekU8() {
-  absl::StatusOr<absl::Span<const uint8_t>> bytes = Fetch(1);
-  if (!bytes.ok()) return bytes.status();
-  return (*bytes)[0];
-}
-
-absl::StatusOr<uint16_t> Reader::Be16() {
+absl::StatusOr<uint16_t> Reader::SlowBe16() {
   absl::StatusOr<absl::Span<const uint8_t>> b = Fetch(2);
   if (!b.ok()) return b.status();
   offset_ += 2;
   return static_cast<uint16_t>((*b)[0] << 8 | (*b)[1]);
 }
 
-absl::StatusOr<uint32_t> Reader::Be32() {
+absl::StatusOr<uint32_t> Reader::SlowBe32() {
   absl::StatusOr<absl::Span<const uint8_t>> b = Fetch(4);
   if (!b.ok()) return b.status();
   offset_ += 4;
-  return uint32_t{(*b)[0]} << 24 | uint32_t{(*b)[1]} << 16 | uint32_t{(*b)[2]} << 8 |
-         uint32_t{(*b)[3]};
+  return LoadBe32(b->data());
 }
 
-absl::StatusOr<uint64_t> Reader::Be64() {
+absl::StatusOr<uint64_t> Reader::SlowBe64() {
   absl::StatusOr<absl::Span<const uint8_t>> b = Fetch(8);
   if (!b.ok()) return b.status();
   offset_ += 8;
-  uint64_t value = 0;
-  for (int i = 0; i < 8; ++i) value = value << 8 | (*b)[i];
-  return value;
+  return uint64_t{LoadBe32(b->data())} << 32 | LoadBe32(b->data() + 4);
 }
-
-absl::StatusOr<absl::Span<const uint8_t>> Reader::Bytes(size_t n) {
-  absl::StatusOr<absl::Span<const uint8_t>> bytes = Fetch(n);
-  if (!bytes.ok()) return bytes.status();
-  offset_ += n;
-  return bytes;
-}
-
-absl::StatusOr<absl::Span<const uint8_t>> Reader::Peek(size_t n) { return Fetch(n); }
 
 absl::StatusOr<absl::Span<const uint8_t>> Reader::PeekUpTo(size_t n) {
   n = std::min(n, kMaxContiguousView);

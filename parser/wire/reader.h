@@ -18,18 +18,18 @@
 #include <cstdint>
 #include <optional>
 #include <string>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "parser/wire/byte_source.h"
 
 namespace qmig {
 
 enum class ReadFailure {
-  kTruncated,      // end of input
-  kPastLimit,      // past the end of the enclosing bounded blob
+  kTruncated,  // end of input
+  kPastLimit,  // past the end of the enclosing bounded blob
 };
 
 class ReadErrorObserver {
@@ -72,17 +72,62 @@ class Reader {
   // arrive. Use before allocating or skipping by a length read off the wire.
   absl::Status CheckCanArrive(uint64_t length);
 
-  absl::StatusOr<uint8_t> U8();
-  absl::StatusOr<uint16_t> Be16();
-  absl::StatusOr<uint32_t> Be32();
-  absl::StatusOr<uint64_t> Be64();
+  // Fixed-size reads. Each is served straight from the source's current view
+  // while it holds the bytes (the common case, inline); otherwise through
+  // ByteSource::View, which also reports failures.
+  absl::StatusOr<uint8_t> U8() {
+    if (const uint8_t* p = Near(1)) {
+      offset_ += 1;
+      return p[0];
+    }
+    return SlowU8();
+  }
+  absl::StatusOr<uint16_t> Be16() {
+    if (const uint8_t* p = Near(2)) {
+      offset_ += 2;
+      return static_cast<uint16_t>(p[0] << 8 | p[1]);
+    }
+    return SlowBe16();
+  }
+  absl::StatusOr<uint32_t> Be32() {
+    if (const uint8_t* p = Near(4)) {
+      offset_ += 4;
+      return LoadBe32(p);
+    }
+    return SlowBe32();
+  }
+  absl::StatusOr<uint64_t> Be64() {
+    if (const uint8_t* p = Near(8)) {
+      offset_ += 8;
+      return uint64_t{LoadBe32(p)} << 32 | LoadBe32(p + 4);
+    }
+    return SlowBe64();
+  }
   // `n` bytes as one view, valid until the next read; n <= kMaxContiguousView.
-  absl::StatusOr<absl::Span<const uint8_t>> Bytes(size_t n);
+  absl::StatusOr<absl::Span<const uint8_t>> Bytes(size_t n) {
+    if (const uint8_t* p = n <= kMaxContiguousView ? Near(n) : nullptr) {
+      offset_ += n;
+      return absl::Span<const uint8_t>(p, n);
+    }
+    absl::StatusOr<absl::Span<const uint8_t>> bytes = Fetch(n);
+    if (bytes.ok()) offset_ += n;
+    return bytes;
+  }
   // Like Bytes, without moving.
-  absl::StatusOr<absl::Span<const uint8_t>> Peek(size_t n);
+  absl::StatusOr<absl::Span<const uint8_t>> Peek(size_t n) {
+    if (const uint8_t* p = n <= kMaxContiguousView ? Near(n) : nullptr) {
+      return absl::Span<const uint8_t>(p, n);
+    }
+    return Fetch(n);
+  }
   // Up to `n` bytes without moving and without failing: fewer at the end.
   absl::StatusOr<absl::Span<const uint8_t>> PeekUpTo(size_t n);
-  absl::StatusOr<uint8_t> PeekU8();
+  absl::StatusOr<uint8_t> PeekU8() {
+    if (const uint8_t* p = Near(1)) return p[0];
+    absl::StatusOr<absl::Span<const uint8_t>> bytes = Fetch(1);
+    if (!bytes.ok()) return bytes.status();
+    return (*bytes)[0];
+  }
   // Consumes `n` bytes in bounded chunks; a short input fails at the chunk
   // that runs out, the same way on a file as on a pipe.
   absl::Status Skip(uint64_t n);
@@ -93,13 +138,32 @@ class Reader {
   ReadErrorObserver* observer() const { return observer_; }
 
  private:
+  static uint32_t LoadBe32(const uint8_t* p) {
+    return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | uint32_t{p[3]};
+  }
+  // The next `n` bytes when they are inside the limit and in the source's
+  // current view, else nullptr (the slow path decides what is wrong).
+  const uint8_t* Near(size_t n) const {
+    if (offset_ > end_ || n > end_ - offset_) return nullptr;
+    return source_->Current(offset_, n);
+  }
+  absl::StatusOr<uint8_t> SlowU8();
+  absl::StatusOr<uint16_t> SlowBe16();
+  absl::StatusOr<uint32_t> SlowBe32();
+  absl::StatusOr<uint64_t> SlowBe64();
   absl::StatusOr<absl::Span<const uint8_t>> Fetch(size_t n);
   absl::Status Fail(ReadFailure failure, uint64_t needed, uint64_t available);
+  void SetLimit(uint64_t limit, absl::string_view name) {
+    limit_ = limit;
+    end_ = limit;
+    limit_name_ = name;
+  }
 
   ByteSource* source_;
   ReadErrorObserver* observer_;
   uint64_t offset_;
   std::optional<uint64_t> limit_;
+  uint64_t end_ = UINT64_MAX;  // *limit_, or no bound
   absl::string_view limit_name_;
 };
 

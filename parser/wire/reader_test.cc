@@ -1,8 +1,14 @@
 #include "parser/wire/reader.h"
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <cstdint>
+#include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "parser/wire/limits.h"
 
@@ -113,6 +119,94 @@ TEST(ReaderTest, BaseOffsetKeepsAbsoluteOffsets) {
   EXPECT_EQ(*reader.U8(), 0xaa);
   EXPECT_EQ(reader.offset(), 1001u);
   EXPECT_EQ(*reader.KnownRemaining(), 1u);
+}
+
+// The same reads through a 16-byte window over a pipe (slow path at every
+// window end, fast path inside it) and from memory (fast path throughout)
+// give the same values and the same failures.
+TEST(ReaderTest, FastAndSlowPathsAgree) {
+  std::vector<uint8_t> data(300);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i * 7 + 3);
+  auto run = [](ByteSource& source) {
+    std::string log;
+    Reader reader(&source, nullptr);
+    uint32_t state = 1;
+    for (int step = 0; step < 200; ++step) {
+      state = state * 1103515245u + 12345u;
+      absl::Status status;
+      switch ((state >> 16) % 7) {
+        case 0: {
+          absl::StatusOr<uint64_t> v = reader.Be64();
+          status = v.status();
+          if (v.ok()) absl::StrAppend(&log, *v, ",");
+          break;
+        }
+        case 1: {
+          absl::StatusOr<uint32_t> v = reader.Be32();
+          status = v.status();
+          if (v.ok()) absl::StrAppend(&log, *v, ",");
+          break;
+        }
+        case 2: {
+          absl::StatusOr<uint16_t> v = reader.Be16();
+          status = v.status();
+          if (v.ok()) absl::StrAppend(&log, *v, ",");
+          break;
+        }
+        case 3: {
+          absl::StatusOr<uint8_t> v = reader.PeekU8();
+          status = v.status();
+          if (v.ok()) absl::StrAppend(&log, "p", *v, ",");
+          break;
+        }
+        case 4: {
+          absl::StatusOr<absl::Span<const uint8_t>> v = reader.Bytes((state >> 8) % 40);
+          status = v.status();
+          if (v.ok()) absl::StrAppend(&log, "b", v->size(), ":", v->empty() ? 0 : v->back(), ",");
+          break;
+        }
+        case 5: {
+          // A bounded blob: reads inside it must stop at its end.
+          absl::StatusOr<Reader> sub = reader.Sub((state >> 8) % 12, "blob");
+          status = sub.status();
+          if (!sub.ok()) break;
+          absl::StatusOr<uint64_t> v = sub->Be64();
+          absl::StrAppend(&log, v.ok() ? absl::StrCat(*v) : v.status().ToString(), ",");
+          absl::StatusOr<uint32_t> w = sub->Be32();
+          absl::StrAppend(&log, w.ok() ? absl::StrCat(*w) : w.status().ToString(), ",");
+          reader.MoveTo(sub->offset());
+          break;
+        }
+        default: {
+          absl::StatusOr<absl::Span<const uint8_t>> v = reader.Peek((state >> 8) % 20);
+          status = v.status();
+          if (v.ok()) absl::StrAppend(&log, "k", v->size(), ",");
+        }
+      }
+      if (!status.ok()) absl::StrAppend(&log, status.ToString(), ",");
+      absl::StrAppend(&log, "@", reader.offset(), "\n");
+    }
+    return log;
+  };
+  MemorySource memory(data);
+  const std::string from_memory = run(memory);
+
+  signal(SIGPIPE, SIG_IGN);
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  std::thread writer([&] {
+    for (size_t at = 0; at < data.size(); at += 5) {
+      if (write(fds[1], data.data() + at, std::min<size_t>(5, data.size() - at)) <= 0) break;
+    }
+    close(fds[1]);
+  });
+  FdSource pipe_source(fds[0], std::nullopt, /*window_bytes=*/16);
+  const std::string from_pipe = run(pipe_source);
+  close(fds[0]);
+  writer.join();
+  EXPECT_EQ(from_pipe, from_memory);
+  EXPECT_NE(from_memory.find("OUT_OF_RANGE"), std::string::npos);  // it reached the end
+  EXPECT_NE(from_memory.find("DATA_LOSS"), std::string::npos);     // and a blob's end
 }
 
 }  // namespace
