@@ -51,23 +51,30 @@ class StoppableSource final : public ByteSource {
     if (view.ok()) SetCurrent(offset, *view);
     return view;
   }
+  // Every other call may move the inner source's window: what this source
+  // published of the last view is dropped first.
   absl::StatusOr<bool> BufferToEnd(uint64_t offset, uint64_t max_bytes) override {
+    ClearCurrent();
     return source_.BufferToEnd(offset, max_bytes);
   }
   absl::StatusOr<bool> BufferUntil(uint64_t offset, uint64_t max_bytes,
                                    const std::function<bool(absl::Span<const uint8_t>)>& complete,
                                    absl::Duration idle) override {
+    ClearCurrent();
     return source_.BufferUntil(offset, max_bytes, complete, idle);
   }
   absl::StatusOr<bool> WaitForData(uint64_t offset, absl::Duration timeout) override {
+    ClearCurrent();
     if (stop_.load()) return false;
     return source_.WaitForData(offset, timeout);
   }
   absl::StatusOr<InputEnd> MakeEndKnown(uint64_t offset, const KeepLimits& limits) override {
+    ClearCurrent();
     return source_.MakeEndKnown(offset, limits);
   }
   absl::StatusOr<absl::Span<const uint8_t>> Tail(uint64_t from,
                                                  std::vector<uint8_t>* storage) override {
+    ClearCurrent();
     return source_.Tail(from, storage);
   }
   std::optional<uint64_t> Size() const override { return source_.Size(); }
