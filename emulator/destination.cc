@@ -41,40 +41,28 @@ class StoppableSource final : public ByteSource {
       : source_(source), stop_(stop) {}
 
   absl::StatusOr<absl::Span<const uint8_t>> View(uint64_t offset, size_t want) override {
-    if (stop_.load()) {
-      ClearCurrent();
-      return absl::CancelledError(kStoppedMessage);
-    }
-    absl::StatusOr<absl::Span<const uint8_t>> view = source_.View(offset, want);
-    // Reads within this view go on without asking again; the stop is seen
-    // at the next view, at most a window later.
-    if (view.ok()) SetCurrent(offset, *view);
-    return view;
+    if (stop_.load()) return absl::CancelledError(kStoppedMessage);
+    // Its views are not published for the Reader's inline reads (Current()):
+    // every read asks here, so a stop takes effect at the next record.
+    return source_.View(offset, want);
   }
-  // Every other call may move the inner source's window: what this source
-  // published of the last view is dropped first.
   absl::StatusOr<bool> BufferToEnd(uint64_t offset, uint64_t max_bytes) override {
-    ClearCurrent();
     return source_.BufferToEnd(offset, max_bytes);
   }
   absl::StatusOr<bool> BufferUntil(uint64_t offset, uint64_t max_bytes,
                                    const std::function<bool(absl::Span<const uint8_t>)>& complete,
                                    absl::Duration idle) override {
-    ClearCurrent();
     return source_.BufferUntil(offset, max_bytes, complete, idle);
   }
   absl::StatusOr<bool> WaitForData(uint64_t offset, absl::Duration timeout) override {
-    ClearCurrent();
     if (stop_.load()) return false;
     return source_.WaitForData(offset, timeout);
   }
   absl::StatusOr<InputEnd> MakeEndKnown(uint64_t offset, const KeepLimits& limits) override {
-    ClearCurrent();
     return source_.MakeEndKnown(offset, limits);
   }
   absl::StatusOr<absl::Span<const uint8_t>> Tail(uint64_t from,
                                                  std::vector<uint8_t>* storage) override {
-    ClearCurrent();
     return source_.Tail(from, storage);
   }
   std::optional<uint64_t> Size() const override { return source_.Size(); }

@@ -122,8 +122,9 @@ absl::Status StreamParser::ParseCommand(Reader& reader, uint64_t offset, bool* q
       context_.Report(FindingCode::kEnableColo, offset,
                       "ENABLE_COLO: after this stream the destination waits for COLO "
                       "checkpoints, which qmig does not read; it needs the x-colo capability "
-                      "(QEMU 7.2 does not check, and without a COLO source waits forever)",
-                      {}, /*qemu_accepts=*/true);
+                      "(QEMU 7.2 does not check, and without a COLO source waits forever; "
+                      "8.1 and later refuse it without x-colo)",
+                      {}, QemuReleases::Only(QemuRelease::k7_2));
       break;
     case CommandKind::kPostcopyResume:
       if (!summary_.headerless) {

@@ -548,14 +548,15 @@ TEST(CommandsTest, RecoveryConnectionStartsWithRecvBitmapThenResume) {
   EXPECT_EQ(r.summary.commands.at("POSTCOPY_RESUME"), 1u);
 }
 
-TEST(CommandsTest, SwitchoverStartSelectsUpstream) {
+TEST(CommandsTest, SwitchoverStartSelectsQemu100) {
   StreamWriter w(ProfileId::kUpstream);
   w.Header().Configuration({"pc"}).SwitchoverStart().Eof();
   ASSERT_TRUE(w.missing_commands().empty());
   ParseResult r = ParseBytes(w.bytes());
   EXPECT_TRUE(NoErrors(r));
-  EXPECT_EQ(r.summary.profile, "upstream");
+  EXPECT_EQ(r.summary.profile, "qemu-10.0");
   EXPECT_TRUE(r.summary.profile_detected);
+  EXPECT_EQ(r.summary.profile_also_consistent, std::vector<std::string>{"qemu-11.1"});
   EXPECT_EQ(r.summary.commands.at("SWITCHOVER_START"), 1u);
 }
 

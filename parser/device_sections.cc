@@ -127,9 +127,32 @@ void StreamParser::UseTrailer(uint64_t offset, absl::string_view json) {
     trailer_probe_ = TrailerProbe::kFound;
     trailer_description_ = std::move(*description);
     summary_.device_description_source = "trailer";
+    ObserveDescription(*trailer_description_);
   } else {
     trailer_probe_ = TrailerProbe::kInvalid;
     trailer_error_ = description.status();
+  }
+}
+
+// What the stream's own description says of the QEMU that wrote it.
+void StreamParser::ObserveDescription(const VmDescription& description) {
+  if (description.configuration.has_value()) {
+    profile_.ObserveAtLeast(QemuRelease::k8_2, "the VMDESCRIPTION has a configuration member");
+  } else {
+    profile_.ObserveAtMost(QemuRelease::k7_2, "the VMDESCRIPTION has no configuration member");
+  }
+  for (const DeviceDescription& device : description.devices) {
+    if (device.name != "globalstate") continue;
+    bool suspended = false;
+    for (const VmstateField& field : device.vmsd.fields) {
+      suspended |= field.name == "has_vm_was_suspended";
+    }
+    if (suspended) {
+      profile_.ObserveAtLeast(QemuRelease::k9_2, "globalstate carries vm_was_suspended");
+    } else {
+      profile_.ObserveAtMost(QemuRelease::k8_2, "globalstate has no vm_was_suspended");
+    }
+    break;
   }
 }
 

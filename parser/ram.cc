@@ -115,9 +115,11 @@ absl::Status StreamParser::ParseRamPayload(Reader& reader) {
         case ram_flag::kMultifdFlush:
           continue;
         case ram_flag::kHook:
+          // 7.2 fails the load on it; 8.1 made it a no-op without RDMA.
           context_.Report(FindingCode::kRamBadFlags, offset,
-                          "RDMA HOOK record in a non-RDMA stream; QEMU ignores it", {},
-                          /*qemu_accepts=*/true);
+                          "RDMA HOOK record in a non-RDMA stream: QEMU 8.1 and later ignore it, "
+                          "7.2 fails the load",
+                          {}, QemuReleases::From(QemuRelease::k8_2));
           continue;
         default:
           return context_.Fail(FindingCode::kRamBadFlags, offset,
@@ -186,11 +188,12 @@ absl::Status StreamParser::ParseRamPayload(Reader& reader) {
         if (stats != nullptr) ++stats->zero_pages;
         if (body[0] != 0) {
           if (stats != nullptr) ++stats->nonzero_fill_pages;
+          // 8.2 started refusing it ("Found a zero page with value N").
           context_.Report(FindingCode::kRamZeroFill, offset,
-                          absl::StrFormat("zero page with fill byte 0x%02x; QEMU 7.2 fills the page "
-                                          "with it",
+                          absl::StrFormat("zero page with fill byte 0x%02x: QEMU 7.2 fills the "
+                                          "page with it, 8.2 and later refuse it",
                                           body[0]),
-                          leaf(), /*qemu_accepts=*/true);
+                          leaf(), QemuReleases::Only(QemuRelease::k7_2));
         }
         break;
       }

@@ -470,12 +470,12 @@ TEST(PostcopyRamTest, MemSizeAfterListenIsRejected) {
 
 // --- Profile evidence -------------------------------------------------------------------
 
-TEST(RamProfileTest, MultifdFlushSelectsUpstream) {
+TEST(RamProfileTest, MultifdFlushSelectsQemu82) {
   ParseResult r = ParseBytes(RamStream([](StreamWriter& w) {
     w.RamZero("pc.ram", 0).RamMultifdFlush().RamEos();
   }));
   EXPECT_TRUE(NoErrors(r));
-  EXPECT_EQ(r.summary.profile, "upstream");
+  EXPECT_EQ(r.summary.profile, "qemu-8.2");
   EXPECT_TRUE(r.summary.profile_detected);
 }
 

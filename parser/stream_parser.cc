@@ -89,6 +89,10 @@ void StreamParser::Run() {
   summary_.bytes = reader.offset();
   summary_.profile = std::string(profile_.active().name);
   summary_.profile_detected = profile_.decided();
+  summary_.profile_evidence = profile_.evidence();
+  for (absl::string_view name : profile_.AlsoConsistent()) {
+    summary_.profile_also_consistent.emplace_back(name);
+  }
   summary_.postcopy = postcopy_;
   summary_.return_path_opened = return_path_open_;
   summary_.footers = footers_;
@@ -214,6 +218,9 @@ absl::Status StreamParser::ParseConfigurationSubsection(Reader& reader, const st
                         absl::StrCat("unknown capability '", EscapeName(capability), "'"));
       }
       if (capability == "x-ignore-shared") ignore_shared_ = true;
+      if (capability == "mapped-ram") {
+        profile_.ObserveAtLeast(QemuRelease::k9_2, "the mapped-ram capability");
+      }
       summary_.capabilities.push_back(std::move(capability));
     }
     return absl::OkStatus();
@@ -295,6 +302,30 @@ absl::Status StreamParser::ParseStartOrFull(Reader& reader, uint8_t type, uint64
   state.version = version;
   state.iterative = type == static_cast<uint8_t>(SectionType::kStart);
   state.ended = !state.iterative;
+  if (idstr == kRamSectionName) {
+    state.kind = SectionKind::kRam;
+    if (state.iterative && section_id == 2) {
+      // Ids count registrations: timer 0, block 1, ram 2 while live block
+      // migration existed; 9.1 removed it.
+      profile_.ObserveAtMost(QemuRelease::k8_2, "the RAM section has id 2, after block's");
+    }
+  } else if (idstr == "timer" || idstr == "apic" || idstr == "kvm-apic") {
+    // Decided when both have come: a stream without one tells nothing.
+    const bool apic = idstr != "timer";
+    if (!first_of_timer_and_apic_.has_value()) {
+      first_of_timer_and_apic_ = apic;
+    } else if (*first_of_timer_and_apic_ != apic && !order_observed_) {
+      order_observed_ = true;
+      if (*first_of_timer_and_apic_) {
+        profile_.ObserveAtLeast(QemuRelease::k11_1, "apic's section comes before timer's");
+      } else {
+        profile_.ObserveAtMost(QemuRelease::k10_0, "timer's section comes before apic's");
+      }
+    }
+  }
+  if (idstr == kBlockSectionName) {
+    profile_.ObserveAtMost(QemuRelease::k8_2, "a block migration section (removed in 9.1)");
+  }
   if (idstr == kRamSectionName) state.kind = SectionKind::kRam;
   else if (idstr == kDirtyBitmapSectionName) state.kind = SectionKind::kDirtyBitmap;
   else if (idstr == kBlockSectionName) state.kind = SectionKind::kBlock;

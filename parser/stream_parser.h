@@ -103,6 +103,8 @@ struct RamBlockSummary {
 struct StreamSummary {
   std::string profile;
   bool profile_detected = false;   // chosen by evidence, not by default
+  std::vector<std::string> profile_evidence;         // what chose it
+  std::vector<std::string> profile_also_consistent;  // other profiles the stream fits
   bool headerless = false;         // a postcopy-recovery connection
   uint32_t file_version = 0;
   std::optional<std::string> machine;

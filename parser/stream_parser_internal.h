@@ -109,6 +109,8 @@ class StreamParser {
   absl::Status ProbeTrailer(Reader& reader);
   absl::Status ProbeLiveTrailer(Reader& reader);
   void UseTrailer(uint64_t offset, absl::string_view json);
+  // Narrows the profiles by what the stream's own description shows.
+  void ObserveDescription(const VmDescription& description);
   absl::string_view NoDescriptionReason() const;
   absl::StatusOr<uint64_t> ScanForDeviceEnd(Reader& reader, uint32_t section_id);
   void CheckDumpedVersion(const VmDescription& dump, const SectionState& section, uint64_t offset);
@@ -126,6 +128,10 @@ class StreamParser {
   ProfileDetector profile_;
 
   bool has_configuration_ = false;
+  // Which of timer and apic came first (true: apic): their order tells
+  // 11.x apart, once both have come.
+  std::optional<bool> first_of_timer_and_apic_;
+  bool order_observed_ = false;
   bool ignore_shared_ = false;
   std::optional<bool> footers_;
   // START sections (and sections a recovery connection continues), at most

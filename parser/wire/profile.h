@@ -6,18 +6,24 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <utility>
 #include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/types/span.h"
 #include "parser/wire/constants.h"
+#include "parser/wire/release.h"
 
 namespace qmig {
 
 enum class ProfileId : uint8_t {
-  kQemu72,     // Debian 12's QEMU 7.2 (the reference the corpus is made with).
-  kUpstream,   // Current upstream: SWITCHOVER_START = 11, no COMPRESS_PAGE.
+  kQemu72,     // Debian 12's QEMU 7.2 (the reference the first corpus was made with).
+  kQemu82,     // 8.2 (Ubuntu 24.04): MULTIFD_FLUSH, zero pages filled with 0 only.
+  kQemu92,     // 9.x: mapped-ram, multifd zero pages; no COMPRESS_PAGE, no block section.
+  kQemu100,    // 10.0 (Debian 13, RHEL 10): SWITCHOVER_START = 11.
+  kQemu111,    // 11.x: devices saved in a new order (apic before timer).
+  kUpstream,   // Current upstream, as qemu-11.1.
   kQemu30,     // QEMU 3.0: POSTCOPY_RESUME = 8, RECV_BITMAP = 9.
   kV5Draft,    // The 2015 postcopy v5 posting: PACKAGED = 3, ADVISE = 20..23.
 };
@@ -38,6 +44,8 @@ struct Profile {
   uint32_t ram_flags_known;      // union of the RAM flags this version defines
   uint64_t package_limit_cap;    // largest package this version accepts
   bool advise_has_length_zero;   // ADVISE may be 0 bytes (dirty-bitmap postcopy)
+  // The release whose rules these are; nullopt for historical numberings.
+  std::optional<QemuRelease> release;
 
   // The command with this wire number, or nullptr when the profile has none.
   const CommandSpec* FindCommand(uint16_t number) const;
@@ -71,6 +79,18 @@ class ProfileDetector {
   void ObserveCommand(uint16_t number, uint16_t length);
   // A RAM record with these flags was seen.
   void ObserveRamFlags(uint32_t flags);
+  // Evidence from what a stream carries beyond its records and commands,
+  // which only some releases send (docs/PROFILES.md lists each): the stream
+  // was made by `release` or a later one, or by it or an earlier one. `why`
+  // is kept for the summary. Historical profiles are left alone.
+  void ObserveAtLeast(QemuRelease release, absl::string_view why);
+  void ObserveAtMost(QemuRelease release, absl::string_view why);
+  // What narrowed the profiles, in order ("the VMDESCRIPTION has a
+  // configuration member: QEMU 8.2 or later").
+  const std::vector<std::string>& evidence() const { return evidence_; }
+  // Profiles still consistent with the stream besides the active one, in
+  // preference order: what the stream cannot tell apart.
+  std::vector<absl::string_view> AlsoConsistent() const;
   // The CONFIGURATION section named this machine type. A versioned type
   // ("pc-i440fx-7.2", "pc-q35-10.0") bounds which QEMU sent the stream and
   // which commands its compat properties allow.
@@ -79,6 +99,8 @@ class ProfileDetector {
  private:
   template <typename Keep>
   void Narrow(Keep keep);
+  // Keeps `why` as evidence when the candidates changed since `before`.
+  void Note(uint32_t before, absl::string_view why);
 
   // Version of the machine type, e.g. {7, 2}; {0, 0} when unknown.
   std::pair<int, int> machine_version_ = {0, 0};
@@ -88,6 +110,7 @@ class ProfileDetector {
   uint32_t candidates_ = 0;  // bit i: AllProfiles()[i] still consistent
   const Profile* active_;
   uint32_t last_ram_flags_ = UINT32_MAX;  // narrowing twice by the same flags is a no-op
+  std::vector<std::string> evidence_;
 };
 
 }  // namespace qmig

@@ -23,9 +23,12 @@ TEST(ProfileDetectorTest, DefaultsToQemu72AndNarrowsOnEvidence) {
   EXPECT_EQ(detector.active().id, ProfileId::kQemu72);
   detector.ObserveCommand(2, 4);  // PING everywhere
   EXPECT_FALSE(detector.decided());
-  detector.ObserveCommand(11, 0);  // SWITCHOVER_START: upstream only
-  EXPECT_EQ(detector.active().id, ProfileId::kUpstream);
+  detector.ObserveCommand(11, 0);  // SWITCHOVER_START: 10.0 and later
+  EXPECT_EQ(detector.active().id, ProfileId::kQemu100);
   EXPECT_TRUE(detector.decided());
+  EXPECT_EQ(detector.evidence().size(), 1u);
+  ASSERT_EQ(detector.AlsoConsistent().size(), 1u);
+  EXPECT_EQ(detector.AlsoConsistent()[0], "qemu-11.1");
 }
 
 TEST(ProfileDetectorTest, NoSwitchoverStartForMachineTypesBefore10) {
@@ -37,9 +40,40 @@ TEST(ProfileDetectorTest, NoSwitchoverStartForMachineTypesBefore10) {
 
   ProfileDetector newer;
   newer.ObserveMachine("pc-q35-10.1");
-  EXPECT_EQ(newer.active().id, ProfileId::kUpstream);
+  EXPECT_EQ(newer.active().id, ProfileId::kQemu111);
   newer.ObserveCommand(11, 0);
-  EXPECT_EQ(newer.active().id, ProfileId::kUpstream);
+  EXPECT_EQ(newer.active().id, ProfileId::kQemu111);
+}
+
+// What a stream made by QEMU 10.0 or 11.1 for an old machine type shows, and
+// what it narrows to (the corpus tests check the same on real streams).
+TEST(ProfileDetectorTest, ReleasesFromWhatTheStreamCarries) {
+  ProfileDetector ten;
+  ten.ObserveMachine("pc-i440fx-7.2");
+  ten.ObserveAtLeast(QemuRelease::k8_2, "the VMDESCRIPTION has a configuration member");
+  ten.ObserveAtLeast(QemuRelease::k9_2, "globalstate carries vm_was_suspended");
+  ten.ObserveAtMost(QemuRelease::k10_0, "timer's section comes before apic's");
+  EXPECT_EQ(ten.active().id, ProfileId::kQemu92);
+  ASSERT_EQ(ten.AlsoConsistent().size(), 1u);
+  EXPECT_EQ(ten.AlsoConsistent()[0], "qemu-10.0");  // the stream cannot tell them apart
+  EXPECT_EQ(ten.evidence().size(), 4u);  // the machine type and the three above
+
+  ProfileDetector eleven;
+  eleven.ObserveMachine("pc-i440fx-7.2");
+  eleven.ObserveAtLeast(QemuRelease::k11_1, "apic's section comes before timer's");
+  EXPECT_EQ(eleven.active().id, ProfileId::kQemu111);
+
+  ProfileDetector old;
+  old.ObserveAtMost(QemuRelease::k8_2, "the RAM section has id 2, after block's");
+  old.ObserveAtMost(QemuRelease::k7_2, "the VMDESCRIPTION has no configuration member");
+  EXPECT_EQ(old.active().id, ProfileId::kQemu72);
+  EXPECT_TRUE(old.decided());
+
+  // Evidence that narrows nothing is not kept.
+  ProfileDetector seven;
+  seven.ObserveAtMost(QemuRelease::k10_0, "x");
+  seven.ObserveAtMost(QemuRelease::k10_0, "again");
+  EXPECT_EQ(seven.evidence().size(), 1u);
 }
 
 TEST(ProfileDetectorTest, V5DraftFromItsAdviseNumber) {
@@ -48,10 +82,21 @@ TEST(ProfileDetectorTest, V5DraftFromItsAdviseNumber) {
   EXPECT_EQ(detector.active().id, ProfileId::kV5Draft);
 }
 
-TEST(ProfileDetectorTest, MultifdFlushRulesOutQemu72) {
+TEST(ProfileDetectorTest, MultifdFlushRulesOutQemu72AndCompressAfter82) {
   ProfileDetector detector;
   detector.ObserveRamFlags(0x200);
-  EXPECT_EQ(detector.active().id, ProfileId::kUpstream);
+  EXPECT_EQ(detector.active().id, ProfileId::kQemu82);
+  detector.ObserveRamFlags(0x100);  // COMPRESS_PAGE: gone in 9.1
+  EXPECT_EQ(detector.active().id, ProfileId::kQemu82);
+  EXPECT_TRUE(detector.AlsoConsistent().empty());
+}
+
+TEST(QemuReleasesTest, Describe) {
+  EXPECT_EQ(QemuReleases(true).Describe(), "every QEMU");
+  EXPECT_EQ(QemuReleases::Only(QemuRelease::k7_2).Describe(), "QEMU 7.2");
+  EXPECT_EQ(QemuReleases::From(QemuRelease::k8_2).Describe(), "QEMU 8.2 to 11.1");
+  EXPECT_EQ(QemuReleases::Through(QemuRelease::k9_2).Describe(), "QEMU 7.2 to 9.2");
+  EXPECT_FALSE(QemuReleases(false).any());
 }
 
 TEST(ProfileDetectorTest, FixedProfileIgnoresEvidence) {

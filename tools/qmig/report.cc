@@ -78,6 +78,8 @@ nlohmann::json SummaryToJson(const StreamSummary& s) {
   nlohmann::json out = {
       {"profile", s.profile},
       {"profile_detected", s.profile_detected},
+      {"profile_evidence", s.profile_evidence},
+      {"profile_also_consistent", s.profile_also_consistent},
       {"headerless", s.headerless},
       {"file_version", s.file_version},
       {"capabilities", EscapedNames(s.capabilities)},
@@ -131,7 +133,13 @@ std::string FormatSummary(const StreamSummary& s, const std::string& input_name)
   std::string out;
   absl::StrAppend(&out, "stream    ", EscapeName(input_name), " (", s.bytes, " bytes read)\n");
   absl::StrAppend(&out, "profile   ", s.profile, s.profile_detected ? " (detected)" : " (default)",
+                  s.profile_also_consistent.empty()
+                      ? ""
+                      : absl::StrCat(", or ", absl::StrJoin(s.profile_also_consistent, ", ")),
                   s.headerless ? ", headerless (postcopy recovery connection)" : "", "\n");
+  for (const std::string& evidence : s.profile_evidence) {
+    absl::StrAppend(&out, "          ", evidence, "\n");
+  }
   absl::StrAppend(&out, "machine   ",
                   s.machine.has_value() ? EscapeName(*s.machine) : "(no CONFIGURATION section)");
   if (!s.capabilities.empty()) {
