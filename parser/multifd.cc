@@ -12,6 +12,12 @@
 namespace qmig {
 namespace {
 
+uint64_t LoadBe64(const uint8_t* p) {
+  uint64_t value = 0;
+  for (int i = 0; i < 8; ++i) value = value << 8 | p[i];
+  return value;
+}
+
 class MultifdParser {
  public:
   MultifdParser(ByteSource& source, const MultifdOptions& options, MultifdResult& result)
@@ -62,72 +68,123 @@ class MultifdParser {
     return reader.Skip(kMultifdInitSize - 25);
   }
 
+  // A packet: a 12-byte header (magic, version, flags), then a RAM packet or
+  // (10.0, flag DEVICE_STATE) a device-state packet.
   absl::Status Packet(Reader& reader) {
     uint64_t offset = reader.offset();
     PathScope scope(context_, absl::StrCat("packet@", HexOffset(offset)));
     QMIG_ASSIGN_OR_RETURN(uint32_t magic, reader.Be32());
     QMIG_ASSIGN_OR_RETURN(uint32_t version, reader.Be32());
     QMIG_ASSIGN_OR_RETURN(uint32_t flags, reader.Be32());
-    QMIG_ASSIGN_OR_RETURN(uint32_t pages_alloc, reader.Be32());
-    QMIG_ASSIGN_OR_RETURN(uint32_t normal_pages, reader.Be32());
-    QMIG_ASSIGN_OR_RETURN(uint32_t next_packet_size, reader.Be32());
-    QMIG_ASSIGN_OR_RETURN(uint64_t packet_num, reader.Be64());
-    (void)packet_num;
-    QMIG_RETURN_IF_ERROR(reader.Skip(32));
-    QMIG_ASSIGN_OR_RETURN(absl::Span<const uint8_t> name_bytes,
-                          reader.Bytes(kMultifdRamblockNameSize));
     if (magic != kMultifdMagic || version != kMultifdVersion) {
       return context_.Fail(FindingCode::kMultifdBadPacket, offset,
                            absl::StrFormat("packet magic 0x%08x version %u", magic, version));
     }
-    if (pages_alloc > kMultifdPagesPerPacket || normal_pages > pages_alloc) {
-      return context_.Fail(FindingCode::kMultifdBadPacket, offset,
-                           absl::StrCat(normal_pages, " pages of ", pages_alloc,
-                                        " allocated; at most ", kMultifdPagesPerPacket));
-    }
-    uint32_t compression = flags & kMultifdFlagCompressionMask;
-    if ((flags & ~(kMultifdFlagSync | kMultifdFlagCompressionMask)) != 0) {
+    if ((flags & ~(kMultifdFlagSync | kMultifdFlagCompressionMask | kMultifdFlagDeviceState)) !=
+        0) {
       context_.Report(FindingCode::kMultifdBadPacket, offset + 8,
                       absl::StrFormat("unknown packet flags 0x%x", flags));
     }
     ++result_.summary.packets;
     if (flags & kMultifdFlagSync) ++result_.summary.sync_packets;
-    // The offset table always has room for a full packet.
-    uint64_t table_offset = reader.offset();
-    size_t name_length = 0;
-    while (name_length < name_bytes.size() && name_bytes[name_length] != 0) ++name_length;
-    std::string block(name_bytes.begin(), name_bytes.begin() + name_length);
-    QMIG_ASSIGN_OR_RETURN(absl::Span<const uint8_t> table, reader.Bytes(8 * size_t{pages_alloc}));
-    std::vector<uint64_t> offsets;  // at most kMultifdPagesPerPacket
-    offsets.reserve(normal_pages);
-    for (uint32_t i = 0; i < normal_pages; ++i) {
-      uint64_t page = 0;
-      for (int b = 0; b < 8; ++b) page = page << 8 | table[8 * i + b];
-      offsets.push_back(page);
+    if (flags & kMultifdFlagDeviceState) return DeviceStatePacket(reader, offset, flags);
+    return RamPacket(reader, offset, flags);
+  }
+
+  // QEMU 10.0's device state (VFIO): idstr, instance, then a payload of
+  // next_packet_size bytes that only the device reads.
+  absl::Status DeviceStatePacket(Reader& reader, uint64_t offset, uint32_t flags) {
+    QMIG_ASSIGN_OR_RETURN(absl::Span<const uint8_t> name_bytes,
+                          reader.Bytes(kMultifdRamblockNameSize));
+    QMIG_ASSIGN_OR_RETURN(uint32_t instance, reader.Be32());
+    QMIG_ASSIGN_OR_RETURN(uint32_t payload, reader.Be32());
+    ++result_.summary.device_state_packets;
+    if (name_bytes.back() != 0) {
+      return context_.Fail(FindingCode::kMultifdBadPacket, offset + 12,
+                           "device state idstr is not NUL-terminated within 256 bytes");
     }
-    if (normal_pages > 0) {
-      auto it = options_.block_lengths.find(block);
+    if (flags & kMultifdFlagSync) {
+      return context_.Fail(FindingCode::kMultifdBadPacket, offset + 8,
+                           "a device state packet with the SYNC flag, which QEMU refuses");
+    }
+    if (payload == 0) {
+      return context_.Fail(FindingCode::kMultifdBadPacket, offset + 272,
+                           "an empty device state packet, which QEMU refuses");
+    }
+    (void)instance;
+    return reader.Skip(payload);
+  }
+
+  // A RAM packet: the rest of a fixed 320-byte header, an offset table with
+  // room for a full packet whatever it holds (QEMU reads a fixed length from
+  // its own page size), normal page offsets first, then zero pages (9.0 on),
+  // then the normal pages' data.
+  absl::Status RamPacket(Reader& reader, uint64_t offset, uint32_t flags) {
+    QMIG_ASSIGN_OR_RETURN(uint32_t pages_alloc, reader.Be32());
+    QMIG_ASSIGN_OR_RETURN(uint32_t normal_pages, reader.Be32());
+    QMIG_ASSIGN_OR_RETURN(uint32_t next_packet_size, reader.Be32());
+    QMIG_ASSIGN_OR_RETURN(uint64_t packet_num, reader.Be64());
+    (void)packet_num;
+    // Before 9.0 this word was unused and zero.
+    QMIG_ASSIGN_OR_RETURN(uint32_t zero_pages, reader.Be32());
+    QMIG_RETURN_IF_ERROR(reader.Skip(28));
+    QMIG_ASSIGN_OR_RETURN(absl::Span<const uint8_t> name_bytes,
+                          reader.Bytes(kMultifdRamblockNameSize));
+    if (pages_alloc > kMultifdPagesPerPacket || normal_pages > pages_alloc ||
+        zero_pages > pages_alloc - normal_pages) {
+      return context_.Fail(
+          FindingCode::kMultifdBadPacket, offset,
+          absl::StrCat(normal_pages, " normal and ", zero_pages, " zero pages of ", pages_alloc,
+                       " allocated; at most ", kMultifdPagesPerPacket));
+    }
+    const uint32_t compression = flags & kMultifdFlagCompressionMask;
+    // QEMU terminates the name at its last byte whatever the sender wrote.
+    size_t name_length = 0;
+    while (name_length + 1 < name_bytes.size() && name_bytes[name_length] != 0) ++name_length;
+    std::string block(name_bytes.begin(), name_bytes.begin() + name_length);
+    const uint64_t table_offset = reader.offset();
+    QMIG_ASSIGN_OR_RETURN(absl::Span<const uint8_t> table,
+                          reader.Bytes(8 * size_t{kMultifdPagesPerPacket}));
+    const uint32_t pages = normal_pages + zero_pages;
+    std::vector<uint64_t> offsets;  // at most kMultifdPagesPerPacket
+    offsets.reserve(pages);
+    for (uint32_t i = 0; i < pages; ++i) offsets.push_back(LoadBe64(&table[8 * i]));
+    auto it = options_.block_lengths.find(block);
+    if (pages > 0) {
       if (it == options_.block_lengths.end() && !options_.block_lengths.empty()) {
-        context_.Report(FindingCode::kMultifdBadPacket, offset,
-                        absl::StrCat("unknown RAM block '", EscapeName(block), "'"));
+        return context_.Fail(FindingCode::kMultifdBadPacket, offset + 64,
+                             absl::StrCat("unknown RAM block '", EscapeName(block),
+                                          "' (QEMU: unknown ram block)"));
       }
-      for (uint32_t i = 0; i < normal_pages; ++i) {
-        uint64_t page = offsets[i];
-        bool bad = page % kTargetPageSize != 0 ||
-                   (it != options_.block_lengths.end() &&
-                    (it->second < kTargetPageSize || page > it->second - kTargetPageSize));
-        if (bad) {
+      for (uint32_t i = 0; i < pages; ++i) {
+        const uint64_t page = offsets[i];
+        const bool past = it != options_.block_lengths.end() &&
+                          (it->second < kTargetPageSize || page > it->second - kTargetPageSize);
+        if (past) {
+          return context_.Fail(FindingCode::kMultifdBadPacket, table_offset + 8 * i,
+                               absl::StrFormat("page offset 0x%x past block '%s' (QEMU: offset "
+                                               "too long)",
+                                               page, EscapeName(block)));
+        }
+        if (page % kTargetPageSize != 0) {
           context_.Report(FindingCode::kMultifdBadPacket, table_offset + 8 * i,
-                          absl::StrFormat("page offset 0x%x misaligned or past block '%s'", page,
-                                          EscapeName(block)));
+                          absl::StrFormat("page offset 0x%x of block '%s' is not page-aligned",
+                                          page, EscapeName(block)),
+                          {}, /*qemu_accepts=*/true);  // QEMU does not look
         }
       }
       result_.summary.pages += normal_pages;
-      result_.summary.pages_by_block[block] += normal_pages;
+      result_.summary.zero_pages += zero_pages;
+      result_.summary.pages_by_block[block] += pages;
+      if (options_.on_page) {
+        static const uint8_t kZeroPage[kTargetPageSize] = {};
+        for (uint32_t i = normal_pages; i < pages; ++i) {
+          options_.on_page(block, offsets[i], absl::MakeConstSpan(kZeroPage));
+        }
+      }
     }
-    // QEMU 7.2 reads a packet's data only when it has pages, and leaves
-    // next_packet_size as it was for one without (sync packets repeat the
-    // previous packet's size), so only packets with pages are checked.
+    // Data follows only a packet with normal pages; the size field of one
+    // without is left over from an earlier packet (8.1 and before).
     if (normal_pages == 0) return absl::OkStatus();
     if (compression == 0) {
       // The receiver reads normal_pages pages and never looks at the size.
