@@ -89,8 +89,11 @@ std::string FormatMultifdSummary(const MultifdSummary& s, const std::string& nam
   std::string out =
       absl::StrCat("multifd channel ", EscapeName(name), " (", s.bytes, " bytes read)\n");
   absl::StrAppend(&out, "  channel ", s.channel_id, ", uuid ", EscapeName(s.uuid), "\n");
-  absl::StrAppend(&out, "  packets ", s.packets, " (", s.sync_packets, " sync), pages ", s.pages,
-                  "\n");
+  absl::StrAppend(&out, "  packets ", s.packets, " (", s.sync_packets, " sync",
+                  s.device_state_packets > 0
+                      ? absl::StrCat(", ", s.device_state_packets, " of device state")
+                      : "",
+                  "), pages ", s.pages, " with data, ", s.zero_pages, " zero\n");
   for (const auto& [block, pages] : s.pages_by_block) {
     absl::StrAppend(&out, "    ", EscapeName(block), " ", pages, "\n");
   }
