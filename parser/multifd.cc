@@ -152,9 +152,9 @@ class MultifdParser {
     auto it = options_.block_lengths.find(block);
     if (pages > 0) {
       if (it == options_.block_lengths.end() && !options_.block_lengths.empty()) {
-        return context_.Fail(FindingCode::kMultifdBadPacket, offset + 64,
-                             absl::StrCat("unknown RAM block '", EscapeName(block),
-                                          "' (QEMU: unknown ram block)"));
+        return context_.Fail(
+            FindingCode::kMultifdBadPacket, offset + 64,
+            absl::StrCat("unknown RAM block '", EscapeName(block), "' (QEMU: unknown ram block)"));
       }
       for (uint32_t i = 0; i < pages; ++i) {
         const uint64_t page = offsets[i];

@@ -2,8 +2,11 @@
 // source opens one more connection, with no header and no magic, and sends
 // the pages the destination asked for on it, so that they overtake the
 // background stream. It carries only postcopy RAM records (ZERO, PAGE, with
-// CONTINUE relative to this channel's own last block) and, from QEMU 7.1 and
-// 7.2, ends with EOS.
+// CONTINUE relative to this channel's own last block), read by the stream
+// parser's RAM loader with the rules of the main stream's postcopy RAM
+// (ParseOptions::channel), as QEMU reads both. QEMU 7.2, and later ones
+// for machine types up to 7.2, end it with EOS; 8.0 and later otherwise
+// just close it.
 #ifndef QMIG_PARSER_PREEMPT_CHANNEL_H_
 #define QMIG_PARSER_PREEMPT_CHANNEL_H_
 
@@ -49,8 +52,8 @@ struct PreemptChannelResult {
   bool valid() const { return findings.error_count() == 0; }
 };
 
-// Reads records up to and including EOS; bytes after it are an error, and so
-// is an end of input before it (the source ends the channel with EOS).
+// Reads records up to EOS (bytes after it are an error) or to the end of
+// input between two records.
 PreemptChannelResult ParsePreemptChannel(ByteSource& source, const PreemptChannelOptions& options);
 
 }  // namespace qmig

@@ -73,7 +73,14 @@ RamBlockState* StreamParser::AddBlockOfUnknownLength(const std::string& name) {
 
 absl::Status StreamParser::ParseRamPayload(Reader& reader) {
   const bool postcopy = InPostcopyRamMode();
+  const bool preempt_channel = options_.channel == RamChannel::kPostcopyPreempt;
+  summary_.ram_eos_seen = false;
   while (true) {
+    if (preempt_channel) {
+      // The channel may end at any record: from 8.0 QEMU sends no EOS on it.
+      QMIG_ASSIGN_OR_RETURN(bool at_end, reader.AtEnd());
+      if (at_end) return absl::OkStatus();
+    }
     uint64_t offset = reader.offset();
     QMIG_ASSIGN_OR_RETURN(uint64_t word, reader.Be64());
     uint32_t flags = static_cast<uint32_t>(word & kRamFlagBitsMask);
@@ -108,6 +115,7 @@ absl::Status StreamParser::ParseRamPayload(Reader& reader) {
       }
       switch (primary) {
         case ram_flag::kEos:
+          summary_.ram_eos_seen = true;
           return absl::OkStatus();
         case ram_flag::kMemSize:
           QMIG_RETURN_IF_ERROR(ParseMemSize(reader, address, offset));

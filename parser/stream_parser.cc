@@ -62,6 +62,14 @@ void StreamParser::CountCommand(CommandKind kind) {
 
 void StreamParser::Run() {
   Reader reader(&source_, &context_);
+  if (options_.channel == RamChannel::kPostcopyPreempt) {
+    absl::Status status = ParsePreemptChannel(reader);
+    context_.ReportUnexplained(status, reader.offset());
+    summary_.bytes = reader.offset();
+    summary_.profile = std::string(profile_.active().name);
+    summary_.postcopy = postcopy_;
+    return;
+  }
   absl::Status status = ParseHeader(reader);
   if (status.ok() && options_.observer != nullptr) {
     options_.observer->OnHeader(summary_, reader.offset());
@@ -96,6 +104,31 @@ void StreamParser::Run() {
   summary_.postcopy = postcopy_;
   summary_.return_path_opened = return_path_open_;
   summary_.footers = footers_;
+}
+
+absl::Status StreamParser::ParsePreemptChannel(Reader& reader) {
+  // The channel exists once postcopy listens, and knows the blocks the main
+  // stream listed; without them, blocks are counted as they come.
+  summary_.headerless = true;
+  postcopy_ = PostcopyState::kListening;
+  for (const auto& [name, length] : options_.channel_blocks) {
+    RamBlockState* block = AddBlockOfUnknownLength(name);
+    if (block == nullptr) break;
+    block->length = length;
+    summary_.ram_blocks[block->summary_index].length = length;
+  }
+  ram_blocks_known_ = !options_.channel_blocks.empty();
+  PathScope scope(context_, "preempt channel");
+  QMIG_RETURN_IF_ERROR(ParseRamPayload(reader));
+  // QEMU 7.2, and later ones for machine types up to 7.2, end the channel
+  // with EOS; later ones close it, which ends the loop above at a record.
+  if (!summary_.ram_eos_seen || options_.live) return absl::OkStatus();
+  QMIG_ASSIGN_OR_RETURN(absl::Span<const uint8_t> rest, reader.PeekUpTo(1));
+  if (!rest.empty()) {
+    return context_.Fail(FindingCode::kPreemptBadRecord, reader.offset(),
+                         "bytes after the preempt channel's EOS");
+  }
+  return absl::OkStatus();
 }
 
 absl::Status StreamParser::ParseHeader(Reader& reader) {

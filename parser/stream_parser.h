@@ -37,6 +37,8 @@ absl::string_view PostcopyStateName(PostcopyState state);
 
 enum class RamRecordKind : uint8_t { kZero, kPage, kXbzrle, kCompressed };
 
+enum class RamChannel : uint8_t { kMain, kPostcopyPreempt };
+
 struct StreamSummary;
 
 // Optional hooks for tools that want more than a verdict (dump, extract,
@@ -82,6 +84,14 @@ struct ParseOptions {
   // it closes (a real migration source waits for the return path's SHUT):
   // never wait for the end of input, only for bytes that must come.
   bool live = false;
+  // Which connection this is. A postcopy preempt channel has no header: it
+  // is RAM records only, read by the same rules as the main stream's
+  // postcopy RAM (QEMU reads both with one loader and a channel number),
+  // each channel with its own CONTINUE state.
+  RamChannel channel = RamChannel::kMain;
+  // For a channel other than the main stream: the RAMBlocks the main stream
+  // listed, by name, with their lengths (empty: not known).
+  std::map<std::string, uint64_t> channel_blocks;
 };
 
 // How long a live peer may stay quiet before optional bytes (a trailer)
@@ -105,7 +115,8 @@ struct StreamSummary {
   bool profile_detected = false;   // chosen by evidence, not by default
   std::vector<std::string> profile_evidence;         // what chose it
   std::vector<std::string> profile_also_consistent;  // other profiles the stream fits
-  bool headerless = false;         // a postcopy-recovery connection
+  bool headerless = false;         // a postcopy-recovery connection, or a channel
+  bool ram_eos_seen = false;       // the last RAM payload read ended with EOS
   uint32_t file_version = 0;
   std::optional<std::string> machine;
   std::vector<std::string> capabilities;

@@ -52,6 +52,8 @@ class StreamParser {
 
  private:
   // stream_parser.cc
+  // A postcopy preempt channel: RAM records up to EOS or the end of input.
+  absl::Status ParsePreemptChannel(Reader& reader);
   absl::Status ParseHeader(Reader& reader);
   absl::Status ParseConfiguration(Reader& reader);
   absl::Status ParseConfigurationSubsection(Reader& reader, const std::string& name,

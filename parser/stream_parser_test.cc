@@ -763,7 +763,7 @@ TEST(EscapeTest, NamesFromTheStreamAreEscapedInEveryFinding) {
     PreemptChannelOptions options;
     options.block_lengths = {{"ok", 0x1000}};
     PreemptChannelResult r = ParsePreemptChannel(source, options);
-    EXPECT_TRUE(r.findings.HasCode(FindingCode::kPreemptBadRecord));
+    EXPECT_TRUE(r.findings.HasCode(FindingCode::kRamUnknownBlock));
     add("preempt", r.findings);
   }
   for (const auto& [what, findings] : results) ExpectPrintable(findings, what);
