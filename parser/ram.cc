@@ -1,6 +1,7 @@
 // The RAM section ("ram", version 4): MEM_SIZE block list, page records,
 // XBZRLE and compressed pages, EOS. Pages are validated and handed to the
 // observer as views; nothing is kept.
+#include "absl/numeric/bits.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "parser/page_codec.h"
@@ -17,8 +18,8 @@ std::string PageLeaf(absl::string_view block, uint64_t address) {
   return absl::StrFormat("%s@0x%x", EscapeName(block), address);
 }
 
-constexpr uint32_t kPageRecordFlags = ram_flag::kZero | ram_flag::kPage | ram_flag::kXbzrle |
-                                      ram_flag::kCompressPage;
+constexpr uint32_t kPageRecordFlags =
+    ram_flag::kZero | ram_flag::kPage | ram_flag::kXbzrle | ram_flag::kCompressPage;
 
 bool IsSingleBit(uint32_t value) { return value != 0 && (value & (value - 1)) == 0; }
 
@@ -35,8 +36,7 @@ bool LooksLikeHugePageSize(uint64_t value) {
 // Whether `bytes` start as what follows a MEM_SIZE entry: another entry (a
 // non-empty printable block name) or, after the last one, a RAM record word
 // with exactly one known record flag.
-bool FollowsMemSizeEntry(absl::Span<const uint8_t> bytes, bool last_entry,
-                         const Profile& profile) {
+bool FollowsMemSizeEntry(absl::Span<const uint8_t> bytes, bool last_entry, const Profile& profile) {
   if (last_entry) {
     if (bytes.size() < 8) return bytes.empty();  // the end of a short input
     uint32_t flags = static_cast<uint32_t>(LoadBe64(bytes.data()) & kRamFlagBitsMask);
@@ -91,17 +91,17 @@ absl::Status StreamParser::ParseRamPayload(Reader& reader) {
     const Profile& profile = profile_.active();
 
     if ((flags & ~profile.ram_flags_known) != 0 || !IsSingleBit(primary)) {
-      return context_.Fail(FindingCode::kRamBadFlags, offset,
-                           absl::StrCat("RAM flags ", FlagsText(flags),
-                                        " are not one known record type (profile ", profile.name,
-                                        ")"));
+      return context_.Fail(
+          FindingCode::kRamBadFlags, offset,
+          absl::StrCat("RAM flags ", FlagsText(flags), " are not one known record type (profile ",
+                       profile.name, ")"));
     }
     if ((primary & kPageRecordFlags) == 0) {
       if (flags & ram_flag::kContinue) {
-        context_.Report(FindingCode::kRamBadFlags, offset,
-                        absl::StrCat("CONTINUE on a record without a page (flags ",
-                                     FlagsText(flags), ")"),
-                        {}, /*qemu_accepts=*/true);  // QEMU ignores it there
+        context_.Report(
+            FindingCode::kRamBadFlags, offset,
+            absl::StrCat("CONTINUE on a record without a page (flags ", FlagsText(flags), ")"), {},
+            /*qemu_accepts=*/true);  // QEMU ignores it there
       }
       if (primary != ram_flag::kMemSize && address != 0) {
         context_.Report(FindingCode::kRamNonzeroOffset, offset,
@@ -135,11 +135,18 @@ absl::Status StreamParser::ParseRamPayload(Reader& reader) {
       }
     }
 
-    // A page record: find its block.
+    // A page record: find its block. With mapped-ram, pages are only in the
+    // block's region of the file.
+    if (mapped_ram_) {
+      return context_.Fail(FindingCode::kRamBadFlags, offset,
+                           absl::StrCat("RAM flags ", FlagsText(flags),
+                                        " with mapped-ram, where pages sit at fixed offsets "
+                                        "(QEMU: unexpected RAM flags)"));
+    }
     if (postcopy && primary != ram_flag::kZero && primary != ram_flag::kPage) {
-      return context_.Fail(FindingCode::kRamPostcopyRecord, offset,
-                           absl::StrCat("RAM record ", FlagsText(flags),
-                                        " is not accepted once postcopy listens"));
+      return context_.Fail(
+          FindingCode::kRamPostcopyRecord, offset,
+          absl::StrCat("RAM record ", FlagsText(flags), " is not accepted once postcopy listens"));
     }
     RamBlockState* block;
     if (flags & ram_flag::kContinue) {
@@ -186,7 +193,8 @@ absl::Status StreamParser::ParseRamPayload(Reader& reader) {
                                       block->length),
                       leaf());
     }
-    RamBlockSummary* stats = block != nullptr ? &summary_.ram_blocks[block->summary_index] : nullptr;
+    RamBlockSummary* stats =
+        block != nullptr ? &summary_.ram_blocks[block->summary_index] : nullptr;
     RamRecordKind kind;
     absl::Span<const uint8_t> body;
     switch (primary) {
@@ -217,10 +225,9 @@ absl::Status StreamParser::ParseRamPayload(Reader& reader) {
         QMIG_ASSIGN_OR_RETURN(uint8_t encoding, reader.U8());
         QMIG_ASSIGN_OR_RETURN(uint16_t encoded_length, reader.Be16());
         if (encoding != kXbzrleEncodingFlag) {
-          return context_.Fail(FindingCode::kRamXbzrle, header_offset,
-                               absl::StrFormat("XBZRLE encoding byte 0x%02x (expected 0x01)",
-                                               encoding),
-                               leaf());
+          return context_.Fail(
+              FindingCode::kRamXbzrle, header_offset,
+              absl::StrFormat("XBZRLE encoding byte 0x%02x (expected 0x01)", encoding), leaf());
         }
         if (encoded_length > kMaxXbzrleEncoded) {
           return context_.Fail(FindingCode::kRamXbzrle, header_offset,
@@ -237,10 +244,10 @@ absl::Status StreamParser::ParseRamPayload(Reader& reader) {
         uint64_t header_offset = reader.offset();
         QMIG_ASSIGN_OR_RETURN(uint32_t compressed_length, reader.Be32());
         if (compressed_length > kMaxCompressedPage) {
-          return context_.Fail(FindingCode::kRamCompress, header_offset,
-                               absl::StrCat("compressed length ", compressed_length,
-                                            " exceeds compressBound(page)"),
-                               leaf());
+          return context_.Fail(
+              FindingCode::kRamCompress, header_offset,
+              absl::StrCat("compressed length ", compressed_length, " exceeds compressBound(page)"),
+              leaf());
         }
         QMIG_ASSIGN_OR_RETURN(body, reader.Bytes(compressed_length));
         ValidateCompressed(body, header_offset + 4, leaf());
@@ -294,8 +301,7 @@ void StreamParser::NotePostcopyPlacement(RamBlockState& block, absl::string_view
 absl::Status StreamParser::ParseMemSize(Reader& reader, uint64_t total, uint64_t offset) {
   PathScope scope(context_, "MEM_SIZE");
   if (InPostcopyRamMode()) {
-    return context_.Fail(FindingCode::kRamPostcopyRecord, offset,
-                         "MEM_SIZE once postcopy listens");
+    return context_.Fail(FindingCode::kRamPostcopyRecord, offset, "MEM_SIZE once postcopy listens");
   }
   uint64_t sum = 0;
   uint32_t count = 0;
@@ -340,8 +346,9 @@ absl::Status StreamParser::ParseMemSize(Reader& reader, uint64_t total, uint64_t
       QMIG_ASSIGN_OR_RETURN(absl::Span<const uint8_t> next,
                             reader.PeekUpTo(after + 1 + kMaxCountedString));
       if (next.size() >= 8 && LooksLikeHugePageSize(LoadBe64(next.data())) &&
-          (!ignore_shared_ || FollowsMemSizeEntry(next.subspan(std::min(after, next.size())),
-                                                  last_entry, profile_.active()) ||
+          (!ignore_shared_ ||
+           FollowsMemSizeEntry(next.subspan(std::min(after, next.size())), last_entry,
+                               profile_.active()) ||
            !FollowsMemSizeEntry(next.subspan(8), last_entry, profile_.active()))) {
         summary.page_size = LoadBe64(next.data());
         reader.Skip(8).IgnoreError();
@@ -350,6 +357,15 @@ absl::Status StreamParser::ParseMemSize(Reader& reader, uint64_t total, uint64_t
     if (ignore_shared_) {
       QMIG_ASSIGN_OR_RETURN(uint64_t address, reader.Be64());
       summary.guest_address = address;
+    }
+    // Observers learn of each block before any of its pages (mapped-ram
+    // pages come with their entry).
+    if (options_.observer != nullptr) {
+      options_.observer->OnRamBlock(summary.name, summary.length, summary.page_size);
+    }
+    if (mapped_ram_) {
+      PathScope block_scope(context_, leaf);
+      QMIG_RETURN_IF_ERROR(ParseMappedRamBlock(reader, summary));
     }
     std::optional<uint64_t> new_sum = CheckedAdd(sum, length);
     if (!new_sum.has_value() || *new_sum > total) {
@@ -372,12 +388,109 @@ absl::Status StreamParser::ParseMemSize(Reader& reader, uint64_t total, uint64_t
   ram_blocks_ = std::move(blocks);
   last_block_cached_ = false;
   summary_.ram_blocks = std::move(summaries);
-  if (options_.observer != nullptr) {
-    for (const RamBlockSummary& block : summary_.ram_blocks) {
-      options_.observer->OnRamBlock(block.name, block.length, block.page_size);
-    }
-    options_.observer->OnRamBlockListEnd();
+  if (options_.observer != nullptr) options_.observer->OnRamBlockListEnd();
+  return absl::OkStatus();
+}
+
+absl::Status StreamParser::ParseMappedRamBlock(Reader& reader, RamBlockSummary& block) {
+  const uint64_t header_offset = reader.offset();
+  QMIG_ASSIGN_OR_RETURN(uint32_t version, reader.Be32());
+  QMIG_ASSIGN_OR_RETURN(uint64_t page_size, reader.Be64());
+  QMIG_ASSIGN_OR_RETURN(uint64_t bitmap_offset, reader.Be64());
+  QMIG_ASSIGN_OR_RETURN(uint64_t pages_offset, reader.Be64());
+  const uint64_t header_end = reader.offset();
+  if (version > kMappedRamVersion) {
+    return context_.Fail(FindingCode::kRamMappedRam, header_offset,
+                         absl::StrCat("mapped-ram header version ", version,
+                                      "; QEMU reads version 1 and refuses later ones"));
   }
+  if (version == 0) {
+    context_.Report(FindingCode::kRamMappedRam, header_offset,
+                    "mapped-ram header version 0, which no QEMU writes", {},
+                    /*qemu_accepts=*/true);
+  }
+  if (page_size != kTargetPageSize) {
+    // QEMU divides the block's length by it: 0 crashes the destination.
+    return context_.Fail(FindingCode::kRamMappedRam, header_offset + 4,
+                         absl::StrCat("mapped-ram page size ", page_size, " (expected ",
+                                      kTargetPageSize, "); QEMU divides the block by it"),
+                         {}, /*qemu_accepts=*/page_size != 0);
+  }
+  // The source leaves both offsets 0 for a block it shares (x-ignore-shared).
+  if (ignore_shared_ && bitmap_offset == 0 && pages_offset == 0) return absl::OkStatus();
+  const uint64_t pages = block.length / kTargetPageSize;
+  const uint64_t bitmap_bytes = (pages + 63) / 64 * 8;
+  if (bitmap_offset < header_end) {
+    return context_.Fail(FindingCode::kRamMappedRam, header_offset + 12,
+                         absl::StrFormat("bitmap at 0x%x, before the header's end at 0x%x: QEMU "
+                                         "writes it right after the header, and qmig reads the "
+                                         "file front to back",
+                                         bitmap_offset, header_end),
+                         {}, /*qemu_accepts=*/true);
+  }
+  std::optional<uint64_t> bitmap_end = CheckedAdd(bitmap_offset, bitmap_bytes);
+  std::optional<uint64_t> end = CheckedAdd(pages_offset, block.length);
+  if (pages_offset % kTargetPageSize != 0 || !bitmap_end.has_value() || !end.has_value() ||
+      pages_offset < *bitmap_end) {
+    return context_.Fail(
+        FindingCode::kRamMappedRam, header_offset + 20,
+        absl::StrFormat("pages at 0x%x: not page-aligned, or overlapping the bitmap of 0x%x bytes "
+                        "at 0x%x (QEMU refuses a misaligned region)",
+                        pages_offset, bitmap_bytes, bitmap_offset));
+  }
+  if (bitmap_offset != header_end) {
+    context_.Report(FindingCode::kRamMappedRam, header_offset + 12,
+                    absl::StrFormat("bitmap at 0x%x, not right after the header at 0x%x, where "
+                                    "QEMU writes it",
+                                    bitmap_offset, header_end),
+                    {}, /*qemu_accepts=*/true);
+  }
+  // The bitmap: host-endian (x86-64: little-endian) 64-bit words, bit i for
+  // page i. Kept, within a limit, to find the pages that were written.
+  QMIG_RETURN_IF_ERROR(reader.CheckCanArrive(bitmap_offset - reader.offset()));
+  reader.MoveTo(bitmap_offset);
+  if (bitmap_bytes > kMaxMappedRamBitmapBytes) {
+    context_.ReportAs(Severity::kNote, FindingCode::kRamMappedRam, bitmap_offset,
+                      absl::StrCat("a bitmap of ", bitmap_bytes, " bytes, over the limit of ",
+                                   kMaxMappedRamBitmapBytes, ": the block's pages are not read"));
+  } else {
+    std::vector<uint64_t> words;
+    words.reserve(bitmap_bytes / 8);
+    for (uint64_t done = 0; done < bitmap_bytes;) {
+      const size_t chunk = static_cast<size_t>(std::min<uint64_t>(bitmap_bytes - done, 1 << 16));
+      QMIG_ASSIGN_OR_RETURN(absl::Span<const uint8_t> bytes, reader.Bytes(chunk));
+      for (size_t i = 0; i < chunk; i += 8) {
+        uint64_t word = 0;
+        for (int b = 7; b >= 0; --b) word = word << 8 | bytes[i + b];
+        words.push_back(word);
+      }
+      done += chunk;
+    }
+    if (pages % 64 != 0 && !words.empty() && (words.back() >> (pages % 64)) != 0) {
+      context_.Report(FindingCode::kRamMappedRam, bitmap_offset + bitmap_bytes - 8,
+                      "bitmap bits set past the block's last page", {}, /*qemu_accepts=*/true);
+    }
+    const std::string& name = block.name;
+    for (uint64_t w = 0; w < words.size(); ++w) {
+      for (uint64_t bits = words[w]; bits != 0; bits &= bits - 1) {
+        const uint64_t page = w * 64 + static_cast<uint64_t>(absl::countr_zero(bits));
+        if (page >= pages) break;
+        const uint64_t at = pages_offset + page * kTargetPageSize;
+        QMIG_RETURN_IF_ERROR(reader.CheckCanArrive(at - reader.offset()));
+        reader.MoveTo(at);
+        QMIG_ASSIGN_OR_RETURN(absl::Span<const uint8_t> bytes, reader.Bytes(kTargetPageSize));
+        ++block.normal_pages;
+        ++summary_.ram_records;
+        if (options_.observer != nullptr) {
+          options_.observer->OnRamPage(name, page * kTargetPageSize, RamRecordKind::kPage, bytes,
+                                       at);
+        }
+      }
+    }
+  }
+  // The next entry follows the block's page region.
+  QMIG_RETURN_IF_ERROR(reader.CheckCanArrive(*end - reader.offset()));
+  reader.MoveTo(*end);
   return absl::OkStatus();
 }
 

@@ -252,6 +252,7 @@ absl::Status StreamParser::ParseConfigurationSubsection(Reader& reader, const st
       }
       if (capability == "x-ignore-shared") ignore_shared_ = true;
       if (capability == "mapped-ram") {
+        mapped_ram_ = true;
         profile_.ObserveAtLeast(QemuRelease::k9_2, "the mapped-ram capability");
       }
       summary_.capabilities.push_back(std::move(capability));

@@ -83,6 +83,10 @@ class StreamParser {
   // ram.cc
   absl::Status ParseRamPayload(Reader& reader);
   absl::Status ParseMemSize(Reader& reader, uint64_t total, uint64_t offset);
+  // mapped-ram (9.0): the header that ends a block's MEM_SIZE entry, then the
+  // block's bitmap and written pages at their file offsets; the reader ends
+  // at the block's region's end, where the next entry is.
+  absl::Status ParseMappedRamBlock(Reader& reader, RamBlockSummary& block);
   void ValidateXbzrle(absl::Span<const uint8_t> encoded, uint64_t offset, absl::string_view leaf);
   // Remembers a page placed once postcopy listens; reports one placed twice.
   void NotePostcopyPlacement(RamBlockState& block, absl::string_view block_name,
@@ -135,6 +139,7 @@ class StreamParser {
   std::optional<bool> first_of_timer_and_apic_;
   bool order_observed_ = false;
   bool ignore_shared_ = false;
+  bool mapped_ram_ = false;  // the configuration lists the capability
   std::optional<bool> footers_;
   // START sections (and sections a recovery connection continues), at most
   // kMaxStartedSections; of FULL sections only the ids, at most

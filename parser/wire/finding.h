@@ -70,6 +70,7 @@ absl::string_view SeverityName(Severity severity);
   X(kRamXbzrle, "ram.bad_xbzrle", kError, "XBZRLE page does not decode")                         \
   X(kRamCompress, "ram.bad_compressed_page", kError, "compressed page does not inflate to a page") \
   X(kRamMemSize, "ram.bad_mem_size", kError, "MEM_SIZE block list invalid")                      \
+  X(kRamMappedRam, "ram.bad_mapped_ram", kError, "mapped-ram header, bitmap or page region invalid") \
   X(kRamPostcopyRecord, "ram.postcopy_record", kError, "record not allowed in postcopy")         \
   X(kRamPostcopyPageTwice, "ram.postcopy_page_twice", kError, "a page placed twice once postcopy listens") \
   X(kRamPostcopyUntracked, "ram.postcopy_untracked", kNote, "postcopy pages past the tracking limit go unchecked for repeats") \

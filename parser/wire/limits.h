@@ -34,6 +34,12 @@ inline constexpr uint64_t kMaxRamBlockLength = uint64_t{1} << 46;  // 64 TiB.
 inline constexpr uint32_t kMaxSectionVersion = 0xffff;
 inline constexpr size_t kMaxMultifdPagesPerPacket = 1024;
 inline constexpr uint64_t kMaxRecvBitmapBytes = uint64_t{1} << 32;
+// A mapped-ram block's bitmap of present pages, kept to find its pages: 16
+// MiB covers a block of 512 GiB. Past it the block's pages go unread (a
+// note says so); the file's layout is still checked.
+inline constexpr uint64_t kMaxMappedRamBitmapBytes = uint64_t{16} << 20;
+// The mapped-ram header version QEMU 9.0 to 11.1 write and read.
+inline constexpr uint32_t kMappedRamVersion = 1;
 inline constexpr size_t kMaxVmstateDepth = 32;        // nesting of structs/subsections.
 inline constexpr int kMaxDescriptionNesting = 64;   // JSON arrays/objects in a description.
 inline constexpr uint64_t kMaxDescribedArrayLength = uint64_t{1} << 24;  // elements of one array.
