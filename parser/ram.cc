@@ -447,8 +447,7 @@ absl::Status StreamParser::ParseMappedRamBlock(Reader& reader, RamBlockSummary& 
   }
   // The bitmap: host-endian (x86-64: little-endian) 64-bit words, bit i for
   // page i. Kept, within a limit, to find the pages that were written.
-  QMIG_RETURN_IF_ERROR(reader.CheckCanArrive(bitmap_offset - reader.offset()));
-  reader.MoveTo(bitmap_offset);
+  QMIG_RETURN_IF_ERROR(reader.SkipTo(bitmap_offset));
   if (bitmap_bytes > kMaxMappedRamBitmapBytes) {
     context_.ReportAs(Severity::kNote, FindingCode::kRamMappedRam, bitmap_offset,
                       absl::StrCat("a bitmap of ", bitmap_bytes, " bytes, over the limit of ",
@@ -476,8 +475,7 @@ absl::Status StreamParser::ParseMappedRamBlock(Reader& reader, RamBlockSummary& 
         const uint64_t page = w * 64 + static_cast<uint64_t>(absl::countr_zero(bits));
         if (page >= pages) break;
         const uint64_t at = pages_offset + page * kTargetPageSize;
-        QMIG_RETURN_IF_ERROR(reader.CheckCanArrive(at - reader.offset()));
-        reader.MoveTo(at);
+        QMIG_RETURN_IF_ERROR(reader.SkipTo(at));
         QMIG_ASSIGN_OR_RETURN(absl::Span<const uint8_t> bytes, reader.Bytes(kTargetPageSize));
         ++block.normal_pages;
         ++summary_.ram_records;
@@ -489,8 +487,7 @@ absl::Status StreamParser::ParseMappedRamBlock(Reader& reader, RamBlockSummary& 
     }
   }
   // The next entry follows the block's page region.
-  QMIG_RETURN_IF_ERROR(reader.CheckCanArrive(*end - reader.offset()));
-  reader.MoveTo(*end);
+  QMIG_RETURN_IF_ERROR(reader.SkipTo(*end));
   return absl::OkStatus();
 }
 

@@ -1,11 +1,11 @@
 // The RAM section decoder: record flags, block lookup, page offsets,
 // MEM_SIZE, XBZRLE and compressed pages, postcopy mode and the profile
 // evidence RAM flags give.
+#include <zlib.h>
+
 #include <functional>
 #include <string>
 #include <vector>
-
-#include <zlib.h>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
@@ -43,7 +43,9 @@ const char kPartPath[] = "PART 'ram' #0";
 std::vector<uint8_t> Page(uint8_t value) { return std::vector<uint8_t>(kTargetPageSize, value); }
 
 // Offset of the first byte after a named page record's word and name.
-uint64_t AfterName(uint64_t record, absl::string_view block) { return record + 8 + 1 + block.size(); }
+uint64_t AfterName(uint64_t record, absl::string_view block) {
+  return record + 8 + 1 + block.size();
+}
 
 TEST(RamTest, ValidPartParses) {
   ParseResult r = ParseBytes(RamStream([](StreamWriter& w) {
@@ -89,8 +91,8 @@ TEST(RamTest, ContinueWithoutPreviousBlock) {
 
 TEST(RamTest, ContinueOnARecordWithoutPage) {
   uint64_t at;
-  ParseResult r = ParseBytes(RamStream(
-      [](StreamWriter& w) { w.RamWord(ram_flag::kEos | ram_flag::kContinue); }, &at));
+  ParseResult r = ParseBytes(
+      RamStream([](StreamWriter& w) { w.RamWord(ram_flag::kEos | ram_flag::kContinue); }, &at));
   EXPECT_TRUE(HasFinding(r, Want(FindingCode::kRamBadFlags, at).QemuAccepts().Path(kPartPath)));
 }
 
@@ -98,43 +100,50 @@ TEST(RamTest, UnknownBlock) {
   uint64_t at;
   ParseResult r =
       ParseBytes(RamStream([](StreamWriter& w) { w.RamZero("nope", 0x2000).RamEos(); }, &at));
-  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kRamUnknownBlock, at).Path("PART 'ram' #0 > nope@0x2000")));
+  EXPECT_TRUE(
+      HasFinding(r, Want(FindingCode::kRamUnknownBlock, at).Path("PART 'ram' #0 > nope@0x2000")));
   EXPECT_TRUE(ErrorCodesAre(r, {FindingCode::kRamUnknownBlock}));
 }
 
 TEST(RamTest, OffsetOutsideBlock) {
   uint64_t at;
   ParseResult r = ParseBytes(RamStream(
-      [](StreamWriter& w) { w.RamZero("small", 0).RamZero(kContinueBlock, 0x1000).RamEos(); }, &at));
+      [](StreamWriter& w) { w.RamZero("small", 0).RamZero(kContinueBlock, 0x1000).RamEos(); },
+      &at));
   const uint64_t second = at + 8 + 1 + 5 + 1;
-  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kRamOffset, second).Path("PART 'ram' #0 > small@0x1000")));
+  EXPECT_TRUE(
+      HasFinding(r, Want(FindingCode::kRamOffset, second).Path("PART 'ram' #0 > small@0x1000")));
   EXPECT_TRUE(ErrorCodesAre(r, {FindingCode::kRamOffset}));
 }
 
 TEST(RamTest, LastPageOfBlockIsInside) {
-  ParseResult r = ParseBytes(RamStream([](StreamWriter& w) {
-    w.RamPage("pc.ram", 0xf000, Page(2)).RamEos();
-  }));
+  ParseResult r =
+      ParseBytes(RamStream([](StreamWriter& w) { w.RamPage("pc.ram", 0xf000, Page(2)).RamEos(); }));
   EXPECT_TRUE(NoErrors(r));
 }
 
 TEST(RamTest, NonZeroFillQemuAccepts) {
   uint64_t at;
-  ParseResult r = ParseBytes(RamStream([](StreamWriter& w) { w.RamZero("pc.ram", 0, 1).RamEos(); }, &at));
-  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kRamZeroFill, at).QemuAccepts().Path("PART 'ram' #0 > pc.ram@0x0")));
+  ParseResult r =
+      ParseBytes(RamStream([](StreamWriter& w) { w.RamZero("pc.ram", 0, 1).RamEos(); }, &at));
+  EXPECT_TRUE(HasFinding(
+      r, Want(FindingCode::kRamZeroFill, at).QemuAccepts().Path("PART 'ram' #0 > pc.ram@0x0")));
   EXPECT_EQ(r.summary.ram_blocks[0].nonzero_fill_pages, 1u);
 }
 
 TEST(RamTest, EosWithOffsetBits) {
   uint64_t at;
-  ParseResult r = ParseBytes(RamStream([](StreamWriter& w) { w.RamWord(0x5000 | ram_flag::kEos); }, &at));
-  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kRamNonzeroOffset, at).QemuAccepts().Path(kPartPath)));
+  ParseResult r =
+      ParseBytes(RamStream([](StreamWriter& w) { w.RamWord(0x5000 | ram_flag::kEos); }, &at));
+  EXPECT_TRUE(
+      HasFinding(r, Want(FindingCode::kRamNonzeroOffset, at).QemuAccepts().Path(kPartPath)));
   EXPECT_TRUE(ErrorCodesAre(r, {FindingCode::kRamNonzeroOffset}));
 }
 
 TEST(RamTest, HookIsIgnoredByQemu) {
   uint64_t at;
-  ParseResult r = ParseBytes(RamStream([](StreamWriter& w) { w.RamWord(ram_flag::kHook).RamEos(); }, &at));
+  ParseResult r =
+      ParseBytes(RamStream([](StreamWriter& w) { w.RamWord(ram_flag::kHook).RamEos(); }, &at));
   EXPECT_TRUE(HasFinding(r, Want(FindingCode::kRamBadFlags, at).QemuAccepts()));
 }
 
@@ -193,16 +202,17 @@ TEST(MemSizeTest, SumBelowTotalReadsOnIntoTheNextRecord) {
 
 TEST(MemSizeTest, SumAboveTotal) {
   uint64_t at;
-  ParseResult r =
-      ParseBytes(MemSizeStream(0x11000, {{"pc.ram", 0x10000}, {"small", 0x2000}}, &at));
+  ParseResult r = ParseBytes(MemSizeStream(0x11000, {{"pc.ram", 0x10000}, {"small", 0x2000}}, &at));
   const uint64_t second = at + 8 + (1 + 6 + 8);
-  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kRamMemSize, second).Path("START 'ram' #0 > MEM_SIZE")));
+  EXPECT_TRUE(
+      HasFinding(r, Want(FindingCode::kRamMemSize, second).Path("START 'ram' #0 > MEM_SIZE")));
 }
 
 TEST(MemSizeTest, DuplicateBlock) {
   uint64_t at;
   ParseResult r = ParseBytes(MemSizeStream(0x2000, {{"a", 0x1000}, {"a", 0x1000}}, &at));
-  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kRamMemSize, at + 8 + 1 + 1 + 8).Path("START 'ram' #0 > MEM_SIZE")));
+  EXPECT_TRUE(HasFinding(
+      r, Want(FindingCode::kRamMemSize, at + 8 + 1 + 1 + 8).Path("START 'ram' #0 > MEM_SIZE")));
 }
 
 TEST(MemSizeTest, UnalignedLength) {
@@ -246,6 +256,62 @@ TEST(MemSizeTest, PostcopyPageSizeFieldOfAHugePageBlock) {
   EXPECT_EQ(r.summary.ram_blocks[1].page_size, kTargetPageSize);
 }
 
+// --- mapped-ram ------------------------------------------------------------------------
+
+// A mapped-ram file: the MEM_SIZE entry of a 16-page block is followed by its
+// header (version, page size, bitmap and page offsets), the bitmap right
+// after it and the page region at the next page boundary; `bitmap_word`
+// marks the written pages. *pages_at is the page region's offset.
+std::vector<uint8_t> MappedRamStream(uint64_t bitmap_word, uint64_t* pages_at, uint32_t version = 1,
+                                     uint64_t* bitmap_at_out = nullptr) {
+  constexpr uint64_t kLength = 16 * kTargetPageSize;
+  StreamWriter w(ProfileId::kQemu111);
+  w.Header().Configuration({"pc", {}, std::vector<std::string>{"mapped-ram"}, {}});
+  w.SectionStart(kRamId, "ram", 0, 4);
+  w.RamWord(kLength | ram_flag::kMemSize).CountedString("pc.ram").Be64(kLength);
+  const uint64_t bitmap_at = w.size() + 4 + 3 * 8;
+  if (bitmap_at_out != nullptr) *bitmap_at_out = bitmap_at;
+  *pages_at = (bitmap_at + 8 + kTargetPageSize - 1) / kTargetPageSize * kTargetPageSize;
+  w.Be32(version).Be64(kTargetPageSize).Be64(bitmap_at).Be64(*pages_at);
+  for (int b = 0; b < 8; ++b) w.U8(static_cast<uint8_t>(bitmap_word >> (8 * b)));
+  w.Bytes(std::vector<uint8_t>(*pages_at - w.size(), 0));
+  for (uint8_t page = 0; page < 16; ++page) w.Bytes(Page(page));
+  w.RamEos().Footer(kRamId);
+  w.SectionEnd(kRamId).RamEos().Footer(kRamId).Eof();
+  return w.Take();
+}
+
+TEST(MappedRamTest, WrittenPagesAreReadFromTheirOffsets) {
+  uint64_t pages_at;
+  ParseResult r = ParseBytes(MappedRamStream(0b1001, &pages_at));
+  EXPECT_TRUE(NoErrors(r));
+  ASSERT_EQ(r.summary.ram_blocks.size(), 1u);
+  EXPECT_EQ(r.summary.ram_blocks[0].normal_pages, 2u);
+}
+
+TEST(MappedRamTest, ACutFileIsTruncatedInThePageRegion) {
+  uint64_t pages_at;
+  std::vector<uint8_t> bytes = MappedRamStream(1u << 5, &pages_at);
+  bytes.resize(pages_at + 5 * kTargetPageSize + 100);
+  ParseResult r = ParseBytes(bytes);
+  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kTruncated, bytes.size())));
+}
+
+TEST(MappedRamTest, ALaterHeaderVersionIsRefused) {
+  uint64_t pages_at;
+  ParseResult r = ParseBytes(MappedRamStream(1, &pages_at, /*version=*/2));
+  EXPECT_TRUE(ErrorCodesAre(r, {FindingCode::kRamMappedRam}));
+}
+
+// QEMU ignores them; qmig reports them as a writer's bug QEMU accepts.
+TEST(MappedRamTest, BitsPastTheLastPageAreReportedAsAccepted) {
+  uint64_t pages_at, bitmap_at;
+  ParseResult r = ParseBytes(MappedRamStream(1u << 20 | 1, &pages_at, 1, &bitmap_at));
+  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kRamMappedRam, bitmap_at).QemuAccepts()));
+  EXPECT_TRUE(ErrorCodesAre(r, {FindingCode::kRamMappedRam}));
+  EXPECT_EQ(r.summary.ram_blocks[0].normal_pages, 1u);
+}
+
 // --- XBZRLE ----------------------------------------------------------------------------
 
 TEST(XbzrleTest, ValidEncodingDecodes) {
@@ -253,9 +319,8 @@ TEST(XbzrleTest, ValidEncodingDecodes) {
   page[5] = 1;
   for (size_t i = 300; i < 700; ++i) page[i] = 0x5a;
   std::vector<uint8_t> encoded = XbzrleEncode(old_page, page);
-  ParseResult r = ParseBytes(RamStream([&](StreamWriter& w) {
-    w.RamXbzrle("pc.ram", 0x3000, encoded).RamEos();
-  }));
+  ParseResult r = ParseBytes(
+      RamStream([&](StreamWriter& w) { w.RamXbzrle("pc.ram", 0x3000, encoded).RamEos(); }));
   EXPECT_TRUE(NoErrors(r));
   EXPECT_EQ(r.summary.ram_blocks[0].xbzrle_pages, 1u);
 }
@@ -263,16 +328,21 @@ TEST(XbzrleTest, ValidEncodingDecodes) {
 TEST(XbzrleTest, BadEncodingByte) {
   uint64_t at;
   ParseResult r = ParseBytes(RamStream(
-      [](StreamWriter& w) { w.RamXbzrle("pc.ram", 0, {0, 1, 0xaa}, /*encoding=*/2).RamEos(); }, &at));
-  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kRamXbzrle, AfterName(at, "pc.ram")).Path("PART 'ram' #0 > pc.ram@0x0")));
+      [](StreamWriter& w) {
+        w.RamXbzrle("pc.ram", 0, {0, 1, 0xaa}, /*encoding=*/2).RamEos();
+      },
+      &at));
+  EXPECT_TRUE(HasFinding(
+      r,
+      Want(FindingCode::kRamXbzrle, AfterName(at, "pc.ram")).Path("PART 'ram' #0 > pc.ram@0x0")));
   EXPECT_TRUE(ErrorCodesAre(r, {FindingCode::kRamXbzrle}));
 }
 
 TEST(XbzrleTest, EncodedLengthOverAPage) {
   uint64_t at;
   std::vector<uint8_t> encoded(kTargetPageSize + 1, 1);
-  ParseResult r = ParseBytes(RamStream(
-      [&](StreamWriter& w) { w.RamXbzrle("pc.ram", 0, encoded).RamEos(); }, &at));
+  ParseResult r = ParseBytes(
+      RamStream([&](StreamWriter& w) { w.RamXbzrle("pc.ram", 0, encoded).RamEos(); }, &at));
   EXPECT_TRUE(HasFinding(r, Want(FindingCode::kRamXbzrle, AfterName(at, "pc.ram"))));
 }
 
@@ -290,22 +360,22 @@ TEST_P(XbzrleEncodingTest, IsReportedAtTheBadCount) {
       [&](StreamWriter& w) { w.RamXbzrle("pc.ram", 0, GetParam().encoded).RamEos(); }, &at));
   // Data starts after the flag byte and the be16 length.
   const uint64_t data = AfterName(at, "pc.ram") + 3;
-  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kRamXbzrle, data + GetParam().bad_at)
-                                .Path("PART 'ram' #0 > pc.ram@0x0")));
+  EXPECT_TRUE(HasFinding(
+      r,
+      Want(FindingCode::kRamXbzrle, data + GetParam().bad_at).Path("PART 'ram' #0 > pc.ram@0x0")));
   EXPECT_TRUE(ErrorCodesAre(r, {FindingCode::kRamXbzrle}));
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Rules, XbzrleEncodingTest,
-    ::testing::Values(
-        XbzrleCase{"ZeroRunZeroAfterFirst", {0, 1, 0xaa, 0, 1, 0xbb}, 3},
-        XbzrleCase{"LiteralRunZero", {5, 0, 0xaa}, 1},
-        XbzrleCase{"ThreeByteUleb", {0x80, 0x80, 0x01, 1, 0xaa}, 0},
-        XbzrleCase{"ThreeByteUlebLiteral", {0, 0x81, 0x81, 0x01, 0xaa}, 1},
-        XbzrleCase{"ZeroRunPastPage", {0x81, 0x20, 1, 0xaa}, 0},           // 4097
-        XbzrleCase{"LiteralRunPastPage", {0xff, 0x1f, 2, 0xaa, 0xbb}, 2},  // 4095 + 2
-        XbzrleCase{"LiteralRunPastBuffer", {0, 5, 0xaa}, 1},
-        XbzrleCase{"CountWithoutTwoBytesLeft", {0, 1, 0xaa, 3}, 3}),
+    ::testing::Values(XbzrleCase{"ZeroRunZeroAfterFirst", {0, 1, 0xaa, 0, 1, 0xbb}, 3},
+                      XbzrleCase{"LiteralRunZero", {5, 0, 0xaa}, 1},
+                      XbzrleCase{"ThreeByteUleb", {0x80, 0x80, 0x01, 1, 0xaa}, 0},
+                      XbzrleCase{"ThreeByteUlebLiteral", {0, 0x81, 0x81, 0x01, 0xaa}, 1},
+                      XbzrleCase{"ZeroRunPastPage", {0x81, 0x20, 1, 0xaa}, 0},           // 4097
+                      XbzrleCase{"LiteralRunPastPage", {0xff, 0x1f, 2, 0xaa, 0xbb}, 2},  // 4095 + 2
+                      XbzrleCase{"LiteralRunPastBuffer", {0, 5, 0xaa}, 1},
+                      XbzrleCase{"CountWithoutTwoBytesLeft", {0, 1, 0xaa, 3}, 3}),
     [](const ::testing::TestParamInfo<XbzrleCase>& info) { return info.param.name; });
 
 TEST(XbzrleTest, RunsEndingExactlyAtPageEndAreValid) {
@@ -318,9 +388,8 @@ TEST(XbzrleTest, RunsEndingExactlyAtPageEndAreValid) {
 // --- Compressed pages -------------------------------------------------------------------
 
 TEST(CompressedTest, ValidPageInflates) {
-  ParseResult r = ParseBytes(RamStream([](StreamWriter& w) {
-    w.RamCompressed("pc.ram", 0x2000, Page(0x42)).RamEos();
-  }));
+  ParseResult r = ParseBytes(
+      RamStream([](StreamWriter& w) { w.RamCompressed("pc.ram", 0x2000, Page(0x42)).RamEos(); }));
   EXPECT_TRUE(NoErrors(r));
   EXPECT_EQ(r.summary.ram_blocks[0].compressed_pages, 1u);
 }
@@ -328,7 +397,10 @@ TEST(CompressedTest, ValidPageInflates) {
 TEST(CompressedTest, GarbageDoesNotInflate) {
   uint64_t at;
   ParseResult r = ParseBytes(RamStream(
-      [](StreamWriter& w) { w.RamCompressedRaw("pc.ram", 0, {1, 2, 3, 4}).RamEos(); }, &at));
+      [](StreamWriter& w) {
+        w.RamCompressedRaw("pc.ram", 0, {1, 2, 3, 4}).RamEos();
+      },
+      &at));
   EXPECT_TRUE(HasFinding(r, Want(FindingCode::kRamCompress, AfterName(at, "pc.ram") + 4)
                                 .Path("PART 'ram' #0 > pc.ram@0x0")));
   EXPECT_TRUE(ErrorCodesAre(r, {FindingCode::kRamCompress}));
@@ -341,9 +413,10 @@ TEST(CompressedTest, ShortInflateQemuAccepts) {
   ASSERT_EQ(compress2(deflated.data(), &length, half.data(), half.size(), 1), Z_OK);
   deflated.resize(length);
   uint64_t at;
-  ParseResult r = ParseBytes(RamStream(
-      [&](StreamWriter& w) { w.RamCompressedRaw("pc.ram", 0, deflated).RamEos(); }, &at));
-  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kRamCompress, AfterName(at, "pc.ram") + 4).QemuAccepts()));
+  ParseResult r = ParseBytes(
+      RamStream([&](StreamWriter& w) { w.RamCompressedRaw("pc.ram", 0, deflated).RamEos(); }, &at));
+  EXPECT_TRUE(
+      HasFinding(r, Want(FindingCode::kRamCompress, AfterName(at, "pc.ram") + 4).QemuAccepts()));
 }
 
 TEST(CompressedTest, OverlongInflateIsAnError) {
@@ -353,16 +426,16 @@ TEST(CompressedTest, OverlongInflateIsAnError) {
   ASSERT_EQ(compress2(deflated.data(), &length, big.data(), big.size(), 1), Z_OK);
   deflated.resize(length);
   uint64_t at;
-  ParseResult r = ParseBytes(RamStream(
-      [&](StreamWriter& w) { w.RamCompressedRaw("pc.ram", 0, deflated).RamEos(); }, &at));
+  ParseResult r = ParseBytes(
+      RamStream([&](StreamWriter& w) { w.RamCompressedRaw("pc.ram", 0, deflated).RamEos(); }, &at));
   EXPECT_TRUE(HasFinding(r, Want(FindingCode::kRamCompress, AfterName(at, "pc.ram") + 4)));
 }
 
 TEST(CompressedTest, LengthOverCompressBound) {
   uint64_t at;
   std::vector<uint8_t> data(kMaxCompressedPage + 1, 0);
-  ParseResult r = ParseBytes(RamStream(
-      [&](StreamWriter& w) { w.RamCompressedRaw("pc.ram", 0, data).RamEos(); }, &at));
+  ParseResult r = ParseBytes(
+      RamStream([&](StreamWriter& w) { w.RamCompressedRaw("pc.ram", 0, data).RamEos(); }, &at));
   EXPECT_TRUE(HasFinding(r, Want(FindingCode::kRamCompress, AfterName(at, "pc.ram"))));
 }
 
@@ -394,7 +467,9 @@ std::vector<uint8_t> AfterRunStream(const std::function<void(StreamWriter&)>& af
 TEST(PostcopyRamTest, ZeroAndPageAreAccepted) {
   uint64_t at;
   ParseResult r = ParseBytes(AfterRunStream(
-      [](StreamWriter& w) { w.RamPage("pc.ram", 0, Page(3)).RamZero(kContinueBlock, 0x1000).RamEos(); },
+      [](StreamWriter& w) {
+        w.RamPage("pc.ram", 0, Page(3)).RamZero(kContinueBlock, 0x1000).RamEos();
+      },
       &at));
   EXPECT_TRUE(NoErrors(r));
 }
@@ -417,14 +492,14 @@ TEST(PostcopyRamTest, PagesPastTheTrackingLimitGoUncheckedWithANote) {
   ParseOptions options;
   options.limits.max_postcopy_tracked_words = 1;  // the run of pc.ram's page 0
   uint64_t at;
-  ParseResult r = ParseBytes(
-      AfterRunStream(
-          [](StreamWriter& w) {
-            w.RamZero("pc.ram", 0).RamZero("small", 0).RamZero(kContinueBlock, 0);
-            w.RamZero("pc.ram", 0).RamEos();
-          },
-          &at),
-      options);
+  ParseResult r =
+      ParseBytes(AfterRunStream(
+                     [](StreamWriter& w) {
+                       w.RamZero("pc.ram", 0).RamZero("small", 0).RamZero(kContinueBlock, 0);
+                       w.RamZero("pc.ram", 0).RamEos();
+                     },
+                     &at),
+                 options);
   // Records: be64 + counted name + fill byte; under CONTINUE without the name.
   const uint64_t second = at + 8 + 1 + 6 + 1;
   const uint64_t fourth = second + (8 + 1 + 5 + 1) + (8 + 1);
@@ -455,15 +530,18 @@ TEST(PostcopyRamTest, OnlyPagesPlacedAfterListenCount) {
 TEST(PostcopyRamTest, XbzrleIsRejected) {
   uint64_t at;
   ParseResult r = ParseBytes(AfterRunStream(
-      [](StreamWriter& w) { w.RamXbzrle("pc.ram", 0, {0, 1, 0xaa}).RamEos(); }, &at));
+      [](StreamWriter& w) {
+        w.RamXbzrle("pc.ram", 0, {0, 1, 0xaa}).RamEos();
+      },
+      &at));
   EXPECT_TRUE(HasFinding(r, Want(FindingCode::kRamPostcopyRecord, at).Path(kPartPath)));
   EXPECT_TRUE(ErrorCodesAre(r, {FindingCode::kRamPostcopyRecord}));
 }
 
 TEST(PostcopyRamTest, MemSizeAfterListenIsRejected) {
   uint64_t at;
-  ParseResult r = ParseBytes(AfterRunStream(
-      [](StreamWriter& w) { w.RamMemSize(kBlocks).RamEos(); }, &at));
+  ParseResult r =
+      ParseBytes(AfterRunStream([](StreamWriter& w) { w.RamMemSize(kBlocks).RamEos(); }, &at));
   EXPECT_TRUE(HasFinding(r, Want(FindingCode::kRamPostcopyRecord, at).Path(kPartPath)));
   EXPECT_TRUE(ErrorCodesAre(r, {FindingCode::kRamPostcopyRecord}));
 }
@@ -471,9 +549,8 @@ TEST(PostcopyRamTest, MemSizeAfterListenIsRejected) {
 // --- Profile evidence -------------------------------------------------------------------
 
 TEST(RamProfileTest, MultifdFlushSelectsQemu82) {
-  ParseResult r = ParseBytes(RamStream([](StreamWriter& w) {
-    w.RamZero("pc.ram", 0).RamMultifdFlush().RamEos();
-  }));
+  ParseResult r = ParseBytes(
+      RamStream([](StreamWriter& w) { w.RamZero("pc.ram", 0).RamMultifdFlush().RamEos(); }));
   EXPECT_TRUE(NoErrors(r));
   EXPECT_EQ(r.summary.profile, "qemu-8.2");
   EXPECT_TRUE(r.summary.profile_detected);
@@ -481,15 +558,14 @@ TEST(RamProfileTest, MultifdFlushSelectsQemu82) {
 
 TEST(RamProfileTest, MultifdFlushIsUnknownToAFixedQemu72) {
   uint64_t at;
-  ParseResult r = ParseBytes(
-      RamStream([](StreamWriter& w) { w.RamMultifdFlush().RamEos(); }, &at), FixedProfile());
+  ParseResult r = ParseBytes(RamStream([](StreamWriter& w) { w.RamMultifdFlush().RamEos(); }, &at),
+                             FixedProfile());
   EXPECT_TRUE(HasFinding(r, Want(FindingCode::kRamBadFlags, at).Path(kPartPath)));
 }
 
 TEST(RamProfileTest, CompressedPageKeepsQemu72) {
-  ParseResult r = ParseBytes(RamStream([](StreamWriter& w) {
-    w.RamCompressed("pc.ram", 0, Page(9)).RamEos();
-  }));
+  ParseResult r = ParseBytes(
+      RamStream([](StreamWriter& w) { w.RamCompressed("pc.ram", 0, Page(9)).RamEos(); }));
   EXPECT_TRUE(NoErrors(r));
   EXPECT_EQ(r.summary.profile, "qemu-7.2");
 }
@@ -520,7 +596,6 @@ TEST(MemSizeTest, IgnoreSharedAddressThatLooksLikeAPageSize) {
   EXPECT_EQ(r.summary.ram_blocks[0].guest_address, 0x200000u);
   EXPECT_EQ(r.summary.ram_blocks[1].name, "pc.bios");
 }
-
 
 }  // namespace
 }  // namespace qmig

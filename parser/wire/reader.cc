@@ -140,6 +140,17 @@ absl::Status Reader::Skip(uint64_t n) {
   return absl::OkStatus();
 }
 
+absl::Status Reader::SkipTo(uint64_t offset) {
+  if (offset <= offset_) return absl::OkStatus();
+  std::optional<uint64_t> size = source_->Size();
+  const bool within_limit = !limit_.has_value() || offset <= *limit_;
+  if (size.has_value() && offset <= *size && within_limit) {
+    offset_ = offset;
+    return absl::OkStatus();
+  }
+  return Skip(offset - offset_);
+}
+
 absl::StatusOr<std::string> Reader::CountedString() {
   absl::StatusOr<uint8_t> length = U8();
   if (!length.ok()) return length.status();

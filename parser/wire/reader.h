@@ -131,6 +131,11 @@ class Reader {
   // Consumes `n` bytes in bounded chunks; a short input fails at the chunk
   // that runs out, the same way on a file as on a pipe.
   absl::Status Skip(uint64_t n);
+  // Moves forward to absolute `offset`: without reading when the input's
+  // size is known and reaches it (a region of a file nothing needs), else
+  // as Skip, so that a short input fails where it ends on a file as on a
+  // pipe.
+  absl::Status SkipTo(uint64_t offset);
   // u8 length + bytes (no terminator).
   absl::StatusOr<std::string> CountedString();
 

@@ -209,5 +209,41 @@ TEST(ReaderTest, FastAndSlowPathsAgree) {
   EXPECT_NE(from_memory.find("DATA_LOSS"), std::string::npos);     // and a blob's end
 }
 
+// SkipTo jumps over a region of a sized input without reading it, and a
+// pipe reads through it; both end at the same offset, and both report a
+// jump past the input's end as truncated where the input ends.
+TEST(ReaderTest, SkipToAgreesOnSizedInputsAndPipes) {
+  std::vector<uint8_t> data(100);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i);
+  auto run = [](ByteSource& source) {
+    std::string log;
+    Reader reader(&source, nullptr);
+    for (uint64_t target : {10u, 5u, 60u, 60u, 99u, 250u}) {
+      absl::Status status = reader.SkipTo(target);
+      absl::StrAppend(&log, status.ToString(), "@", reader.offset(), ",");
+      absl::StatusOr<uint8_t> next = reader.PeekU8();
+      if (next.ok()) absl::StrAppend(&log, "next=", *next, ";");
+    }
+    return log;
+  };
+  MemorySource memory(data);
+  const std::string from_memory = run(memory);
+  EXPECT_NE(from_memory.find("OK@60,next=60;"), std::string::npos) << from_memory;
+  EXPECT_NE(from_memory.find("OK@10,next=10;OK@10,"), std::string::npos) << from_memory;
+  EXPECT_NE(from_memory.find("truncated at offset 100"), std::string::npos) << from_memory;
+
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  std::thread writer([&] {
+    (void)!write(fds[1], data.data(), data.size());
+    close(fds[1]);
+  });
+  FdSource pipe_source(fds[0], std::nullopt, /*window_bytes=*/16);
+  const std::string from_pipe = run(pipe_source);
+  close(fds[0]);
+  writer.join();
+  EXPECT_EQ(from_pipe, from_memory);
+}
+
 }  // namespace
 }  // namespace qmig
