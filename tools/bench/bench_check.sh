@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Performance benchmark of `qmig check` (or another qmig command) on a big
-# QEMU 7.2 stream.
+# real QEMU stream.
 #
 #   tools/bench/bench_check.sh [--dir DIR] [--mem MiB] [--rounds N]
+#                              [--qemu=7.2|10.0|11.1] [--mapped-ram]
 #                              [--qmig PATH] [--args 'ARGS'] [--extra LABEL=PATH]...
 #                              [--enforce]
 #
 # Builds qmig (bazel build -c opt //tools/qmig) unless --qmig is given, makes
 # (or reuses) the stream of a --mem MiB guest (default 2048) filled with
-# non-zero data under DIR (default ${TMPDIR:-/tmp}/qmig-bench, never in the
-# repository), warms the page cache, says whether page faults are expensive
-# on this host (tools/bench/io_probe.c), then runs N rounds (default 7), each
+# non-zero data, migrated by QEMU --qemu (default 7.2), as a mapped-ram file
+# with --mapped-ram (tools/bench/make_big_stream.py), under DIR (default
+# ${TMPDIR:-/tmp}/qmig-bench, never in the repository), warms the page
+# cache, says whether page faults are expensive on this host
+# (tools/bench/io_probe.c), then runs N rounds (default 7), each
 # measuring in a rotating order:
 #   cat FILE > /dev/null                    (baseline)
 #   io_probe pread FILE                     (read-only baseline: a pread loop of 1 MiB)
@@ -39,6 +42,8 @@ qmig=""
 args='check --quiet {input}'
 extras=()
 enforce=0
+qemu=7.2
+mapped_ram=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --dir) dir="$2"; shift 2 ;;
@@ -48,7 +53,10 @@ while [[ $# -gt 0 ]]; do
     --args) args="$2"; shift 2 ;;
     --extra) extras+=("$2"); shift 2 ;;
     --enforce) enforce=1; shift ;;
-    -h|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --qemu) qemu="$2"; shift 2 ;;
+    --qemu=*) qemu="${1#--qemu=}"; shift ;;
+    --mapped-ram) mapped_ram=(--mapped-ram); shift ;;
+    -h|--help) sed -n '2,/^set /p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench_check.sh: unknown argument $1" >&2; exit 1 ;;
   esac
 done
@@ -87,7 +95,8 @@ done
 cc -O2 -o "$work/io_probe" "$here/io_probe.c"
 
 # 2. The stream.
-file="$(python3 "$here/make_big_stream.py" --dir "$dir" --mem "$mem" | tail -1)"
+file="$(python3 "$here/make_big_stream.py" --dir "$dir" --mem "$mem" --qemu "$qemu" \
+  "${mapped_ram[@]}" | tail -1)"
 [[ -f "$file" ]] || { log "no stream"; exit 1; }
 size=$(stat -c %s "$file")
 log "stream $file ($size bytes)"
@@ -187,7 +196,7 @@ python3 "$M" summary "$results" "${summary_args[@]}" \
   "date=$(date -u '+%Y-%m-%d %H:%M UTC')" \
   "machine=$(nproc) CPUs ($cpu), $memtotal RAM, kernel $(uname -r)" \
   "page faults=$(field verdict) here: first touch of a mapped file page $(field mapped_ns_per_page) ns, copying a page with pread $(field pread_ns_per_page) ns; a bare fault (anonymous memory) $(field anon_fault_ns) ns (io_probe faults, medians of 5)" \
-  "stream=$(basename "$file"), $size bytes, guest RAM $mem MiB" \
+  "stream=$(basename "$file"), $size bytes, guest RAM $mem MiB, made by QEMU $qemu${mapped_ram:+ as a mapped-ram file}" \
   "rounds=$rounds (medians; order rotated each round; page cache warm)" \
   "qmig=$qrev, built with -c opt"
 summary_rc=$?

@@ -1,20 +1,25 @@
 #!/usr/bin/env python3
-"""Make a big QEMU 7.2 precopy stream for the qmig performance benchmark.
+"""Make a big QEMU precopy stream for the qmig performance benchmark.
 
-Starts Debian's qemu-system-x86_64 (7.2) with a guest of --mem MiB (default
+Starts Debian's qemu-system-x86_64 (7.2 by default; --qemu=10.0 or 11.1 runs
+the chroot of tools/qemu-versions) with a guest of --mem MiB (default
 2048) that is never run (-S, qtest accelerator), fills all of guest RAM with
 non-zero data that differs between regions (qtest `memset` per 256 KiB with a
 byte that cycles through 1..255, so no page is a zero page), migrates it with
 `migrate exec:cat > FILE` at a very high max-bandwidth, waits for `completed`
-(with a timeout) and checks the file.
+(with a timeout) and checks the file. With --mapped-ram (QEMU 10.0 or 11.1)
+it migrates with `file:FILE` and the mapped-ram capability instead: each
+page at its fixed offset in the file.
 
-The stream is written to DIR/guest-<mem>M.mig (DIR defaults to
+The stream is written to DIR/guest-<mem>M.mig, or
+DIR/guest-<mem>M-<qemu>[-mapped-ram].mig for another QEMU (DIR defaults to
 ${TMPDIR:-/tmp}/qmig-bench). A file that is already there and complete (its
 `.done` marker matches its size) is reused, so repeated runs are fast.
 Prints the path of the stream on the last line of stdout.
 
 Standard library only. Usage:
-  make_big_stream.py [--dir DIR] [--mem MiB] [--force] [--timeout SEC]
+  make_big_stream.py [--dir DIR] [--mem MiB] [--qemu=7.2|10.0|11.1] [--mapped-ram]
+                     [--force] [--timeout SEC]
 """
 
 import argparse
@@ -33,6 +38,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from make_corpus import QMP, QMPError  # noqa: E402
 
 QEMU = os.environ.get("QEMU", "qemu-system-x86_64")
+QEMU_VERSIONS_TOOL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                                  "qemu-versions")
 PAGE = 4096
 REGION = 256 * 1024          # bytes per qtest memset
 MACHINE = "pc-i440fx-7.2"
@@ -139,7 +146,7 @@ def fill_commands(mem_bytes):
 
 # --- stream checks
 
-def verify(path, mem_bytes):
+def verify(path, mem_bytes, mapped_ram=False):
     """Cheap structural checks: magic, version, plausible size, JSON trailer."""
     size = os.path.getsize(path)
     with open(path, "rb") as f:
@@ -149,7 +156,8 @@ def verify(path, mem_bytes):
     if head[:4] != b"QEVM" or head[4:8] != b"\x00\x00\x00\x03":
         raise Error("%s: no QEVM v3 header" % path)
     pages = mem_bytes // PAGE
-    minimum = pages * (PAGE + 8)      # every guest page as a PAGE record
+    # Every guest page as a PAGE record, or at its offset in a mapped-ram file.
+    minimum = pages * PAGE if mapped_ram else pages * (PAGE + 8)
     if size < minimum or size > minimum + 64 * 1024 * 1024:
         raise Error("%s: size %d is not about %d (all pages of a %d MiB guest)"
                     % (path, size, minimum, mem_bytes >> 20))
@@ -158,7 +166,7 @@ def verify(path, mem_bytes):
     return size
 
 
-def make(path, mem_mib, timeout):
+def make(path, mem_mib, timeout, qemu, mapped_ram):
     mem_bytes = mem_mib << 20
     tmpdir = tempfile.mkdtemp(prefix="qmig-bench-qemu-")
     part = path + ".part"
@@ -167,7 +175,7 @@ def make(path, mem_mib, timeout):
         qmp_path = os.path.join(tmpdir, "qmp")
         qt_path = os.path.join(tmpdir, "qtest")
         lq, lt = listen(qmp_path), listen(qt_path)
-        args = [QEMU, "-machine", MACHINE, "-m", str(mem_mib), "-nodefaults",
+        args = [qemu, "-machine", MACHINE, "-m", str(mem_mib), "-nodefaults",
                 "-vga", "none", "-display", "none", "-S",
                 "-rtc", "base=2020-01-01T00:00:00,clock=vm",
                 "-qmp", "unix:" + qmp_path,
@@ -200,8 +208,13 @@ def make(path, mem_mib, timeout):
             os.unlink(part)
         qmp.cmd("migrate-set-parameters", **{"max-bandwidth": 100 * 1000 ** 3})
         t0 = time.time()
-        # The path goes through /bin/sh; quote it.
-        qmp.cmd("migrate", uri="exec:cat > '%s'" % part.replace("'", "'\\''"))
+        if mapped_ram:
+            qmp.cmd("migrate-set-capabilities",
+                    capabilities=[{"capability": "mapped-ram", "state": True}])
+            qmp.cmd("migrate", uri="file:" + part)
+        else:
+            # The path goes through /bin/sh; quote it.
+            qmp.cmd("migrate", uri="exec:cat > '%s'" % part.replace("'", "'\\''"))
         deadline = t0 + timeout
         status = None
         while time.time() < deadline:
@@ -227,11 +240,12 @@ def make(path, mem_mib, timeout):
         watchdog.cancel()
         # `cat` may still be flushing when QEMU reports completed: the file is
         # final once QEMU (and its exec child) has exited.
-        size = verify(part, mem_bytes)
+        size = verify(part, mem_bytes, mapped_ram)
         os.rename(part, path)
         with open(path + ".done", "w") as f:
             json.dump({"size": size, "mem_mib": mem_mib, "machine": MACHINE,
-                       "qemu": subprocess.run([QEMU, "--version"], capture_output=True,
+                       "mapped_ram": mapped_ram,
+                       "qemu": subprocess.run([qemu, "--version"], capture_output=True,
                                               text=True).stdout.splitlines()[0]}, f)
         return size
     finally:
@@ -248,20 +262,39 @@ def main():
     ap.add_argument("--dir", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "qmig-bench"),
                     help="where to write the stream (default ${TMPDIR:-/tmp}/qmig-bench)")
     ap.add_argument("--mem", type=int, default=2048, help="guest RAM in MiB (default 2048)")
+    ap.add_argument("--qemu", default="7.2", choices=("7.2", "10.0", "11.1"),
+                    help="QEMU to make it with (default 7.2, the system's; 10.0 and 11.1 "
+                    "from tools/qemu-versions)")
+    ap.add_argument("--mapped-ram", action="store_true",
+                    help="migrate to a file with the mapped-ram capability (10.0, 11.1)")
     ap.add_argument("--force", action="store_true", help="remake the stream even if present")
     ap.add_argument("--timeout", type=int, default=900, help="limit for QEMU in seconds")
     a = ap.parse_args()
     if a.mem < 16 or a.mem > 3584:
         ap.error("--mem must be between 16 and 3584 MiB (RAM below 4 GiB)")
+    if a.mapped_ram and a.qemu == "7.2":
+        ap.error("--mapped-ram needs QEMU 9.0 or later: --qemu=10.0 or 11.1")
+    qemu = QEMU
+    if a.qemu != "7.2":
+        out = subprocess.run([QEMU_VERSIONS_TOOL, "binary", a.qemu], capture_output=True,
+                             text=True)
+        if out.returncode != 0:
+            log("error: QEMU %s is not installed (%s); run tools/setup"
+                % (a.qemu, out.stderr.strip()))
+            return 1
+        qemu = out.stdout.strip()
     os.makedirs(a.dir, exist_ok=True)
-    path = os.path.join(os.path.abspath(a.dir), "guest-%dM.mig" % a.mem)
+    name = "guest-%dM" % a.mem
+    if a.qemu != "7.2":
+        name += "-" + a.qemu + ("-mapped-ram" if a.mapped_ram else "")
+    path = os.path.join(os.path.abspath(a.dir), name + ".mig")
     done = path + ".done"
     if not a.force and os.path.exists(path) and os.path.exists(done):
         try:
             with open(done) as f:
                 meta = json.load(f)
             if meta.get("size") == os.path.getsize(path) and meta.get("mem_mib") == a.mem:
-                verify(path, a.mem << 20)
+                verify(path, a.mem << 20, a.mapped_ram)
                 log("reusing %s (%d bytes)" % (path, meta["size"]))
                 print(path)
                 return 0
@@ -271,7 +304,7 @@ def main():
         if os.path.exists(stale):
             os.unlink(stale)
     try:
-        size = make(path, a.mem, a.timeout)
+        size = make(path, a.mem, a.timeout, qemu, a.mapped_ram)
     except (Error, QMPError) as e:
         log("error: %s" % e)
         return 1
