@@ -101,5 +101,22 @@ TEST(PreemptChannelTest, BytesAfterEos) {
   EXPECT_TRUE(Has(Parse(w.bytes()), FindingCode::kPreemptBadRecord));
 }
 
+// Every page counted in the summary is handed to on_page, and the other way
+// round, whether or not its block is known (found by preempt_fuzzer).
+TEST(PreemptChannelTest, EveryCountedPageIsHandedOver) {
+  const std::vector<std::vector<uint8_t>> inputs = {
+      {0x07, 0x00, 0x00, 0x00, 0x00, 0x80, 0x10, 0x02, 0x00, 0x5a},
+      {0x00, 0x00, 0x00, 0x00, 0x00, 0x10, 0x10, 0x02, 0x00, 0x00},
+  };
+  for (const std::vector<uint8_t>& input : inputs) {
+    Seen seen = Parse(input);
+    EXPECT_EQ(seen.result.summary.pages, seen.pages.size());
+    EXPECT_EQ(seen.result.summary.pages, 1u);
+    EXPECT_EQ(seen.result.summary.zero_pages, 1u);
+    EXPECT_EQ(seen.result.summary.pages_by_block.at(""), 1u);
+    EXPECT_TRUE(seen.result.findings.HasCode(FindingCode::kRamUnknownBlock));
+  }
+}
+
 }  // namespace
 }  // namespace qmig

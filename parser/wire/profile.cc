@@ -2,6 +2,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "parser/wire/escape.h"
 #include "parser/wire/limits.h"
 
 namespace qmig {
@@ -15,9 +16,8 @@ constexpr size_t kMaxProfileEvidence = 16;
 // Commands 0..7 have kept their numbers since the merge in 2015-11.
 std::vector<CommandSpec> MergedCommandsThroughPackaged() {
   return {
-      {1, K::kOpenReturnPath, 0}, {2, K::kPing, 4},
-      {3, K::kPostcopyAdvise, -1}, {4, K::kPostcopyListen, 0},
-      {5, K::kPostcopyRun, 0},      {6, K::kPostcopyRamDiscard, -1},
+      {1, K::kOpenReturnPath, 0}, {2, K::kPing, 4},        {3, K::kPostcopyAdvise, -1},
+      {4, K::kPostcopyListen, 0}, {5, K::kPostcopyRun, 0}, {6, K::kPostcopyRamDiscard, -1},
       {7, K::kPackaged, 4},
   };
 }
@@ -49,16 +49,13 @@ std::vector<Profile> MakeProfiles() {
                       QemuRelease::k9_2});
   std::vector<CommandSpec> q100 = q72;
   q100.push_back({11, K::kSwitchoverStart, 0});
-  profiles.push_back({ProfileId::kQemu100, "qemu-10.0",
-                      "QEMU 10.0 (Debian 13): SWITCHOVER_START = 11", q100,
-                      kRamFlagsBase | ram_flag::kMultifdFlush, kMaxPackageLimit, true,
-                      QemuRelease::k10_0});
-  profiles.push_back({ProfileId::kQemu111, "qemu-11.1",
-                      "QEMU 11.x: as 10.0, devices saved in a new order", q100,
-                      kRamFlagsBase | ram_flag::kMultifdFlush, kMaxPackageLimit, true,
-                      QemuRelease::k11_1});
-  profiles.push_back({ProfileId::kUpstream, "upstream",
-                      "current upstream QEMU, as qemu-11.1", q100,
+  profiles.push_back(
+      {ProfileId::kQemu100, "qemu-10.0", "QEMU 10.0 (Debian 13): SWITCHOVER_START = 11", q100,
+       kRamFlagsBase | ram_flag::kMultifdFlush, kMaxPackageLimit, true, QemuRelease::k10_0});
+  profiles.push_back(
+      {ProfileId::kQemu111, "qemu-11.1", "QEMU 11.x: as 10.0, devices saved in a new order", q100,
+       kRamFlagsBase | ram_flag::kMultifdFlush, kMaxPackageLimit, true, QemuRelease::k11_1});
+  profiles.push_back({ProfileId::kUpstream, "upstream", "current upstream QEMU, as qemu-11.1", q100,
                       kRamFlagsBase | ram_flag::kMultifdFlush, kMaxPackageLimit, true,
                       QemuRelease::k11_1});
 
@@ -71,15 +68,18 @@ std::vector<Profile> MakeProfiles() {
                       std::nullopt});
 
   std::vector<CommandSpec> v5 = {
-      {1, K::kOpenReturnPath, 0},   {2, K::kPing, 4},
-      {3, K::kPackaged, 4},         {20, K::kPostcopyAdvise, 16},
-      {21, K::kPostcopyListen, 0},  {22, K::kPostcopyRun, 0},
+      {1, K::kOpenReturnPath, 0},
+      {2, K::kPing, 4},
+      {3, K::kPackaged, 4},
+      {20, K::kPostcopyAdvise, 16},
+      {21, K::kPostcopyListen, 0},
+      {22, K::kPostcopyRun, 0},
       {23, K::kPostcopyRamDiscard, -1},
   };
-  profiles.push_back({ProfileId::kV5Draft, "v5-draft",
-                      "2015 postcopy v5 posting: PACKAGED = 3, ADVISE..RAM_DISCARD = 20..23, 16 MiB packages",
-                      v5, kRamFlagsBase | ram_flag::kCompressPage, kOriginalPackageLimit, false,
-                      std::nullopt});
+  profiles.push_back(
+      {ProfileId::kV5Draft, "v5-draft",
+       "2015 postcopy v5 posting: PACKAGED = 3, ADVISE..RAM_DISCARD = 20..23, 16 MiB packages", v5,
+       kRamFlagsBase | ram_flag::kCompressPage, kOriginalPackageLimit, false, std::nullopt});
   return profiles;
 }
 
@@ -114,14 +114,22 @@ bool RamFlagsFit(const Profile& profile, uint32_t flags) {
 // The newest machine-type version each profile's QEMU has.
 std::pair<int, int> NewestMachine(ProfileId id) {
   switch (id) {
-    case ProfileId::kQemu72: return {7, 2};
-    case ProfileId::kQemu82: return {8, 2};
-    case ProfileId::kQemu92: return {9, 2};
-    case ProfileId::kQemu100: return {10, 0};
-    case ProfileId::kQemu111: return {11, 1};
-    case ProfileId::kQemu30: return {3, 0};
-    case ProfileId::kV5Draft: return {2, 3};
-    case ProfileId::kUpstream: return {99, 99};
+    case ProfileId::kQemu72:
+      return {7, 2};
+    case ProfileId::kQemu82:
+      return {8, 2};
+    case ProfileId::kQemu92:
+      return {9, 2};
+    case ProfileId::kQemu100:
+      return {10, 0};
+    case ProfileId::kQemu111:
+      return {11, 1};
+    case ProfileId::kQemu30:
+      return {3, 0};
+    case ProfileId::kV5Draft:
+      return {2, 3};
+    case ProfileId::kUpstream:
+      return {99, 99};
   }
   return {99, 99};
 }
@@ -212,11 +220,24 @@ void ProfileDetector::Note(uint32_t before, absl::string_view why) {
   }
 }
 
+std::string ProfileDetector::CandidateReleases() const {
+  QemuReleases releases;
+  for (size_t i = 0; i < Profiles().size(); ++i) {
+    if ((candidates_ >> i & 1) && Profiles()[i].release.has_value()) {
+      releases = releases | QemuReleases::Only(*Profiles()[i].release);
+    }
+  }
+  return releases.Describe();
+}
+
 void ProfileDetector::ObserveCommand(uint16_t number, uint16_t length) {
   std::pair<int, int> machine = machine_version_;
   const uint32_t before = candidates_;
   Narrow([&](const Profile& p) { return CommandFits(p, number, length, machine); });
-  if (candidates_ != before) Note(before, absl::StrCat("command ", number, " of length ", length));
+  if (candidates_ != before) {
+    Note(before,
+         absl::StrCat("command ", number, " of length ", length, ": ", CandidateReleases()));
+  }
 }
 
 void ProfileDetector::ObserveRamFlags(uint32_t flags) {
@@ -225,7 +246,8 @@ void ProfileDetector::ObserveRamFlags(uint32_t flags) {
   const uint32_t before = candidates_;
   Narrow([&](const Profile& p) { return RamFlagsFit(p, flags); });
   if (candidates_ != before) {
-    Note(before, absl::StrCat("a RAM record with flags 0x", absl::Hex(flags)));
+    Note(before,
+         absl::StrCat("a RAM record with flags 0x", absl::Hex(flags), ": ", CandidateReleases()));
   }
 }
 
@@ -266,7 +288,7 @@ void ProfileDetector::ObserveMachine(absl::string_view machine) {
   std::pair<int, int> version = machine_version_;
   const uint32_t before = candidates_;
   Narrow([&](const Profile& p) { return version <= NewestMachine(p.id); });
-  Note(before, absl::StrCat("machine type ", machine, ": QEMU ", version.first, ".",
+  Note(before, absl::StrCat("machine type ", EscapeName(machine), ": QEMU ", version.first, ".",
                             version.second, " or later"));
 }
 

@@ -8,9 +8,9 @@
 #include <optional>
 #include <string>
 #include <utility>
-#include "absl/strings/string_view.h"
 #include <vector>
 
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "parser/wire/constants.h"
 #include "parser/wire/release.h"
@@ -18,14 +18,14 @@
 namespace qmig {
 
 enum class ProfileId : uint8_t {
-  kQemu72,     // Debian 12's QEMU 7.2 (the reference the first corpus was made with).
-  kQemu82,     // 8.2 (Ubuntu 24.04): MULTIFD_FLUSH, zero pages filled with 0 only.
-  kQemu92,     // 9.x: mapped-ram, multifd zero pages; no COMPRESS_PAGE, no block section.
-  kQemu100,    // 10.0 (Debian 13, RHEL 10): SWITCHOVER_START = 11.
-  kQemu111,    // 11.x: devices saved in a new order (apic before timer).
-  kUpstream,   // Current upstream, as qemu-11.1.
-  kQemu30,     // QEMU 3.0: POSTCOPY_RESUME = 8, RECV_BITMAP = 9.
-  kV5Draft,    // The 2015 postcopy v5 posting: PACKAGED = 3, ADVISE = 20..23.
+  kQemu72,    // Debian 12's QEMU 7.2 (the reference the first corpus was made with).
+  kQemu82,    // 8.2 (Ubuntu 24.04): MULTIFD_FLUSH, zero pages filled with 0 only.
+  kQemu92,    // 9.x: mapped-ram, multifd zero pages; no COMPRESS_PAGE, no block section.
+  kQemu100,   // 10.0 (Debian 13, RHEL 10): SWITCHOVER_START = 11.
+  kQemu111,   // 11.x: devices saved in a new order (apic before timer).
+  kUpstream,  // Current upstream, as qemu-11.1.
+  kQemu30,    // QEMU 3.0: POSTCOPY_RESUME = 8, RECV_BITMAP = 9.
+  kV5Draft,   // The 2015 postcopy v5 posting: PACKAGED = 3, ADVISE = 20..23.
 };
 
 // Expected payload length of a command: a fixed number, or a rule checked by
@@ -38,12 +38,12 @@ struct CommandSpec {
 
 struct Profile {
   ProfileId id;
-  absl::string_view name;         // stable, used by --profile
+  absl::string_view name;  // stable, used by --profile
   absl::string_view description;
   std::vector<CommandSpec> commands;
-  uint32_t ram_flags_known;      // union of the RAM flags this version defines
-  uint64_t package_limit_cap;    // largest package this version accepts
-  bool advise_has_length_zero;   // ADVISE may be 0 bytes (dirty-bitmap postcopy)
+  uint32_t ram_flags_known;     // union of the RAM flags this version defines
+  uint64_t package_limit_cap;   // largest package this version accepts
+  bool advise_has_length_zero;  // ADVISE may be 0 bytes (dirty-bitmap postcopy)
   // The release whose rules these are; nullopt for historical numberings.
   std::optional<QemuRelease> release;
 
@@ -99,6 +99,8 @@ class ProfileDetector {
  private:
   template <typename Keep>
   void Narrow(Keep keep);
+  // The releases of the candidates left, for evidence: "QEMU 10.0 to 11.1".
+  std::string CandidateReleases() const;
   // Keeps `why` as evidence when the candidates changed since `before`.
   void Note(uint32_t before, absl::string_view why);
 

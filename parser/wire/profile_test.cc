@@ -26,9 +26,19 @@ TEST(ProfileDetectorTest, DefaultsToQemu72AndNarrowsOnEvidence) {
   detector.ObserveCommand(11, 0);  // SWITCHOVER_START: 10.0 and later
   EXPECT_EQ(detector.active().id, ProfileId::kQemu100);
   EXPECT_TRUE(detector.decided());
-  EXPECT_EQ(detector.evidence().size(), 1u);
+  ASSERT_EQ(detector.evidence().size(), 1u);
+  EXPECT_EQ(detector.evidence()[0], "command 11 of length 0: QEMU 10.0 to 11.1");
   ASSERT_EQ(detector.AlsoConsistent().size(), 1u);
   EXPECT_EQ(detector.AlsoConsistent()[0], "qemu-11.1");
+}
+
+// The machine name is the stream's bytes: evidence shows it escaped, as
+// every other output does (found by render_fuzzer).
+TEST(ProfileDetectorTest, MachineNameInEvidenceIsEscaped) {
+  ProfileDetector detector;
+  detector.ObserveMachine("\x04l-\xff-10.0");
+  ASSERT_EQ(detector.evidence().size(), 1u);
+  EXPECT_EQ(detector.evidence()[0], "machine type \\x04l-\\xff-10.0: QEMU 10.0 or later");
 }
 
 TEST(ProfileDetectorTest, NoSwitchoverStartForMachineTypesBefore10) {
@@ -56,7 +66,7 @@ TEST(ProfileDetectorTest, ReleasesFromWhatTheStreamCarries) {
   EXPECT_EQ(ten.active().id, ProfileId::kQemu92);
   ASSERT_EQ(ten.AlsoConsistent().size(), 1u);
   EXPECT_EQ(ten.AlsoConsistent()[0], "qemu-10.0");  // the stream cannot tell them apart
-  EXPECT_EQ(ten.evidence().size(), 4u);  // the machine type and the three above
+  EXPECT_EQ(ten.evidence().size(), 4u);             // the machine type and the three above
 
   ProfileDetector eleven;
   eleven.ObserveMachine("pc-i440fx-7.2");

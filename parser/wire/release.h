@@ -28,9 +28,7 @@ class QemuReleases {
   // `true` is every release, `false` none: where a rule did not change.
   constexpr QemuReleases(bool every) : bits_(every ? kEvery : 0) {}  // NOLINT: implicit on purpose
 
-  static constexpr QemuReleases Only(QemuRelease release) {
-    return QemuReleases(Bit(release));
-  }
+  static constexpr QemuReleases Only(QemuRelease release) { return QemuReleases(Bit(release)); }
   // `first` and every later release.
   static constexpr QemuReleases From(QemuRelease first) {
     return QemuReleases(kEvery & ~(Bit(first) - 1));
@@ -40,6 +38,9 @@ class QemuReleases {
     return QemuReleases((Bit(last) << 1) - 1);
   }
 
+  constexpr QemuReleases operator|(QemuReleases other) const {
+    return QemuReleases(bits_ | other.bits_);
+  }
   constexpr bool Has(QemuRelease release) const { return (bits_ & Bit(release)) != 0; }
   constexpr bool any() const { return bits_ != 0; }
   constexpr explicit operator bool() const { return any(); }
