@@ -57,6 +57,25 @@ std::vector<uint8_t> Pattern(size_t n) {
   return data;
 }
 
+// Memory holds the whole rest of the input: BufferUntil says so, whatever
+// `complete` would answer, and without asking it.
+TEST(MemorySourceTest, BufferUntilHasEverythingAlready) {
+  const std::vector<uint8_t> bytes(100, 7);
+  MemorySource source(bytes);
+  int asked = 0;
+  auto never = [&asked](absl::Span<const uint8_t>) {
+    ++asked;
+    return false;
+  };
+  absl::StatusOr<bool> whole = source.BufferUntil(10, 1, never, absl::ZeroDuration());
+  ASSERT_TRUE(whole.ok());
+  EXPECT_TRUE(*whole);
+  whole = source.BufferUntil(100, 1, never, absl::ZeroDuration());
+  ASSERT_TRUE(whole.ok());
+  EXPECT_TRUE(*whole);
+  EXPECT_EQ(asked, 0);
+}
+
 TEST(FdSourceTest, ReadsAPipeThroughABoundedWindow) {
   std::vector<uint8_t> data = Pattern(5 * kStreamWindowBytes + 123);
   PipeWriter writer(data);
