@@ -106,10 +106,23 @@ class AllSinks final : public qmig::RecordSink {
   qmig::ReportCollector report_;
 };
 
+// Whether `text` holds the JSON escape \ufffd: a backslash that is not itself
+// escaped (an odd run of backslashes), then "ufffd". A name that holds the
+// characters "\ufffd" comes out as "\\ufffd", which is not one.
+bool HasReplacementEscape(const std::string& text) {
+  for (size_t at = text.find("\\ufffd"); at != std::string::npos;
+       at = text.find("\\ufffd", at + 1)) {
+    size_t backslashes = 1;
+    while (backslashes <= at && text[at - backslashes] == '\\') ++backslashes;
+    if (backslashes % 2 == 1) return true;
+  }
+  return false;
+}
+
 void CheckJson(const std::string& text, absl::string_view what) {
   qmig::fuzz::Check(nlohmann::json::accept(text), what);
   // With ASCII escapes, a byte that had to be replaced shows as \ufffd.
-  qmig::fuzz::Check(text.find("\\ufffd") == std::string::npos, what);
+  qmig::fuzz::Check(!HasReplacementEscape(text), what);
 }
 
 void CheckText(const std::string& text, absl::string_view what) {
