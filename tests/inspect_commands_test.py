@@ -272,8 +272,30 @@ def test_progress(tmp):
     check(rc == 0 and err == b"", "--quiet silences the progress")
 
 
+def test_grouped_warnings():
+    # postcopy.mig: 30 device sections, unverified, one warning each.
+    stream = os.path.join(CORPUS, "postcopy.mig")
+    text = qmig("check", stream).stdout.decode()
+    warnings = [line for line in text.splitlines() if line.startswith("warning ")]
+    check(len(warnings) == 1 and warnings[0].startswith(
+        "warning 30 x device.unverified, first @0x15b0c "),
+          "check groups 30 repeated warnings of one code into one line: %r" % warnings[:2])
+    check("device.unverified 30" in text and "VALID: 0 errors, 30 warnings" in text,
+          "the counts and the verdict still count each warning")
+    verbose = qmig("check", "--verbose", stream).stdout.decode()
+    listed = [line for line in verbose.splitlines() if line.startswith("warning device.unverified @")]
+    check(len(listed) == 30, "--verbose lists each of the 30 warnings (%d)" % len(listed))
+    report = json.loads(qmig("check", "--json", stream).stdout)
+    check(len(report["findings"]) == 30, "--json lists each of the 30 warnings")
+    dumped = qmig("dump", "--verbose", stream).returncode
+    check(dumped == 0, "dump takes --verbose")
+    usage = qmig("extract", "--verbose", stream, "/nonexistent", expect=(2,))
+    check(b"--verbose" in usage.stderr, "extract, which prints no warnings, refuses --verbose")
+
+
 def main():
     with tempfile.TemporaryDirectory() as tmp:
+        test_grouped_warnings()
         test_goldens()
         test_extract_round_trip(tmp)
         test_diff()

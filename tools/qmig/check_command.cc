@@ -211,7 +211,7 @@ int RunCheck(const std::vector<std::string>& operands, const CheckOptions& optio
               << "\n";
   } else {
     if (!options.output.quiet) std::cout << summary_text;
-    PrintFindings(*findings, options.output.quiet);
+    PrintFindings(*findings, options.output.quiet, options.output.verbose);
   }
   return valid ? kExitValid : kExitInvalid;
 }

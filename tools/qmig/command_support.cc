@@ -77,6 +77,11 @@ void OutputFlags::AddTo(std::vector<Flag>* flags, bool with_json) {
   flags->push_back(BoolFlag("quiet", &quiet, "only errors and the verdict; no progress"));
 }
 
+void OutputFlags::AddVerboseTo(std::vector<Flag>* flags) {
+  flags->push_back(BoolFlag("verbose", &verbose,
+                            "every warning on its own line; repeated ones are grouped otherwise"));
+}
+
 absl::StatusOr<ParseSetup> MakeParseOptions(const StreamFlags& flags) {
   ParseSetup setup;
   if (flags.profile != "auto") {

@@ -32,7 +32,10 @@ struct StreamFlags {
 struct OutputFlags {
   bool json = false;
   bool quiet = false;
+  bool verbose = false;  // repeated warnings each on a line (text output)
   void AddTo(std::vector<Flag>* flags, bool with_json = true);
+  // --verbose, for the commands that print findings as text.
+  void AddVerboseTo(std::vector<Flag>* flags);
 };
 
 // ParseOptions from the stream flags (profile, limits, --schema), with the

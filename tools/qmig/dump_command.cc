@@ -111,7 +111,7 @@ int RunDump(const std::vector<std::string>& operands, const DumpOptions& options
     json.End(tail);
   } else if (format == "text") {
     std::cout << "\n" << RamSummaryText(inspector.ram()) << "\n";
-    PrintFindings(findings, options.output.quiet);
+    PrintFindings(findings, options.output.quiet, options.output.verbose);
   } else {
     analyze.Finish();
     if (result.summary.device_description_source.empty() && result.summary.devices_unverified > 0) {

@@ -324,7 +324,7 @@ int RunListen(const std::vector<std::string>& operands, const ListenOptions& opt
           stats.page_requests, stats.requests_served, Percentile(stats.fault_latency_us, 0.5),
           stats.pongs);
     }
-    PrintFindings(findings, options.output.quiet);
+    PrintFindings(findings, options.output.quiet, options.output.verbose);
   }
   return valid ? kExitValid : kExitInvalid;
 }

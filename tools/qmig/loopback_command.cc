@@ -102,7 +102,7 @@ int RunLoopbackCommand(const std::vector<std::string>& operands,
                         : absl::StrCat(result->differing_pages, " pages differ from the source's"))
                 << "\n";
     }
-    PrintFindings(findings, options.output.quiet);
+    PrintFindings(findings, options.output.quiet, options.output.verbose);
   }
   return valid ? kExitValid : kExitInvalid;
 }

@@ -55,6 +55,7 @@ std::function<int(const std::string&, const std::vector<std::string>&)> Runner(
 
 void CheckFlags(CheckOptions* o, std::vector<Flag>* flags) {
   o->output.AddTo(flags);
+  o->output.AddVerboseTo(flags);
   o->stream.AddTo(flags);
   flags->push_back(ValueFlag("kind", &o->kind, "KIND",
                              "what the input is: auto, main, return-path, multifd or preempt (a "
@@ -65,6 +66,7 @@ void CheckFlags(CheckOptions* o, std::vector<Flag>* flags) {
 }
 void DumpFlags(DumpOptions* o, std::vector<Flag>* flags) {
   o->output.AddTo(flags);
+  o->output.AddVerboseTo(flags);
   o->stream.AddTo(flags);
   flags->push_back(
       ValueFlag("format", &o->format, "FORMAT", "text, json (as --json) or analyze-migration"));
@@ -99,6 +101,7 @@ void GuestFlag(std::string* guest, std::vector<Flag>* flags) {
 }
 void ReplayFlags(ReplayCommandOptions* o, std::vector<Flag>* flags) {
   o->output.AddTo(flags);
+  o->output.AddVerboseTo(flags);
   o->stream.AddTo(flags);
   flags->push_back(ValueFlag("return-path", &o->return_path, "FILE",
                              "the recorded return path of the same migration, to compare with"));
@@ -110,6 +113,7 @@ void ReplayFlags(ReplayCommandOptions* o, std::vector<Flag>* flags) {
 }
 void LoopbackFlags(LoopbackCommandOptions* o, std::vector<Flag>* flags) {
   o->output.AddTo(flags);
+  o->output.AddVerboseTo(flags);
   o->stream.AddTo(flags);
   GuestFlag(&o->guest, flags);
   flags->push_back(BoolFlag("tcp", &o->tcp, "loopback TCP instead of a socket pair"));
@@ -123,6 +127,7 @@ void LoopbackFlags(LoopbackCommandOptions* o, std::vector<Flag>* flags) {
 }
 void ListenFlags(ListenOptions* o, std::vector<Flag>* flags) {
   o->output.AddTo(flags);
+  o->output.AddVerboseTo(flags);
   o->stream.AddTo(flags);
   GuestFlag(&o->guest, flags);
   flags->push_back(ValueFlag("accept-timeout-s", &o->accept_timeout_s, "SECONDS",

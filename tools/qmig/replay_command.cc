@@ -115,7 +115,7 @@ int RunReplay(const std::vector<std::string>& operands, const ReplayCommandOptio
                         : "")
                 << "\n";
     }
-    PrintFindings(findings, options.output.quiet);
+    PrintFindings(findings, options.output.quiet, options.output.verbose);
   }
   return valid ? kExitValid : kExitInvalid;
 }

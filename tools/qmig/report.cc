@@ -22,11 +22,13 @@ nlohmann::json FindingToJson(const Finding& finding) {
   nlohmann::json releases = nlohmann::json::array();
   for (int i = 0; i < kQemuReleaseCount; ++i) {
     const QemuRelease release = static_cast<QemuRelease>(i);
-    if (finding.qemu_accepts.Has(release)) releases.push_back(std::string(QemuReleaseName(release)));
+    if (finding.qemu_accepts.Has(release))
+      releases.push_back(std::string(QemuReleaseName(release)));
   }
   out["qemu_accepts_in"] = std::move(releases);
-  out["package_offset"] =
-      finding.package_offset.has_value() ? nlohmann::json(*finding.package_offset) : nlohmann::json();
+  out["package_offset"] = finding.package_offset.has_value()
+                              ? nlohmann::json(*finding.package_offset)
+                              : nlohmann::json();
   return out;
 }
 
@@ -71,8 +73,8 @@ nlohmann::json SummaryToJson(const StreamSummary& s) {
                             {"normal_pages", b.normal_pages},
                             {"xbzrle_pages", b.xbzrle_pages},
                             {"compressed_pages", b.compressed_pages}};
-    block["guest_address"] = b.guest_address.has_value() ? nlohmann::json(*b.guest_address)
-                                                         : nlohmann::json();
+    block["guest_address"] =
+        b.guest_address.has_value() ? nlohmann::json(*b.guest_address) : nlohmann::json();
     blocks.push_back(std::move(block));
   }
   nlohmann::json out = {
@@ -101,7 +103,8 @@ nlohmann::json SummaryToJson(const StreamSummary& s) {
       {"return_path_opened", s.return_path_opened},
       {"bytes", s.bytes},
   };
-  out["machine"] = s.machine.has_value() ? nlohmann::json(EscapeName(*s.machine)) : nlohmann::json();
+  out["machine"] =
+      s.machine.has_value() ? nlohmann::json(EscapeName(*s.machine)) : nlohmann::json();
   out["target_page_bits"] =
       s.target_page_bits.has_value() ? nlohmann::json(*s.target_page_bits) : nlohmann::json();
   out["uuid"] = s.uuid.has_value() ? nlohmann::json(*s.uuid) : nlohmann::json();
@@ -111,9 +114,10 @@ nlohmann::json SummaryToJson(const StreamSummary& s) {
 
 std::string FormatFinding(const Finding& f) {
   std::string where = absl::StrFormat("@0x%x", f.offset);
-  if (f.package_offset.has_value()) absl::StrAppendFormat(&where, " (+0x%x in package)", *f.package_offset);
-  std::string line = absl::StrCat(SeverityName(f.severity), " ", DescribeFinding(f.code).name, " ",
-                                  where);
+  if (f.package_offset.has_value())
+    absl::StrAppendFormat(&where, " (+0x%x in package)", *f.package_offset);
+  std::string line =
+      absl::StrCat(SeverityName(f.severity), " ", DescribeFinding(f.code).name, " ", where);
   if (!f.path.empty()) absl::StrAppend(&line, " ", PrintableText(f.path));
   absl::StrAppend(&line, ": ", PrintableText(f.message));
   if (f.qemu_accepts) absl::StrAppend(&line, " [", f.qemu_accepts.Describe(), " accepts this]");
@@ -151,39 +155,64 @@ std::string FormatSummary(const StreamSummary& s, const std::string& input_name)
                   s.footers.has_value() ? (*s.footers ? "yes" : "no") : "unknown", "\n");
   absl::StrAppend(&out, "sections  ", Counts(s.sections), "\n");
   absl::StrAppend(&out, "commands  ", Counts(s.commands));
-  if (s.packages > 0) absl::StrAppend(&out, "  (", s.packages, " package", s.packages == 1 ? "" : "s", ")");
+  if (s.packages > 0)
+    absl::StrAppend(&out, "  (", s.packages, " package", s.packages == 1 ? "" : "s", ")");
   if (s.postcopy != PostcopyState::kNone) {
     absl::StrAppend(&out, "  postcopy: ", PostcopyStateName(s.postcopy));
   }
   absl::StrAppend(&out, "\n");
-  absl::StrAppend(&out, "ram       ", s.ram_records, " records in ", s.ram_blocks.size(), " blocks\n");
+  absl::StrAppend(&out, "ram       ", s.ram_records, " records in ", s.ram_blocks.size(),
+                  " blocks\n");
   for (const RamBlockSummary& b : s.ram_blocks) {
     absl::StrAppendFormat(&out, "  %-24s %10s  zero %-7d page %-7d xbzrle %-5d compressed %d\n",
-                          EscapeName(b.name), absl::StrFormat("0x%x", b.length), b.zero_pages, b.normal_pages,
-                          b.xbzrle_pages, b.compressed_pages);
+                          EscapeName(b.name), absl::StrFormat("0x%x", b.length), b.zero_pages,
+                          b.normal_pages, b.xbzrle_pages, b.compressed_pages);
   }
   if (!s.iterable_sections.empty()) {
     absl::StrAppend(&out, "iterable  ", Counts(EscapedKeys(s.iterable_sections)), "\n");
   }
-  absl::StrAppend(&out, "devices   ", s.devices_decoded, " decoded (", s.device_fields, " fields)",
-                  s.devices_unverified > 0 ? absl::StrCat(", ", s.devices_unverified, " unverified")
-                                           : "",
-                  s.device_description_source.empty()
-                      ? ""
-                      : absl::StrCat(", description from ", s.device_description_source),
-                  "\n");
-  absl::StrAppend(&out, "trailer   ",
-                  s.vmdesc_present ? absl::StrCat("VMDESCRIPTION, ", s.vmdesc_bytes, " bytes")
-                                   : "none",
-                  "\n");
+  absl::StrAppend(
+      &out, "devices   ", s.devices_decoded, " decoded (", s.device_fields, " fields)",
+      s.devices_unverified > 0 ? absl::StrCat(", ", s.devices_unverified, " unverified") : "",
+      s.device_description_source.empty()
+          ? ""
+          : absl::StrCat(", description from ", s.device_description_source),
+      "\n");
+  absl::StrAppend(
+      &out, "trailer   ",
+      s.vmdesc_present ? absl::StrCat("VMDESCRIPTION, ", s.vmdesc_bytes, " bytes") : "none", "\n");
   return out;
 }
 
-void PrintFindings(const FindingList& findings, bool errors_only) {
+std::string FormatFindingGroup(const Finding& first, uint64_t count) {
+  std::string line = FormatFinding(first);
+  // "warning CODE @..." becomes "warning N x CODE, first @...".
+  const absl::string_view severity = SeverityName(first.severity);
+  const absl::string_view name = DescribeFinding(first.code).name;
+  return absl::StrCat(severity, " ", count, " x ", name, ", first",
+                      line.substr(severity.size() + 1 + name.size()));
+}
+
+void PrintFindings(const FindingList& findings, bool errors_only, bool verbose) {
+  // Warnings of one code that repeat are shown once, at the first, with
+  // their count; errors always each on their own line.
+  std::vector<uint64_t> stored(kFindingCodeCount, 0);
+  for (const Finding& finding : findings.findings()) ++stored[static_cast<size_t>(finding.code)];
+  std::vector<bool> shown(kFindingCodeCount, false);
+  bool grouped = false;
   for (const Finding& finding : findings.findings()) {
     if (errors_only && finding.severity != Severity::kError) continue;
-    std::cout << FormatFinding(finding) << "\n";
+    const size_t code = static_cast<size_t>(finding.code);
+    if (verbose || finding.severity == Severity::kError || stored[code] < 2) {
+      std::cout << FormatFinding(finding) << "\n";
+      continue;
+    }
+    if (shown[code]) continue;
+    shown[code] = true;
+    grouped = true;
+    std::cout << FormatFindingGroup(finding, findings.count(finding.code)) << "\n";
   }
+  if (grouped) std::cout << "(repeated warnings grouped; --verbose or --json lists each)\n";
   // Every code counted, stored or not: the list above may be cut short.
   std::vector<std::string> counts;
   for (const FindingInfo& info : AllFindingInfos()) {

@@ -22,8 +22,13 @@ nlohmann::json FindingCountsToJson(const FindingList& findings);
 nlohmann::json SummaryToJson(const StreamSummary& summary);
 
 std::string FormatFinding(const Finding& finding);
-// Prints every finding (only errors when `errors_only`), then the verdict.
-void PrintFindings(const FindingList& findings, bool errors_only);
+// Prints the findings (only errors when `errors_only`), then the counts of
+// every code and the verdict. Warnings of a code that occurs more than once
+// are one line, "warning N x CODE, first @...", unless `verbose`.
+void PrintFindings(const FindingList& findings, bool errors_only, bool verbose = false);
+// "warning N x CODE, first @OFFSET PATH: MESSAGE" for `count` findings of
+// `first`'s code.
+std::string FormatFindingGroup(const Finding& first, uint64_t count);
 // The p-th percentile (0..1) of `values`; 0 when empty.
 double Percentile(std::vector<double> values, double p);
 std::string FormatSummary(const StreamSummary& summary, const std::string& input_name);
