@@ -167,6 +167,20 @@ def test_diff():
     text = qmig("diff", a, b, expect=(1,)).stdout.decode()
     check("3 pages differ" in text and text.strip().endswith("different"),
           "diff's text names the count and ends with the verdict")
+    # postcopy.mig has no description: its devices are not decoded, which is
+    # not the same as absent.
+    post = os.path.join(CORPUS, "postcopy.mig")
+    report = json.loads(qmig("diff", "--json", post, a, expect=(1,)).stdout)
+    fields_absent_in_a = [f for f in report["fields"] if f["a"] is None]
+    check(report["devices_not_compared"] == 30 and not fields_absent_in_a and
+          {"device": "timer#0", "not_decoded_in": "A"} in report["not_compared"],
+          "diff lists the 30 undecoded devices of A as not compared, not their fields as absent")
+    text = qmig("diff", post, post).stdout.decode()
+    check(text.strip().endswith("equal in what was compared (30 devices not decoded; "
+                                "pass --schema to compare them)"),
+          "diff of undecoded streams says what it could not compare: %r" % text[-120:])
+    text = qmig("diff", post, a, expect=(1,)).stdout.decode()
+    check("(1 page)\n" in text and "(1 pages)" not in text, "diff's ranges count in the singular")
 
 
 def test_pipe_equals_file(tmp):

@@ -117,6 +117,9 @@ inline constexpr uint64_t kMultifdCompressedBufferBytes = uint64_t{2} * 512 * 10
 // stream of non-zero pages costs.
 inline constexpr uint64_t kMinDefaultResidentGuestBytes = uint64_t{256} << 20;
 inline constexpr uint64_t kMaxDefaultResidentGuestBytes = uint64_t{16} << 30;
+// Device sections `diff` remembers as present but not decoded (no vmstate
+// description), per stream; past it they are counted, not named.
+inline constexpr size_t kMaxUndecodedDevicesNamed = 10000;
 
 }  // namespace qmig
 

@@ -349,17 +349,20 @@ int RunDiff(const std::vector<std::string>& operands, const DiffOptions& options
                    {"ranges", ranges},
                    {"ranges_dropped", diff->ranges.dropped()}});
     if (same) continue;
-    absl::StrAppendFormat(&text, "RAM %s: %d pages differ", shown, diff->pages_differ);
+    absl::StrAppendFormat(&text, "RAM %s: %d %s", shown, diff->pages_differ,
+                          diff->pages_differ == 1 ? "page differs" : "pages differ");
     if (diff->length_a != diff->length_b) {
       absl::StrAppendFormat(&text, " (length %#x in A, %#x in B)", diff->length_a, diff->length_b);
     }
     absl::StrAppend(&text, "\n");
     for (const PageRange& range : diff->ranges.ranges()) {
-      absl::StrAppendFormat(&text, "  %#x-%#x (%d pages)\n", range.start, range.end,
-                            (range.end - range.start) / kTargetPageSize);
+      const uint64_t pages = (range.end - range.start) / kTargetPageSize;
+      absl::StrAppendFormat(&text, "  %#x-%#x (%d page%s)\n", range.start, range.end, pages,
+                            pages == 1 ? "" : "s");
     }
     if (diff->ranges.dropped() > 0) {
-      absl::StrAppend(&text, "  ... and ", diff->ranges.dropped(), " more ranges\n");
+      absl::StrAppend(&text, "  ... and ", diff->ranges.dropped(), " more range",
+                      diff->ranges.dropped() == 1 ? "" : "s", "\n");
     }
   }
 
@@ -368,14 +371,37 @@ int RunDiff(const std::vector<std::string>& operands, const DiffOptions& options
   std::set<std::string, NaturalOrder> devices;
   for (const auto& [key, extent] : logs[0]->index()) devices.insert(key);
   for (const auto& [key, extent] : logs[1]->index()) devices.insert(key);
+  // A device a side has, but could not decode (no vmstate description), is
+  // not compared: its fields are unknown there, not absent.
+  for (const std::string& device : a.devices_undecoded) devices.insert(device);
+  for (const std::string& device : b.devices_undecoded) devices.insert(device);
+  nlohmann::ordered_json not_compared = nlohmann::ordered_json::array();
+  uint64_t not_compared_count = a.devices_undecoded_unnamed + b.devices_undecoded_unnamed;
+  std::string not_compared_text;
   for (const std::string& device : devices) {
     auto it_a = logs[0]->index().find(device);
     auto it_b = logs[1]->index().find(device);
+    const bool undecoded_a = it_a == logs[0]->index().end() && a.devices_undecoded.count(device);
+    const bool undecoded_b = it_b == logs[1]->index().end() && b.devices_undecoded.count(device);
+    if (undecoded_a || undecoded_b) {
+      ++not_compared_count;
+      const char* where = undecoded_a && undecoded_b ? "A and B" : undecoded_a ? "A" : "B";
+      if (not_compared.size() < kMaxListedFields) {
+        not_compared.push_back({{"device", device}, {"not_decoded_in", where}});
+        absl::StrAppend(&not_compared_text, "device ", device, ": not decoded in ", where,
+                        ", not compared\n");
+      }
+      continue;
+    }
     CompareDevice(device, logs[0]->fd(), it_a != logs[0]->index().end() ? &it_a->second : nullptr,
                   logs[1]->fd(), it_b != logs[1]->index().end() ? &it_b->second : nullptr, &fields);
   }
   if (fields.count > 0) equal = false;
-  absl::StrAppend(&text, fields.text);
+  absl::StrAppend(&text, fields.text, not_compared_text);
+  if (not_compared_count > not_compared.size()) {
+    absl::StrAppend(&text, "... and ", not_compared_count - not_compared.size(),
+                    " more devices not compared\n");
+  }
 
   const bool valid = a.result.valid() && b.result.valid();
   if (options.output.json) {
@@ -387,14 +413,24 @@ int RunDiff(const std::vector<std::string>& operands, const DiffOptions& options
                                   {"valid_b", b.result.valid()},
                                   {"ram", ram},
                                   {"fields_differ", fields.count},
-                                  {"fields", fields.listed}};
+                                  {"fields", fields.listed},
+                                  {"devices_not_compared", not_compared_count},
+                                  {"not_compared", not_compared}};
     std::cout << out.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";
   } else {
     std::cout << text;
     if (fields.count > fields.listed.size()) {
       std::cout << "... and " << fields.count - fields.listed.size() << " more device fields\n";
     }
-    std::cout << (equal ? "equal" : "different") << "\n";
+    if (!equal) {
+      std::cout << "different\n";
+    } else if (not_compared_count > 0) {
+      std::cout << "equal in what was compared (" << not_compared_count << " device"
+                << (not_compared_count == 1 ? "" : "s")
+                << " not decoded; pass --schema to compare them)\n";
+    } else {
+      std::cout << "equal\n";
+    }
   }
   for (const auto& [name, extracted] :
        {std::make_pair(&operands[0], &a), std::make_pair(&operands[1], &b)}) {

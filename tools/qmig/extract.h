@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -66,6 +67,10 @@ struct Extracted {
   std::vector<RamFileWriter::BlockFile> blocks;  // files closed
   uint64_t pages_in_other_blocks = 0;            // past kMaxRamBlocks
   uint64_t devices_decoded = 0;
+  // Device sections present but not decoded ("name#instance", as the field
+  // log's keys), up to kMaxUndecodedDevicesNamed; the rest only counted.
+  std::set<std::string> devices_undecoded;
+  uint64_t devices_undecoded_unnamed = 0;
   nlohmann::ordered_json configuration;
   std::optional<std::string> description;  // the trailer's JSON
 };

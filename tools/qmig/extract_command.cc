@@ -9,11 +9,13 @@
 
 #include <iostream>
 #include <memory>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "parser/parse_context.h"
 #include "parser/wire/byte_source.h"
 #include "parser/wire/escape.h"
+#include "parser/wire/limits.h"
 #include "tools/inspect/analyze_format.h"
 #include "tools/inspect/dump_writers.h"
 #include "tools/inspect/stream_inspector.h"
@@ -84,12 +86,25 @@ class ExtractSink final : public RecordSink {
       if (log_ != nullptr) log_->End();
     }
     if (record.kind == RecordKind::kConfiguration) configuration_ = record.details;
+    if (record.kind == RecordKind::kDevice && record.details.value("decoded", true) == false &&
+        record.details.contains("name") && record.details.contains("instance_id")) {
+      std::string key = absl::StrCat(record.details["name"].get<std::string>(), "#",
+                                     record.details["instance_id"].get<uint32_t>());
+      if (devices_undecoded_.size() < kMaxUndecodedDevicesNamed ||
+          devices_undecoded_.count(key) > 0) {
+        devices_undecoded_.insert(std::move(key));
+      } else {
+        ++devices_undecoded_unnamed_;
+      }
+    }
   }
   void Finish() {
     if (state_ != nullptr) state_->Finish();
   }
 
   uint64_t devices_decoded_ = 0;
+  std::set<std::string> devices_undecoded_;
+  uint64_t devices_undecoded_unnamed_ = 0;
   nlohmann::ordered_json configuration_ = nlohmann::ordered_json::object();
 
  private:
@@ -168,6 +183,8 @@ absl::Status ExtractStream(const std::string& input, int ram_dir_fd, const std::
   out->blocks = writer.blocks();
   out->pages_in_other_blocks = writer.pages_in_other_blocks();
   out->devices_decoded = sink.devices_decoded_;
+  out->devices_undecoded = std::move(sink.devices_undecoded_);
+  out->devices_undecoded_unnamed = sink.devices_undecoded_unnamed_;
   out->configuration = std::move(sink.configuration_);
   out->description = inspector.trailer_json();
   return absl::OkStatus();
