@@ -8,6 +8,7 @@
 #include "parser/trailer.h"
 #include "parser/vmstate/interpreter.h"
 #include "parser/wire/escape.h"
+#include "parser/wire/plural.h"
 
 namespace qmig {
 namespace internal {
@@ -228,21 +229,22 @@ absl::Status StreamParser::ParseDeviceBody(Reader& reader, const SectionState& s
     summary_.device_fields += stats.fields;
     return absl::OkStatus();
   }
-  if (descriptions != nullptr && descriptions->from_dump()) CheckDumpedVersion(*descriptions, section, offset);
+  if (descriptions != nullptr && descriptions->from_dump())
+    CheckDumpedVersion(*descriptions, section, offset);
   uint64_t start = reader.offset();
   QMIG_ASSIGN_OR_RETURN(uint64_t end, ScanForDeviceEnd(reader, section.id));
   ++summary_.devices_unverified;
   if (descriptions != nullptr && descriptions->from_dump()) {
     context_.Report(FindingCode::kDeviceUnverified, start,
-                    absl::StrCat(end - start,
-                                 " bytes delimited by scanning, not decoded: -dump-vmstate output "
+                    absl::StrCat(Counted(end - start, "byte"),
+                                 " delimited by scanning, not decoded: -dump-vmstate output "
                                  "has no array lengths or field types (use qmig schema on a "
                                  "precopy stream of the same machine)"));
   } else if (descriptions != nullptr && section.instance_id == kAnyAliasInstance &&
              DescribesIdstr(*descriptions, section.idstr)) {
     context_.Report(FindingCode::kDeviceNoDescription, start,
-                    absl::StrCat(end - start,
-                                 " bytes delimited by scanning, not decoded: instance "
+                    absl::StrCat(Counted(end - start, "byte"),
+                                 " delimited by scanning, not decoded: instance "
                                  "0xffffffff, which QEMU matches against the alias id (-1) of any "
                                  "device without one, so it loads this section into '",
                                  EscapeName(section.idstr), "'"),
@@ -250,15 +252,16 @@ absl::Status StreamParser::ParseDeviceBody(Reader& reader, const SectionState& s
   } else if (descriptions != nullptr) {
     // The description lists every section the machine saves; a destination
     // of that machine refuses others ("Unknown savevm section").
-    context_.ReportAs(Severity::kError, FindingCode::kDeviceNoDescription, start,
-                      absl::StrCat(end - start, " bytes delimited by scanning, not decoded: the ",
-                                   summary_.device_description_source,
-                                   " description has no such device instance, so a destination "
-                                   "of this machine has none either and refuses the section"));
+    context_.ReportAs(
+        Severity::kError, FindingCode::kDeviceNoDescription, start,
+        absl::StrCat(Counted(end - start, "byte"), " delimited by scanning, not decoded: the ",
+                     summary_.device_description_source,
+                     " description has no such device instance, so a destination "
+                     "of this machine has none either and refuses the section"));
   } else {
     context_.Report(FindingCode::kDeviceUnverified, start,
-                    absl::StrCat(end - start,
-                                 " bytes delimited by scanning, not decoded: no vmstate "
+                    absl::StrCat(Counted(end - start, "byte"),
+                                 " delimited by scanning, not decoded: no vmstate "
                                  "description (",
                                  NoDescriptionReason(), "; pass --schema)"));
   }
@@ -292,14 +295,14 @@ absl::StatusOr<uint64_t> StreamParser::ScanForDeviceEnd(Reader& reader, uint32_t
     const bool last_window = window.size() < kMaxContiguousView;
     // Room to look at a candidate's following bytes before sliding on.
     const size_t lookahead = by_footer ? 6 : 6 + kMaxCountedString + 8;
-    size_t searchable = last_window ? window.size()
-                                    : (window.size() > lookahead ? window.size() - lookahead : 0);
+    size_t searchable =
+        last_window ? window.size() : (window.size() > lookahead ? window.size() - lookahead : 0);
     for (size_t i = 0; i < searchable; ++i) {
       if (by_footer) {
         // Jump to the next footer byte: device sections are scanned on every
         // parse, and under the fuzzers each byte compared costs a callback.
-        const void* next = memchr(window.data() + i, static_cast<uint8_t>(SectionType::kFooter),
-                                  searchable - i);
+        const void* next =
+            memchr(window.data() + i, static_cast<uint8_t>(SectionType::kFooter), searchable - i);
         if (next == nullptr) break;
         i = static_cast<size_t>(static_cast<const uint8_t*>(next) - window.data());
       }
@@ -332,17 +335,16 @@ absl::StatusOr<uint64_t> StreamParser::ScanForDeviceEnd(Reader& reader, uint32_t
         return context_.Fail(FindingCode::kPackageEndsMidRecord, start,
                              "the device section runs to the end of the package");
       }
-      return context_.Fail(FindingCode::kTruncated, end,
-                           absl::StrCat("truncated at offset ", end,
-                                        ": the input ends inside a device section that starts at ",
-                                        start));
+      return context_.Fail(
+          FindingCode::kTruncated, end,
+          absl::StrCat("truncated at offset ", end,
+                       ": the input ends inside a device section that starts at ", start));
     }
     QMIG_RETURN_IF_ERROR(reader.Skip(searchable));
   }
   return context_.Fail(FindingCode::kDeviceUnframed, start,
                        absl::StrCat("no end found for the device section by scanning for its ",
-                                    by_footer ? "footer" : "successor",
-                                    " within the scan limit"));
+                                    by_footer ? "footer" : "successor", " within the scan limit"));
 }
 
 }  // namespace internal

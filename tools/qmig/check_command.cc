@@ -18,6 +18,7 @@
 #include "parser/wire/byte_source.h"
 #include "parser/wire/constants.h"
 #include "parser/wire/escape.h"
+#include "parser/wire/plural.h"
 #include "tools/qmig/commands.h"
 #include "tools/qmig/progress.h"
 #include "tools/qmig/report.h"
@@ -186,8 +187,8 @@ int RunCheck(const std::vector<std::string>& operands, const CheckOptions& optio
                     {"eos_seen", s.eos_seen},
                     {"bytes", s.bytes}};
     summary_text = absl::StrCat("preempt channel ", EscapeName(operands[0]), " (", s.bytes,
-                                " bytes read)\n  ", s.pages, " pages (", s.zero_pages, " zero)",
-                                s.eos_seen ? ", ended by EOS" : "", "\n");
+                                " bytes read)\n  ", Counted(s.pages, "page"), " (", s.zero_pages,
+                                " zero)", s.eos_seen ? ", ended by EOS" : "", "\n");
     findings = &preempt_result.findings;
   }
   if (findings->HasCode(FindingCode::kIoError)) {

@@ -13,6 +13,7 @@
 #include "parser/stream_parser.h"
 #include "parser/wire/byte_source.h"
 #include "parser/wire/escape.h"
+#include "parser/wire/plural.h"
 #include "tools/inspect/analyze_format.h"
 #include "tools/inspect/dump_writers.h"
 #include "tools/inspect/stream_inspector.h"
@@ -60,8 +61,8 @@ std::string RamSummaryText(const RamMap& ram) {
                           FormatRanges(ranges.ranges(), kTextRangesPerBlock));
   }
   if (ram.pages_in_other_blocks() > 0) {
-    absl::StrAppend(&out, "  ", ram.pages_in_other_blocks(),
-                    " pages of further blocks, not listed\n");
+    absl::StrAppend(&out, "  ", Counted(ram.pages_in_other_blocks(), "page"),
+                    " of further blocks, not listed\n");
   }
   return out;
 }

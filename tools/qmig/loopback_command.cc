@@ -8,6 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "emulator/loopback.h"
 #include "nlohmann/json.hpp"
+#include "parser/wire/plural.h"
 #include "tools/qmig/commands.h"
 #include "tools/qmig/report.h"
 
@@ -99,7 +100,9 @@ int RunLoopbackCommand(const std::vector<std::string>& operands,
       std::cout << "memory    "
                 << (result->differing_pages == 0
                         ? std::string("identical to the source's")
-                        : absl::StrCat(result->differing_pages, " pages differ from the source's"))
+                        : absl::StrCat(Counted(result->differing_pages, "page"),
+                                       result->differing_pages == 1 ? " differs" : " differ",
+                                       " from the source's"))
                 << "\n";
     }
     PrintFindings(findings, options.output.quiet, options.output.verbose);
