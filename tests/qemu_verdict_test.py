@@ -20,7 +20,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qemu_testing import CORPUS, QMIG, ROOT, require_qemu  # noqa: E402
+from qemu_testing import CORPUS, QEMU_VERSION, QMIG, ROOT, require_qemu  # noqa: E402
 
 sys.path.insert(0, os.path.join(ROOT, "fuzz"))
 import qemu_stream  # noqa: E402
@@ -35,7 +35,7 @@ def check(condition, message):
 
 
 def verdict(stream, meta=None, timeout=30):
-    args = [QMIG, "qemu-verdict", "--json", "--timeout_s=%d" % timeout]
+    args = [QMIG, "qemu-verdict", "--json", "--timeout_s=%d" % timeout, "--qemu=" + QEMU_VERSION]
     if meta:
         args.append("--meta=" + meta)
     run = subprocess.run(args + [stream], capture_output=True, text=True, timeout=timeout + 60)
@@ -98,6 +98,14 @@ def check_advise_without_ram(tmp):
               (errors[:1],))
 
 
+def both_reject(status_a, status_b):
+    """Two QEMU outcomes that both refuse the stream. A cut stream read from
+    a live connection (the 10.0 and 11.1 recordings) waits for more and
+    times out; read from a file it meets the end and fails."""
+    refused = ("failed", "timeout", "paused")
+    return status_a in refused and status_b in refused
+
+
 def stream_meta(stream):
     return stream[:-len(".mig")] + ".meta.json"
 
@@ -110,8 +118,10 @@ def main():
         meta_path = stream[:-len(".mig")] + ".meta.json"
         meta = json.load(open(meta_path))
         rc, report, err = verdict(stream, meta_path)
-        needs_others = "multifd" in (meta.get("dest_capabilities") or []) or name.endswith(
-            ".resume.mig")
+        capabilities = meta.get("dest_capabilities") or []
+        # A mapped-ram file holds what its multifd channels wrote.
+        needs_others = ("multifd" in capabilities and "mapped-ram" not in capabilities) or \
+            "postcopy-preempt" in capabilities or name.endswith(".resume.mig")
         if needs_others:
             check(rc == 2 and err.startswith("qmig qemu-verdict: "), "%s: refused, it loads only with its other "
                   "connections (%s)" % (name, err.strip()[:80]))
@@ -130,9 +140,11 @@ def main():
             # A cut recovery connection may fail or pause, either way.
             same = (plain is not None and (plain["qemu"]["status"] == report["qemu"]["status"] or
                                            ("recover" in name and plain["qemu"]["status"] in
-                                            ("failed", "paused"))))
+                                            ("failed", "paused")) or
+                                           both_reject(plain["qemu"]["status"],
+                                                       report["qemu"]["status"])))
             check(rc_plain == 0 and same and
-                  plain["qemu"]["command_line"].startswith("qemu-system-x86_64 "),
+                  "qemu-system-x86_64 " in plain["qemu"]["command_line"],
                   "%s: without --meta too (%s, QEMU %s): %s" %
                   (name, plain and plain["relation"], plain and plain["qemu"]["status"],
                    err_plain.strip()[:200]))
@@ -142,9 +154,16 @@ def main():
             check(report["qemu"]["status"] in ("failed", "paused") and not report["qmig"]["valid"],
                   "%s: both reject the cut connection (QEMU %s)" % (name, report["qemu"]["status"]))
         else:
-            check(report["qemu"]["status"] == meta["qemu_verdict"]["status"],
-                  "%s: QEMU says %s, as recorded" % (name, report["qemu"]["status"]))
+            recorded = meta["qemu_verdict"]["status"]
+            check(report["qemu"]["status"] == recorded or
+                  (QEMU_VERSION != "7.2" and both_reject(report["qemu"]["status"], recorded)),
+                  "%s: QEMU says %s, as recorded (%s)" % (name, report["qemu"]["status"], recorded))
 
+    if QEMU_VERSION != "7.2":
+        # The hand-made variants below are cut from 7.2 streams, with 7.2's
+        # recorded behaviour.
+        print("%d failed checks" % len(failures))
+        return 1 if failures else 0
     with tempfile.TemporaryDirectory() as tmp:
         base = os.path.join(CORPUS, "pc-i440fx-7.2.mig")
         cut = os.path.join(tmp, "cut.mig")

@@ -105,6 +105,10 @@ absl::StatusOr<std::string> QemuBinary(const std::string& version) {
   return version;  // a name on PATH
 }
 
+bool QemuSeesOnlyTmp(const std::string& binary) {
+  return absl::EndsWith(binary, ".qemu-system-x86_64");
+}
+
 absl::StatusOr<std::unique_ptr<QemuProcess>> QemuProcess::Start(
     const std::string& binary, const std::vector<std::string>& args, const std::string& dir,
     absl::Duration connect_timeout) {

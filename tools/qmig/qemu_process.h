@@ -23,6 +23,10 @@ namespace qmig {
 // '/' is a path, and any other name is looked up on PATH.
 absl::StatusOr<std::string> QemuBinary(const std::string& version);
 
+// Whether `binary` is a wrapper of tools/qemu-versions, whose QEMU runs in a
+// chroot that sees the host's /tmp and nothing else of its files.
+bool QemuSeesOnlyTmp(const std::string& binary);
+
 class QemuProcess {
  public:
   struct Exit {

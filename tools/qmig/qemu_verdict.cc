@@ -227,6 +227,36 @@ absl::StatusOr<DestinationConfig> ConfigFromStream(const ParseResult& result,
   return config;
 }
 
+namespace {
+
+// The corpus's "loop-kernel" (tools/corpus): a multiboot image loaded at
+// 1 MiB that counts in a loop and writes the count into the first dword of
+// each of the 8 pages at 2 MiB, so that a booted guest dirties pages.
+std::vector<char> LoopKernelImage() {
+  constexpr uint32_t kMagic = 0x1BADB002, kFlags = 0x00010000;  // address fields valid
+  const uint32_t header[8] = {kMagic,   kFlags,   static_cast<uint32_t>(-(kMagic + kFlags)),
+                              0x100000, 0x100000, 0,
+                              0,        0x100020};
+  std::vector<char> image;
+  for (uint32_t word : header) {
+    for (int byte = 0; byte < 4; ++byte) image.push_back(static_cast<char>(word >> (8 * byte)));
+  }
+  constexpr unsigned char kCode[] = {
+      0xbf, 0x00, 0x00, 0x20, 0x00,        // mov edi, 0x200000
+      0xff, 0x05, 0x00, 0x10, 0x10, 0x00,  // inc dword [0x101000]
+      0xa1, 0x00, 0x10, 0x10, 0x00,        // mov eax, [0x101000]
+      0x89, 0x07,                          // mov [edi], eax
+      0x81, 0xc7, 0x00, 0x10, 0x00, 0x00,  // add edi, 0x1000
+      0x81, 0xff, 0x00, 0x80, 0x20, 0x00,  // cmp edi, 0x208000
+      0x72, 0xe5,                          // jb (the inc)
+      0xeb, 0xde,                          // jmp (the mov edi)
+  };
+  image.insert(image.end(), std::begin(kCode), std::end(kCode));
+  return image;
+}
+
+}  // namespace
+
 absl::StatusOr<DestinationConfig> ConfigFromMeta(const std::string& path, const std::string& dir) {
   std::ifstream in(path);
   std::stringstream text;
@@ -278,10 +308,13 @@ absl::StatusOr<DestinationConfig> ConfigFromMeta(const std::string& path, const 
       std::string file = dir + "/" + name;
       std::ofstream out(file, std::ios::binary);
       std::vector<char> bytes(size, 0);
-      if (aux.value("kind", std::string()) == "tiny-bios" && size >= 16) {
+      const std::string kind = aux.value("kind", std::string());
+      if (kind == "tiny-bios" && size >= 16) {
         bytes[size - 16] = static_cast<char>(0xf4);  // hlt
         bytes[size - 15] = static_cast<char>(0xeb);  // jmp $-1
         bytes[size - 14] = static_cast<char>(0xfd);
+      } else if (kind == "loop-kernel") {
+        bytes = LoopKernelImage();
       }
       out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
       if (!out) return absl::InternalError(absl::StrCat("cannot write ", file));
@@ -298,6 +331,21 @@ bool QemuVerdict::misbehaved() const {
   return status == "timeout" || status == "crashed" || status == "crashed at exit" ||
          status == "hung at exit";
 }
+
+namespace {
+
+// A mapped-ram stream needs a seekable input, which only a file: URI gives
+// (QEMU refuses "exec:"); every other stream goes through a pipe, as 7.2,
+// which has no file: URI, reads it too.
+std::string IncomingUri(const DestinationConfig& config, const std::string& stream) {
+  if (std::find(config.capabilities.begin(), config.capabilities.end(), "mapped-ram") !=
+      config.capabilities.end()) {
+    return absl::StrCat("file:", stream);
+  }
+  return absl::StrCat("exec:cat ", ShellQuote(stream));
+}
+
+}  // namespace
 
 absl::StatusOr<QemuVerdict> LoadIntoQemu(const std::string& binary, const DestinationConfig& config,
                                          const std::string& stream, const std::string& dir,
@@ -350,8 +398,8 @@ absl::StatusOr<QemuVerdict> LoadIntoQemu(const std::string& binary, const Destin
           absl::StrCat("migrate-set-parameters: ", reply ? reply->dump() : "no reply"));
     }
   }
-  std::optional<nlohmann::json> incoming = qmp.Command(
-      "migrate-incoming", {{"uri", absl::StrCat("exec:cat ", ShellQuote(stream))}}, setup);
+  std::optional<nlohmann::json> incoming =
+      qmp.Command("migrate-incoming", {{"uri", IncomingUri(config, stream)}}, setup);
   if (!incoming || incoming->contains("error")) {
     return absl::FailedPreconditionError(
         absl::StrCat("migrate-incoming: ", incoming ? incoming->dump() : "no reply"));
@@ -388,7 +436,9 @@ absl::StatusOr<QemuVerdict> LoadIntoQemu(const std::string& binary, const Destin
 
 std::optional<std::string> DeviceTheDestinationLacks(const QemuVerdict& qemu,
                                                      const StreamFacts& facts) {
-  static const std::regex kUnknown("Unknown savevm section or instance '([^']+)'");
+  // 7.2: "Unknown savevm section or instance 'NAME' N"; 10.0 and later:
+  // "Unknown section or instance 'NAME' N".
+  static const std::regex kUnknown("Unknown (?:savevm )?section or instance '([^']+)'");
   std::smatch match;
   if (qemu.loaded() || !std::regex_search(qemu.detail, match, kUnknown)) return std::nullopt;
   const std::string name = match[1].str();

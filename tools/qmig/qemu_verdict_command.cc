@@ -13,6 +13,7 @@
 // could not be run.
 #include <signal.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
@@ -58,22 +59,46 @@ int RunQemuVerdict(const std::vector<std::string>& operands, const QemuVerdictOp
                                              "QEMU loads it only as the resumption of a paused "
                                              "incoming migration, not from a file"));
   }
-  TempDir dir("qmig-verdict");
+  // A QEMU in a chroot of tools/qemu-versions sees /tmp only: its files,
+  // and the stream it reads, go there.
+  const bool sees_only_tmp = QemuSeesOnlyTmp(*binary);
+  TempDir dir("qmig-verdict", sees_only_tmp ? "/tmp" : nullptr);
   if (dir.path().empty()) return InputError(kCommand, "cannot create a temporary directory");
+  std::string stream_for_qemu = stream;
+  if (sees_only_tmp && stream.rfind("/tmp/", 0) != 0) {
+    stream_for_qemu = dir.path() + "/stream.mig";
+    std::error_code error;
+    std::filesystem::copy_file(stream, stream_for_qemu, error);
+    if (error) {
+      return InputError(kCommand, absl::StrCat("cannot copy the stream to ", stream_for_qemu,
+                                               " for QEMU's chroot: ", error.message()));
+    }
+  }
   absl::StatusOr<DestinationConfig> config =
       options.meta.empty() ? ConfigFromStream(result, facts.facts(), options.machine, dir.path())
                            : ConfigFromMeta(options.meta, dir.path());
   if (!config.ok()) return InputError(kCommand, config.status().message());
   config->args.insert(config->args.end(), operands.begin() + 1, operands.end());
-  if (std::find(config->capabilities.begin(), config->capabilities.end(), "multifd") !=
-      config->capabilities.end()) {
+  auto has_capability = [&](absl::string_view name) {
+    return std::find(config->capabilities.begin(), config->capabilities.end(), name) !=
+           config->capabilities.end();
+  };
+  // With mapped-ram, multifd channels write into the one file, and the
+  // destination reads them all from it.
+  if (has_capability("postcopy-preempt")) {
+    return InputError(kCommand,
+                      "a postcopy-preempt destination needs a second channel, which a file "
+                      "cannot bring (QEMU asks for a multi-channel URI); check the main stream "
+                      "and its preempt channel with qmig check --kind=preempt");
+  }
+  if (has_capability("multifd") && !has_capability("mapped-ram")) {
     return InputError(kCommand,
                       "a multifd destination waits for its channels, which a file cannot bring; "
                       "check the main stream and its channels with qmig check");
   }
 
   absl::StatusOr<QemuVerdict> loaded =
-      LoadIntoQemu(*binary, *config, stream, dir.path(), absl::Seconds(options.timeout_s));
+      LoadIntoQemu(*binary, *config, stream_for_qemu, dir.path(), absl::Seconds(options.timeout_s));
   if (!loaded.ok()) return InputError(kCommand, loaded.status().message());
   const QemuVerdict& qemu = *loaded;
   if (options.meta.empty()) {
