@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
-"""Regenerates the seed corpora in fuzz/corpus/<target>_fuzzer/ from corpus/qemu-7.2.
+"""Regenerates the seed corpora in fuzz/corpus/<target>_fuzzer/ from the real corpora.
 
-Seeds are small cuts of real QEMU 7.2 streams, shaped like each fuzz target's
+Seeds are small cuts of real QEMU 7.2, 10.0 and 11.1 streams (SWITCHOVER_START,
+the 10.0+ multifd packets, mapped-ram's header), shaped like each fuzz target's
 input (see the contract comment on top of each fuzz/<target>.cc): a mutator
 starting from real records reaches deep states far sooner than one starting
 from nothing, and small seeds keep executions fast. Every seed stays a few KiB;
 RAM pages are the only bulky records, so only a few seeds carry one.
 
-Usage: fuzz/make_seeds.py [--corpus corpus/qemu-7.2] [--out fuzz/corpus]
+Usage: fuzz/make_seeds.py [--corpus DIR]... [--out fuzz/corpus]
 The output is deterministic; the old seed directories are replaced.
 """
 
@@ -38,6 +39,11 @@ TARGETS = tuple(t + "_fuzzer" for t in (
 PIPE_SHAPES = (0x00, 0x26, 0x46, 0xc4)
 # The stream whose VMDESCRIPTION the vmstate fuzzer embeds (fuzz/BUILD).
 SCHEMA_STREAM = "pc-i440fx-7.2.mig"
+# Pages of a multifd packet's offset table (512 KiB of 4 KiB pages).
+MULTIFD_PAGES_PER_PACKET = 128
+# The corpora seeds are drawn from; names from all but the first get the
+# corpus's name as a prefix.
+CORPORA = ("qemu-7.2", "qemu-10.0", "qemu-11.1")
 # Largest VMDESCRIPTION JSON put into one seed.
 MAX_SEED_JSON = 6 * 1024
 
@@ -255,7 +261,9 @@ def seeds_for(corpus):
         pos, packets = 64, []
         while pos + 32 <= len(data):
             _, _, _, alloc, normal = struct.unpack(">IIIII", data[pos:pos + 20])
-            size = 320 + 8 * alloc + 4096 * normal
+            # The offset table has room for a full packet (128 pages)
+            # whatever the packet holds; a 9.0+ sync packet allocates none.
+            size = 320 + 8 * MULTIFD_PAGES_PER_PACKET + 4096 * normal
             packets.append((pos, size, normal))
             pos += size
         seeds["multifd_fuzzer"][f"{name}.sync"] = data[:packets[0][0] + packets[0][1]]
@@ -268,10 +276,17 @@ def seeds_for(corpus):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", default=os.path.join(TOP, "corpus", "qemu-7.2"))
+    parser.add_argument("--corpus", action="append",
+                        help="a corpus directory (repeatable; default: %s)" % ", ".join(CORPORA))
     parser.add_argument("--out", default=os.path.join(TOP, "fuzz", "corpus"))
     args = parser.parse_args()
-    seeds = seeds_for(args.corpus)
+    corpora = args.corpus or [os.path.join(TOP, "corpus", c) for c in CORPORA]
+    seeds = {t: {} for t in TARGETS}
+    for i, corpus in enumerate(corpora):
+        prefix = "" if i == 0 else os.path.basename(os.path.normpath(corpus)) + "."
+        for target, files in seeds_for(corpus).items():
+            for name, content in files.items():
+                seeds[target][prefix + name] = content
     total = 0
     for target, files in seeds.items():
         directory = os.path.join(args.out, target)

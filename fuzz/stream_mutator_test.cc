@@ -52,6 +52,9 @@ TEST(StreamRecordsTest, SeedsRoundTripAndFrameWithoutOpaqueRecords) {
   for (const auto& [name, bytes] : seeds) {
     std::vector<Record> records = DecodeRecords(bytes);
     EXPECT_EQ(EncodeRecords(records), bytes) << name;
+    // The corpus's broken variants (a package longer than what it holds,
+    // say) may leave bytes the framing cannot place; every other seed frames.
+    if (name.find("broken-") != std::string::npos) continue;
     EXPECT_EQ(Count(records, RecordKind::kOpaque), 0u) << name << "\n" << DescribeRecords(records);
   }
 }
