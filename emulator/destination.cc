@@ -22,6 +22,7 @@
 #include "emulator/return_path_writer.h"
 #include "parser/page_codec.h"
 #include "parser/wire/constants.h"
+#include "parser/wire/endian.h"
 #include "parser/wire/escape.h"
 
 namespace qmig {
@@ -261,8 +262,7 @@ class Destination::Impl : public StreamObserver {
         break;
       case CommandKind::kPing: {
         if (payload.size() != 4 || !return_path_open_) break;
-        uint32_t value = uint32_t{payload[0]} << 24 | uint32_t{payload[1]} << 16 |
-                         uint32_t{payload[2]} << 8 | payload[3];
+        uint32_t value = LoadBe32(payload.data());
         if (loader_running_) {
           Enqueue([this, value] { SendPong(value); });
         } else {
@@ -418,13 +418,8 @@ class Destination::Impl : public StreamObserver {
     std::string name(payload.begin() + 2, payload.begin() + 2 + name_length);
     GuestArena::Block* block = arena_->Find(name);
     if (block == nullptr) return;
-    auto be64 = [](const uint8_t* p) {
-      uint64_t v = 0;
-      for (int i = 0; i < 8; ++i) v = v << 8 | p[i];
-      return v;
-    };
     for (size_t at = 3 + name_length; at + 16 <= payload.size(); at += 16) {
-      uint64_t start = be64(&payload[at]), length = be64(&payload[at + 8]);
+      uint64_t start = LoadBe64(&payload[at]), length = LoadBe64(&payload[at + 8]);
       if (start % GuestArena::kPage != 0 || length % GuestArena::kPage != 0 ||
           start > block->mapped || length > block->mapped - start) {
         continue;  // the parser reported it

@@ -20,6 +20,7 @@
 #include "parser/parse_context.h"
 #include "parser/testing/stream_writer.h"
 #include "parser/wire/constants.h"
+#include "parser/wire/endian.h"
 
 namespace qmig {
 namespace {
@@ -268,21 +269,17 @@ class Run {
       buffer.insert(buffer.end(), chunk, chunk + n);
       size_t at = 0;
       while (buffer.size() - at >= 4) {
-        uint16_t type = static_cast<uint16_t>(buffer[at] << 8 | buffer[at + 1]);
-        uint16_t length = static_cast<uint16_t>(buffer[at + 2] << 8 | buffer[at + 3]);
+        uint16_t type = LoadBe16(&buffer[at]);
+        uint16_t length = LoadBe16(&buffer[at + 2]);
         if (buffer.size() - at < 4u + length) break;
         const uint8_t* p = &buffer[at + 4];
-        auto be32 = [](const uint8_t* q) {
-          return uint32_t{q[0]} << 24 | uint32_t{q[1]} << 16 | uint32_t{q[2]} << 8 | q[3];
-        };
-        auto be64 = [&](const uint8_t* q) { return uint64_t{be32(q)} << 32 | be32(q + 4); };
         std::lock_guard<std::mutex> lock(mutex_);
         switch (static_cast<ReturnPathType>(type)) {
           case ReturnPathType::kPong:
-            if (length == 4) report_.pongs.push_back(be32(p));
+            if (length == 4) report_.pongs.push_back(LoadBe32(p));
             break;
           case ReturnPathType::kShut:
-            if (length == 4) report_.shut_status = be32(p);
+            if (length == 4) report_.shut_status = LoadBe32(p);
             break;
           case ReturnPathType::kReqPagesId:
           case ReturnPathType::kReqPages: {
@@ -290,8 +287,8 @@ class Run {
             if (type == static_cast<uint16_t>(ReturnPathType::kReqPagesId) && length >= 13) {
               last_block.assign(reinterpret_cast<const char*>(p + 13), std::min<size_t>(p[12], length - 13));
             }
-            uint64_t start = be64(p);
-            uint32_t bytes = be32(p + 8);
+            uint64_t start = LoadBe64(p);
+            uint32_t bytes = LoadBe32(p + 8);
             ++report_.requests_received;
             for (size_t b = 0; b < image_.blocks.size(); ++b) {
               if (image_.blocks[b].name != last_block) continue;

@@ -18,6 +18,7 @@
 #include "parser/testing/expect.h"
 #include "parser/testing/parse_util.h"
 #include "parser/testing/stream_writer.h"
+#include "parser/wire/endian.h"
 #include "parser/wire/limits.h"
 
 namespace qmig {
@@ -89,15 +90,6 @@ class Locator : public StreamObserver {
   std::vector<PageSeen> pages;
 };
 
-uint32_t LoadBe32(const std::vector<uint8_t>& bytes, uint64_t at) {
-  return uint32_t{bytes[at]} << 24 | uint32_t{bytes[at + 1]} << 16 | uint32_t{bytes[at + 2]} << 8 |
-         bytes[at + 3];
-}
-
-void StoreBe32(std::vector<uint8_t>& bytes, uint64_t at, uint32_t value) {
-  for (int i = 0; i < 4; ++i) bytes[at + i] = static_cast<uint8_t>(value >> (24 - 8 * i));
-}
-
 // Where the first byte after a page record's word (and name) is.
 uint64_t AfterPageHeader(const std::vector<uint8_t>& bytes, uint64_t record) {
   const bool continued = bytes[record + 7] & ram_flag::kContinue;
@@ -122,7 +114,7 @@ class PostcopyCorpusTest : public ::testing::Test {
     ParseResult r = ParseBytes(original_, options);
     ASSERT_TRUE(NoErrors(r));
     ASSERT_EQ(where_.Command(CommandKind::kPackaged), kPackage);
-    ASSERT_EQ(LoadBe32(original_, kPackage + 5), kPackageLength);
+    ASSERT_EQ(LoadBe32(&original_[kPackage + 5]), kPackageLength);
     blob_ = kPackage + 9;
     ASSERT_EQ(where_.Command(CommandKind::kPostcopyListen), blob_);
     ASSERT_EQ(where_.Command(CommandKind::kPostcopyRun), blob_ + kPackageLength - 5);
@@ -143,7 +135,7 @@ class PostcopyCorpusTest : public ::testing::Test {
 
 TEST_F(PostcopyCorpusTest, PackageSixteenMebibytesTooLong) {
   std::vector<uint8_t> bytes = original_;
-  StoreBe32(bytes, kPackage + 5, kPackageLength + (16u << 20) + 1);
+  StoreBe32(&bytes[kPackage + 5], kPackageLength + (16u << 20) + 1);
   ParseResult r = Parse(bytes);
   EXPECT_TRUE(HasFinding(r, Want(FindingCode::kPackageTooLarge, kPackage + 5)
                                 .QemuAccepts()
@@ -153,7 +145,7 @@ TEST_F(PostcopyCorpusTest, PackageSixteenMebibytesTooLong) {
 
 TEST_F(PostcopyCorpusTest, PackageTooLongUnderTheRaisedLimitOverrunsTheStream) {
   std::vector<uint8_t> bytes = original_;
-  StoreBe32(bytes, kPackage + 5, kPackageLength + (16u << 20) + 1);
+  StoreBe32(&bytes[kPackage + 5], kPackageLength + (16u << 20) + 1);
   ParseOptions options;
   options.limits.max_package_bytes = kMaxPackageLimit;
   // The blob is read in place until the input ends, from memory as from a
@@ -168,7 +160,7 @@ TEST_F(PostcopyCorpusTest, PackageTooLongUnderTheRaisedLimitOverrunsTheStream) {
 
 TEST_F(PostcopyCorpusTest, PackageOneByteShort) {
   std::vector<uint8_t> bytes = original_;
-  StoreBe32(bytes, kPackage + 5, kPackageLength - 1);
+  StoreBe32(&bytes[kPackage + 5], kPackageLength - 1);
   ParseResult r = Parse(bytes);
   // RUN is the package's last record: its be16 length field crosses the end.
   const uint64_t run = blob_ + kPackageLength - 5;
@@ -183,7 +175,7 @@ TEST_F(PostcopyCorpusTest, AdviseSplicedIntoThePackage) {
   std::vector<uint8_t> bytes = original_;
   const uint64_t at = blob_ + 5;  // after LISTEN
   bytes.insert(bytes.begin() + at, advise.begin(), advise.end());
-  StoreBe32(bytes, kPackage + 5, kPackageLength + static_cast<uint32_t>(advise.size()));
+  StoreBe32(&bytes[kPackage + 5], kPackageLength + static_cast<uint32_t>(advise.size()));
   ParseResult r = Parse(bytes);
   EXPECT_TRUE(HasFinding(r, Want(FindingCode::kForbiddenInPackage, at)
                                 .InPackage(5)
@@ -196,7 +188,7 @@ TEST_F(PostcopyCorpusTest, RamDiscardSplicedIntoThePackage) {
   std::vector<uint8_t> bytes = original_;
   const uint64_t at = blob_ + 5;
   bytes.insert(bytes.begin() + at, discard.begin(), discard.end());
-  StoreBe32(bytes, kPackage + 5, kPackageLength + static_cast<uint32_t>(discard.size()));
+  StoreBe32(&bytes[kPackage + 5], kPackageLength + static_cast<uint32_t>(discard.size()));
   ParseResult r = Parse(bytes);
   EXPECT_TRUE(HasFinding(r, Want(FindingCode::kForbiddenInPackage, at)
                                 .InPackage(5)
@@ -273,7 +265,7 @@ class PrecopyCorpusTest : public ::testing::Test {
     original_ = ReadCorpus("pc-i440fx-7.2.mig");
     ASSERT_EQ(original_.size(), 379182u);
     ASSERT_EQ(original_[kVmdesc], 0x06);
-    ASSERT_EQ(LoadBe32(original_, kVmdesc + 1), kJsonLength);
+    ASSERT_EQ(LoadBe32(&original_[kVmdesc + 1]), kJsonLength);
     ParseOptions options;
     options.observer = &where_;
     ParseResult r = ParseBytes(original_, options);
@@ -294,7 +286,7 @@ class PrecopyCorpusTest : public ::testing::Test {
 
 TEST_F(PrecopyCorpusTest, TrailerLengthOneTooLong) {
   std::vector<uint8_t> bytes = original_;
-  StoreBe32(bytes, kVmdesc + 1, kJsonLength + 1);
+  StoreBe32(&bytes[kVmdesc + 1], kJsonLength + 1);
   ParseResult r = Parse(bytes);
   EXPECT_TRUE(HasFinding(r, Want(FindingCode::kVmdescTruncated, bytes.size())
                                 .QemuAccepts()

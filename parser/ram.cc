@@ -7,6 +7,7 @@
 #include "parser/page_codec.h"
 #include "parser/stream_parser_internal.h"
 #include "parser/wire/checked_math.h"
+#include "parser/wire/endian.h"
 #include "parser/wire/escape.h"
 
 namespace qmig {
@@ -22,12 +23,6 @@ constexpr uint32_t kPageRecordFlags =
     ram_flag::kZero | ram_flag::kPage | ram_flag::kXbzrle | ram_flag::kCompressPage;
 
 bool IsSingleBit(uint32_t value) { return value != 0 && (value & (value - 1)) == 0; }
-
-uint64_t LoadBe64(const uint8_t* p) {
-  uint64_t value = 0;
-  for (int i = 0; i < 8; ++i) value = value << 8 | p[i];
-  return value;
-}
 
 bool LooksLikeHugePageSize(uint64_t value) {
   return value > kTargetPageSize && value <= kMaxHostPageSize && (value & (value - 1)) == 0;
@@ -458,11 +453,7 @@ absl::Status StreamParser::ParseMappedRamBlock(Reader& reader, RamBlockSummary& 
     for (uint64_t done = 0; done < bitmap_bytes;) {
       const size_t chunk = static_cast<size_t>(std::min<uint64_t>(bitmap_bytes - done, 1 << 16));
       QMIG_ASSIGN_OR_RETURN(absl::Span<const uint8_t> bytes, reader.Bytes(chunk));
-      for (size_t i = 0; i < chunk; i += 8) {
-        uint64_t word = 0;
-        for (int b = 7; b >= 0; --b) word = word << 8 | bytes[i + b];
-        words.push_back(word);
-      }
+      for (size_t i = 0; i < chunk; i += 8) words.push_back(LoadLe64(&bytes[i]));
       done += chunk;
     }
     if (pages % 64 != 0 && !words.empty() && (words.back() >> (pages % 64)) != 0) {

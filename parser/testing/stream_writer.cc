@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "parser/wire/endian.h"
 #include "parser/wire/limits.h"
 
 namespace qmig {
@@ -65,18 +66,17 @@ StreamWriter& StreamWriter::U8(uint8_t value) {
 }
 
 StreamWriter& StreamWriter::Be16(uint16_t value) {
-  bytes_.push_back(static_cast<uint8_t>(value >> 8));
-  bytes_.push_back(static_cast<uint8_t>(value));
+  AppendBe16(bytes_, value);
   return *this;
 }
 
 StreamWriter& StreamWriter::Be32(uint32_t value) {
-  for (int shift = 24; shift >= 0; shift -= 8) bytes_.push_back(static_cast<uint8_t>(value >> shift));
+  AppendBe32(bytes_, value);
   return *this;
 }
 
 StreamWriter& StreamWriter::Be64(uint64_t value) {
-  for (int shift = 56; shift >= 0; shift -= 8) bytes_.push_back(static_cast<uint8_t>(value >> shift));
+  AppendBe64(bytes_, value);
   return *this;
 }
 
@@ -101,7 +101,9 @@ StreamWriter& StreamWriter::PatchU8(uint64_t offset, uint8_t value) {
 }
 
 StreamWriter& StreamWriter::PatchBe32(uint64_t offset, uint32_t value) {
-  for (int i = 0; i < 4; ++i) PatchU8(offset + i, static_cast<uint8_t>(value >> (24 - 8 * i)));
+  uint8_t bytes[4];
+  StoreBe32(bytes, value);
+  for (int i = 0; i < 4; ++i) PatchU8(offset + i, bytes[i]);
   return *this;
 }
 
@@ -216,8 +218,8 @@ StreamWriter& StreamWriter::OpenReturnPath() { return Command(CommandKind::kOpen
 
 StreamWriter& StreamWriter::Ping(uint32_t value) {
   tally_.pings.push_back(value);
-  const uint8_t payload[4] = {static_cast<uint8_t>(value >> 24), static_cast<uint8_t>(value >> 16),
-                              static_cast<uint8_t>(value >> 8), static_cast<uint8_t>(value)};
+  uint8_t payload[4];
+  StoreBe32(payload, value);
   return Command(CommandKind::kPing, payload);
 }
 
@@ -258,9 +260,8 @@ StreamWriter& StreamWriter::Packaged(absl::Span<const uint8_t> blob) {
 
 StreamWriter& StreamWriter::Packaged(uint32_t declared_length, absl::Span<const uint8_t> blob) {
   ++tally_.packages;
-  const uint8_t length[4] = {
-      static_cast<uint8_t>(declared_length >> 24), static_cast<uint8_t>(declared_length >> 16),
-      static_cast<uint8_t>(declared_length >> 8), static_cast<uint8_t>(declared_length)};
+  uint8_t length[4];
+  StoreBe32(length, declared_length);
   Command(CommandKind::kPackaged, length);
   return Bytes(blob);
 }

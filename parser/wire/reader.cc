@@ -100,7 +100,7 @@ absl::StatusOr<uint16_t> Reader::SlowBe16() {
   absl::StatusOr<absl::Span<const uint8_t>> b = Fetch(2);
   if (!b.ok()) return b.status();
   offset_ += 2;
-  return static_cast<uint16_t>((*b)[0] << 8 | (*b)[1]);
+  return LoadBe16(b->data());
 }
 
 absl::StatusOr<uint32_t> Reader::SlowBe32() {
@@ -114,7 +114,7 @@ absl::StatusOr<uint64_t> Reader::SlowBe64() {
   absl::StatusOr<absl::Span<const uint8_t>> b = Fetch(8);
   if (!b.ok()) return b.status();
   offset_ += 8;
-  return uint64_t{LoadBe32(b->data())} << 32 | LoadBe32(b->data() + 4);
+  return LoadBe64(b->data());
 }
 
 absl::StatusOr<absl::Span<const uint8_t>> Reader::PeekUpTo(size_t n) {
