@@ -17,6 +17,7 @@
 #include "absl/strings/string_view.h"
 #include "parser/wire/finding.h"
 #include "parser/wire/reader.h"
+#include "parser/wire/status_macros.h"
 
 namespace qmig {
 
@@ -93,20 +94,5 @@ class PathScope {
 std::string HexOffset(uint64_t offset);
 
 }  // namespace qmig
-
-// Evaluates a StatusOr expression; on error returns its status, else assigns.
-#define QMIG_ASSIGN_OR_RETURN(lhs, expr) \
-  QMIG_ASSIGN_OR_RETURN_IMPL(QMIG_CONCAT(_qmig_statusor_, __LINE__), lhs, expr)
-#define QMIG_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
-  auto tmp = (expr);                               \
-  if (!tmp.ok()) return tmp.status();              \
-  lhs = std::move(*tmp)
-#define QMIG_CONCAT(a, b) QMIG_CONCAT_INNER(a, b)
-#define QMIG_CONCAT_INNER(a, b) a##b
-#define QMIG_RETURN_IF_ERROR(expr)       \
-  do {                                   \
-    absl::Status _qmig_status = (expr);  \
-    if (!_qmig_status.ok()) return _qmig_status; \
-  } while (0)
 
 #endif  // QMIG_PARSER_PARSE_CONTEXT_H_
