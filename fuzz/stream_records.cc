@@ -6,6 +6,7 @@
 #include <tuple>
 #include <utility>
 
+#include "absl/numeric/bits.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -20,7 +21,7 @@ namespace {
 constexpr uint8_t kType(SectionType type) { return static_cast<uint8_t>(type); }
 
 bool LooksLikeHugePageSize(uint64_t value) {
-  return value > kTargetPageSize && value <= kMaxHostPageSize && (value & (value - 1)) == 0;
+  return value > kTargetPageSize && value <= kMaxHostPageSize && absl::has_single_bit(value);
 }
 
 class Decoder {

@@ -22,10 +22,8 @@ std::string PageLeaf(absl::string_view block, uint64_t address) {
 constexpr uint32_t kPageRecordFlags =
     ram_flag::kZero | ram_flag::kPage | ram_flag::kXbzrle | ram_flag::kCompressPage;
 
-bool IsSingleBit(uint32_t value) { return value != 0 && (value & (value - 1)) == 0; }
-
 bool LooksLikeHugePageSize(uint64_t value) {
-  return value > kTargetPageSize && value <= kMaxHostPageSize && (value & (value - 1)) == 0;
+  return value > kTargetPageSize && value <= kMaxHostPageSize && absl::has_single_bit(value);
 }
 
 // Whether `bytes` start as what follows a MEM_SIZE entry: another entry (a
@@ -36,7 +34,7 @@ bool FollowsMemSizeEntry(absl::Span<const uint8_t> bytes, bool last_entry, const
     if (bytes.size() < 8) return bytes.empty();  // the end of a short input
     uint32_t flags = static_cast<uint32_t>(LoadBe64(bytes.data()) & kRamFlagBitsMask);
     uint32_t primary = flags & ~ram_flag::kContinue;
-    return (flags & ~profile.ram_flags_known) == 0 && IsSingleBit(primary);
+    return (flags & ~profile.ram_flags_known) == 0 && absl::has_single_bit(primary);
   }
   if (bytes.empty() || bytes[0] == 0 || bytes.size() < 1u + bytes[0]) return false;
   for (size_t i = 1; i <= bytes[0]; ++i) {
@@ -85,7 +83,7 @@ absl::Status StreamParser::ParseRamPayload(Reader& reader) {
     ++summary_.ram_records;
     const Profile& profile = profile_.active();
 
-    if ((flags & ~profile.ram_flags_known) != 0 || !IsSingleBit(primary)) {
+    if ((flags & ~profile.ram_flags_known) != 0 || !absl::has_single_bit(primary)) {
       return context_.Fail(
           FindingCode::kRamBadFlags, offset,
           absl::StrCat("RAM flags ", FlagsText(flags), " are not one known record type (profile ",
