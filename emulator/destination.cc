@@ -24,6 +24,7 @@
 #include "parser/wire/constants.h"
 #include "parser/wire/endian.h"
 #include "parser/wire/escape.h"
+#include "parser/wire/limits.h"
 
 namespace qmig {
 
@@ -651,13 +652,13 @@ class Destination::Impl : public StreamObserver {
   }
 
   void ReportNeverDelivered(uint64_t offset) {
-    constexpr size_t kMaxListed = 20;
     std::lock_guard<std::mutex> lock(mutex_);
     size_t listed = 0;
     for (const PageKey& key : never_delivered_) {
-      if (listed++ == kMaxListed) {
+      if (listed++ == kMaxNeverDeliveredListed) {
         AddFinding(FindingCode::kEmuPageNeverDelivered, offset,
-                   absl::StrCat(never_delivered_.size() - kMaxListed, " more pages like these"),
+                   absl::StrCat(never_delivered_.size() - kMaxNeverDeliveredListed,
+                                " more pages like these"),
                    {}, 0);
         break;
       }

@@ -30,6 +30,7 @@
 #include "emulator/guest.h"
 #include "parser/stream_parser.h"
 #include "parser/wire/byte_source.h"
+#include "parser/wire/limits.h"
 
 namespace qmig {
 
@@ -117,7 +118,8 @@ struct SourceBlock {
   absl::Span<const uint8_t> bytes;
 };
 uint64_t CompareWithSource(GuestArena& arena, const std::vector<SourceBlock>& source,
-                           FindingList& findings, uint32_t max_reports = 20);
+                           FindingList& findings,
+                           uint32_t max_reports = kMaxSourceMismatchFindings);
 
 }  // namespace qmig
 

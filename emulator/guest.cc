@@ -7,12 +7,10 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "parser/wire/limits.h"
 
 namespace qmig {
 namespace {
-
-constexpr uint32_t kMaxGuestThreads = 64;
-constexpr size_t kMaxTraceEntries = 1 << 20;
 
 absl::StatusOr<std::vector<std::pair<std::string, uint64_t>>> LoadTrace(const std::string& path) {
   std::ifstream in(path);

@@ -17,12 +17,6 @@
 #include "parser/wire/limits.h"
 
 namespace qmig {
-namespace {
-
-// Most return-path bytes kept: far above any real one (a few KiB).
-constexpr size_t kMaxReturnPathBytes = size_t{64} << 20;
-
-}  // namespace
 
 absl::StatusOr<ReplayResult> ReplayStream(ByteSource& stream, const ReplayOptions& options) {
   absl::StatusOr<Connection> connection = Connect(options.transport);

@@ -4,6 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "parser/stream_parser_internal.h"
+#include "parser/wire/limits.h"
 
 namespace qmig {
 namespace internal {
@@ -21,9 +22,6 @@ constexpr uint32_t kExtraFlags = 0x80;
 constexpr uint32_t kKnown = 0x7f;
 constexpr uint8_t kStartReservedMask = 0xf8;
 }  // namespace dirty_bitmap_flag
-
-// QEMU refuses a bitmap chunk over ten times its 1 KiB chunk size.
-constexpr uint64_t kMaxDirtyBitmapChunk = 10 * 1024;
 
 namespace block_flag {
 constexpr uint32_t kDeviceBlock = 0x01;

@@ -35,9 +35,6 @@ struct ReturnPathSummary {
   uint64_t bytes = 0;
 };
 
-inline constexpr size_t kMaxRecordedPongs = 256;
-inline constexpr size_t kMaxRecordedPageRequests = 100000;
-
 struct ReturnPathOptions {
   ParseLimits limits;
   // RAMBlock lengths from the main stream, when known: page requests and

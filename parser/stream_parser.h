@@ -142,8 +142,6 @@ struct StreamSummary {
   uint64_t bytes = 0;              // bytes consumed
 };
 
-inline constexpr size_t kMaxRecordedPings = 64;
-
 struct ParseResult {
   StreamSummary summary;
   FindingList findings;

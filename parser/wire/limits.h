@@ -25,6 +25,8 @@ inline constexpr size_t kMultifdInitSize = 64;
 inline constexpr size_t kMultifdRamblockNameSize = 256;
 inline constexpr uint64_t kOriginalPackageLimit = uint64_t{1} << 24;  // 16 MiB, the 2015 design.
 inline constexpr uint64_t kMaxPackageLimit = 0xffffffffu;           // QEMU >= 3.0 accepts this.
+// QEMU refuses a dirty-bitmap chunk over ten times its 1 KiB chunk size.
+inline constexpr uint64_t kMaxDirtyBitmapChunk = 10 * 1024;
 
 // Sanity caps where QEMU has none (it allocates before reading).
 inline constexpr uint32_t kMaxMachineNameLength = 255;
@@ -58,8 +60,9 @@ inline constexpr size_t kMappedReleaseStep = size_t{8} << 20;
 // The window a regular file is read through with pread(2).
 inline constexpr size_t kFileWindowBytes = size_t{1} << 20;
 
-// Limits a user may change. Defaults are strict; `Validate` keeps each inside
-// what the protocol allows.
+// Limits a user may change. Defaults are strict; each is applied where it is
+// used (max_package_bytes, for one, is capped there by the package limit of
+// the active profile).
 struct ParseLimits {
   // Largest PACKAGED blob. Default: the original 16 MiB; QEMU >= 3.0 accepts
   // up to 4 GiB - 1.
@@ -117,6 +120,31 @@ inline constexpr uint64_t kMultifdCompressedBufferBytes = uint64_t{2} * 512 * 10
 // stream of non-zero pages costs.
 inline constexpr uint64_t kMinDefaultResidentGuestBytes = uint64_t{256} << 20;
 inline constexpr uint64_t kMaxDefaultResidentGuestBytes = uint64_t{16} << 30;
+
+// Values kept for the summaries; past each, further ones are not kept.
+//
+// PING values of the main stream (StreamSummary::pings).
+inline constexpr size_t kMaxRecordedPings = 64;
+// PONG values and page requests of a return path (ReturnPathSummary); every
+// page request is still counted (page_requests).
+inline constexpr size_t kMaxRecordedPongs = 256;
+inline constexpr size_t kMaxRecordedPageRequests = 100000;
+// Pieces of evidence for the detected profile (ProfileDetector).
+inline constexpr size_t kMaxProfileEvidence = 16;
+
+// The emulator.
+//
+// Return-path bytes a replay keeps: far above any real one (a few KiB).
+inline constexpr size_t kMaxReturnPathBytes = size_t{64} << 20;
+// Differing pages CompareWithSource reports as findings (the default of its
+// max_reports), and pages never delivered listed one by one before one more
+// finding counts the rest: one finding per page would flood the report.
+inline constexpr uint32_t kMaxSourceMismatchFindings = 20;
+inline constexpr size_t kMaxNeverDeliveredListed = 20;
+// A guest trace file (BLOCK OFFSET lines) is read whole into memory; and the
+// guest threads a run may start.
+inline constexpr size_t kMaxTraceEntries = 1 << 20;
+inline constexpr uint32_t kMaxGuestThreads = 64;
 
 }  // namespace qmig
 
