@@ -5,12 +5,11 @@
 #include <sys/time.h>
 
 #include "absl/time/clock.h"
+#include "parser/wire/limits.h"
 
 namespace qmig {
 namespace {
 
-// Largest QMP reply line accepted.
-constexpr size_t kMaxQmpLine = size_t{1} << 20;
 
 }  // namespace
 

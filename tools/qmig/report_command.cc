@@ -31,11 +31,6 @@
 namespace qmig {
 namespace {
 
-// Bounds on what the page is given, so it stays quick to load.
-constexpr size_t kMaxTimelinePages = 50000;
-// Postcopy pages whose first send is remembered, to answer page requests.
-constexpr size_t kMaxTimelineFirstSends = size_t{1} << 20;
-
 // Postcopy pages on the main stream after LISTEN, with where they were sent.
 struct Timeline {
   bool listening = false;
