@@ -8,10 +8,6 @@
 #include "parser/wire/limits.h"
 
 namespace qmig {
-namespace {
-
-
-}  // namespace
 
 std::optional<nlohmann::json> QmpClient::Reply(absl::Time deadline) {
   while (true) {
