@@ -245,8 +245,7 @@ class Destination::Impl : public StreamObserver {
   void OnPackageBegin(uint64_t, uint32_t) override { ++package_depth_; }
   void OnPackageEnd(uint64_t) override { --package_depth_; }
 
-  void OnSection(uint8_t type, uint32_t, absl::string_view, uint32_t, uint32_t,
-                 uint64_t) override {
+  void OnSection(uint8_t type, uint32_t, absl::string_view, uint32_t, uint32_t, uint64_t) override {
     if (type != static_cast<uint8_t>(SectionType::kFull) || !loader_running_) return;
     // Device state inside the package: loaded by the main thread while the
     // listen path goes on reading the stream.
@@ -750,15 +749,15 @@ class Destination::Impl : public StreamObserver {
   std::mutex loader_mutex_;
   std::condition_variable loader_ready_;
   std::deque<std::function<void()>> loader_queue_;  // guarded by loader_mutex_
-  bool loader_stop_ = false;  // guarded by loader_mutex_
+  bool loader_stop_ = false;                        // guarded by loader_mutex_
 
   std::unique_ptr<GuestThreads> guest_;
 
   std::mutex mutex_;
-  DestinationStats stats_;  // guarded by mutex_
+  DestinationStats stats_;                                    // guarded by mutex_
   FindingList findings_{options_.parse.limits.max_findings};  // guarded by mutex_
-  std::map<PageKey, absl::Time> request_times_;  // guarded by mutex_
-  std::set<PageKey> never_delivered_;  // guarded by mutex_
+  std::map<PageKey, absl::Time> request_times_;               // guarded by mutex_
+  std::set<PageKey> never_delivered_;                         // guarded by mutex_
   std::atomic<bool> stream_ended_{false};
   std::atomic<bool> stop_{false};  // the resident limit was reached
 };
@@ -793,9 +792,8 @@ uint64_t CompareWithSource(GuestArena& arena, const std::vector<SourceBlock>& so
       ++differing;
       continue;
     }
-    uint64_t pages = std::min<uint64_t>(block->pages(),
-                                        (expected.bytes.size() + GuestArena::kPage - 1) /
-                                            GuestArena::kPage);
+    uint64_t pages = std::min<uint64_t>(
+        block->pages(), (expected.bytes.size() + GuestArena::kPage - 1) / GuestArena::kPage);
     for (uint64_t page = 0; page < pages; ++page) {
       uint64_t offset = page * GuestArena::kPage;
       size_t length = std::min<size_t>(GuestArena::kPage, expected.bytes.size() - offset);

@@ -46,9 +46,7 @@ bool IsZeroPage(const uint8_t* page) {
 }
 
 // The device state the package carries: a tiny made-up device.
-DeviceSpec Device() {
-  return DeviceSpec{"qmig-dev", 0, 1, {{"counter", "uint32", {0, 0, 0, 42}}}};
-}
+DeviceSpec Device() { return DeviceSpec{"qmig-dev", 0, 1, {{"counter", "uint32", {0, 0, 0, 42}}}}; }
 
 class Run {
  public:
@@ -70,21 +68,23 @@ class Run {
 
  private:
   absl::Status Send(StreamWriter& writer) {
-    absl::Status status = WriteAll(fd_, writer.bytes(),
-                                   static_cast<int>(absl::ToInt64Milliseconds(options_.stall_timeout)));
+    absl::Status status = WriteAll(
+        fd_, writer.bytes(), static_cast<int>(absl::ToInt64Milliseconds(options_.stall_timeout)));
     report_.bytes_sent += writer.size();
     writer = StreamWriter();
     return status;
   }
 
-  uint8_t* PagePointer(const PageRef& ref) { return &image_.blocks[ref.block].bytes[ref.page * kPage]; }
+  uint8_t* PagePointer(const PageRef& ref) {
+    return &image_.blocks[ref.block].bytes[ref.page * kPage];
+  }
   const std::string& BlockName(const PageRef& ref) { return image_.blocks[ref.block].name; }
 
   // One RAM record for a page, as QEMU writes it (CONTINUE after the first
   // page of a block within a section).
   void WritePage(StreamWriter& w, const PageRef& ref, const uint8_t* bytes, size_t* last_block) {
-    RamBlockRef block = *last_block == ref.block ? RamBlockRef(kContinueBlock)
-                                                 : RamBlockRef(BlockName(ref));
+    RamBlockRef block =
+        *last_block == ref.block ? RamBlockRef(kContinueBlock) : RamBlockRef(BlockName(ref));
     *last_block = ref.block;
     if (IsZeroPage(bytes)) {
       w.RamZero(block, ref.page * kPage);
@@ -100,7 +100,8 @@ class Run {
       w.SectionPart(kRamSectionId);
       size_t last_block = SIZE_MAX;
       size_t end = std::min(pages.size(), start + options_.pages_per_part);
-      for (size_t i = start; i < end; ++i) WritePage(w, pages[i], PagePointer(pages[i]), &last_block);
+      for (size_t i = start; i < end; ++i)
+        WritePage(w, pages[i], PagePointer(pages[i]), &last_block);
       w.RamEos().Footer(kRamSectionId);
       QMIG_RETURN_IF_ERROR(Send(w));
     }
@@ -128,7 +129,8 @@ class Run {
     auto flush = [&] {
       for (size_t i = 0; i < ranges.size(); i += kMaxDiscardRangesPerCommand) {
         std::vector<std::pair<uint64_t, uint64_t>> part(
-            ranges.begin() + i, ranges.begin() + std::min(ranges.size(), i + kMaxDiscardRangesPerCommand));
+            ranges.begin() + i,
+            ranges.begin() + std::min(ranges.size(), i + kMaxDiscardRangesPerCommand));
         w.RamDiscard(image_.blocks[block].name, part);
       }
       ranges.clear();
@@ -152,7 +154,8 @@ class Run {
     const SourceFault fault = options_.fault;
     StreamWriter w;
     std::vector<RamBlockSpec> blocks;
-    for (const GuestImage::Block& block : image_.blocks) blocks.push_back({block.name, block.bytes.size()});
+    for (const GuestImage::Block& block : image_.blocks)
+      blocks.push_back({block.name, block.bytes.size()});
     w.Header().Configuration({"pc-i440fx-7.2"});
     if (options_.postcopy) w.OpenReturnPath().Ping(1).Advise(true, kPage, kPage);
     w.SectionStart(kRamSectionId, "ram", 0, kRamSectionVersion).RamMemSize(blocks).RamEos();
@@ -285,7 +288,8 @@ class Run {
           case ReturnPathType::kReqPages: {
             if (length < 12) break;
             if (type == static_cast<uint16_t>(ReturnPathType::kReqPagesId) && length >= 13) {
-              last_block.assign(reinterpret_cast<const char*>(p + 13), std::min<size_t>(p[12], length - 13));
+              last_block.assign(reinterpret_cast<const char*>(p + 13),
+                                std::min<size_t>(p[12], length - 13));
             }
             uint64_t start = LoadBe64(p);
             uint32_t bytes = LoadBe32(p + 8);
@@ -330,8 +334,8 @@ class Run {
   bool doubled_ = false;
   std::atomic<bool> reader_stop_{false};
   std::mutex mutex_;
-  std::deque<PageRef> requests_;    // guarded by mutex_
-  SyntheticSourceReport report_;   // pongs, shut, requests guarded by mutex_
+  std::deque<PageRef> requests_;  // guarded by mutex_
+  SyntheticSourceReport report_;  // pongs, shut, requests guarded by mutex_
 };
 
 }  // namespace
@@ -344,7 +348,8 @@ GuestImage GuestImage::Synthetic(uint64_t ram_bytes, uint64_t seed) {
     Block block{name, std::vector<uint8_t>((bytes + kPage - 1) / kPage * kPage, 0)};
     for (uint64_t page = 0; page < block.bytes.size() / kPage; ++page) {
       if (page % 4 == 3) continue;  // a zero page
-      for (uint64_t i = 0; i < kPage; i += 8) block.bytes[page * kPage + i] = static_cast<uint8_t>(random());
+      for (uint64_t i = 0; i < kPage; i += 8)
+        block.bytes[page * kPage + i] = static_cast<uint8_t>(random());
     }
     image.blocks.push_back(std::move(block));
   }
@@ -359,7 +364,8 @@ absl::StatusOr<GuestImage> GuestImage::FromFile(const std::string& path, uint64_
   while (in.read(chunk, sizeof(chunk)) || in.gcount() > 0) {
     bytes.insert(bytes.end(), chunk, chunk + in.gcount());
     if (bytes.size() > max_bytes) {
-      return absl::InvalidArgumentError(absl::StrCat("image ", path, " is over ", max_bytes, " bytes"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("image ", path, " is over ", max_bytes, " bytes"));
     }
   }
   if (bytes.empty()) return absl::InvalidArgumentError(absl::StrCat("image ", path, " is empty"));
@@ -383,14 +389,22 @@ absl::StatusOr<SourceFault> ParseSourceFault(absl::string_view name) {
 
 absl::string_view SourceFaultName(SourceFault fault) {
   switch (fault) {
-    case SourceFault::kNone: return "none";
-    case SourceFault::kDropPage: return "drop-page";
-    case SourceFault::kDoublePage: return "double-page";
-    case SourceFault::kDiscardAfterListen: return "discard-after-listen";
-    case SourceFault::kMisSizePackage: return "mis-size-package";
-    case SourceFault::kForbiddenInPackage: return "forbidden-in-package";
-    case SourceFault::kRunBeforeListen: return "run-before-listen";
-    case SourceFault::kStopMidStream: return "stop-mid-stream";
+    case SourceFault::kNone:
+      return "none";
+    case SourceFault::kDropPage:
+      return "drop-page";
+    case SourceFault::kDoublePage:
+      return "double-page";
+    case SourceFault::kDiscardAfterListen:
+      return "discard-after-listen";
+    case SourceFault::kMisSizePackage:
+      return "mis-size-package";
+    case SourceFault::kForbiddenInPackage:
+      return "forbidden-in-package";
+    case SourceFault::kRunBeforeListen:
+      return "run-before-listen";
+    case SourceFault::kStopMidStream:
+      return "stop-mid-stream";
   }
   return "none";
 }

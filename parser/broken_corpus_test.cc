@@ -137,9 +137,9 @@ TEST_F(PostcopyCorpusTest, PackageSixteenMebibytesTooLong) {
   std::vector<uint8_t> bytes = original_;
   StoreBe32(&bytes[kPackage + 5], kPackageLength + (16u << 20) + 1);
   ParseResult r = Parse(bytes);
-  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kPackageTooLarge, kPackage + 5)
-                                .QemuAccepts()
-                                .Path(PackagePath(kPackage))));
+  EXPECT_TRUE(HasFinding(
+      r,
+      Want(FindingCode::kPackageTooLarge, kPackage + 5).QemuAccepts().Path(PackagePath(kPackage))));
   EXPECT_TRUE(ErrorCodesAre(r, {FindingCode::kPackageTooLarge}));
 }
 
@@ -177,10 +177,10 @@ TEST_F(PostcopyCorpusTest, AdviseSplicedIntoThePackage) {
   bytes.insert(bytes.begin() + at, advise.begin(), advise.end());
   StoreBe32(&bytes[kPackage + 5], kPackageLength + static_cast<uint32_t>(advise.size()));
   ParseResult r = Parse(bytes);
-  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kForbiddenInPackage, at)
-                                .InPackage(5)
-                                .Path(absl::StrCat(PackagePath(kPackage), " > POSTCOPY_ADVISE@",
-                                                   HexOffset(at)))));
+  EXPECT_TRUE(HasFinding(
+      r, Want(FindingCode::kForbiddenInPackage, at)
+             .InPackage(5)
+             .Path(absl::StrCat(PackagePath(kPackage), " > POSTCOPY_ADVISE@", HexOffset(at)))));
 }
 
 TEST_F(PostcopyCorpusTest, RamDiscardSplicedIntoThePackage) {
@@ -190,9 +190,10 @@ TEST_F(PostcopyCorpusTest, RamDiscardSplicedIntoThePackage) {
   bytes.insert(bytes.begin() + at, discard.begin(), discard.end());
   StoreBe32(&bytes[kPackage + 5], kPackageLength + static_cast<uint32_t>(discard.size()));
   ParseResult r = Parse(bytes);
-  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kForbiddenInPackage, at)
-                                .InPackage(5)
-                                .Path(absl::StrCat(PackagePath(kPackage), " > POSTCOPY_RAM_DISCARD@"))));
+  EXPECT_TRUE(
+      HasFinding(r, Want(FindingCode::kForbiddenInPackage, at)
+                        .InPackage(5)
+                        .Path(absl::StrCat(PackagePath(kPackage), " > POSTCOPY_RAM_DISCARD@"))));
 }
 
 TEST_F(PostcopyCorpusTest, FooterOfTheRamStartNamesAnotherSection) {
@@ -229,8 +230,8 @@ TEST_F(PostcopyCorpusTest, PageMovedPastItsBlock) {
   std::vector<uint8_t> bytes = original_;
   bytes[page->offset + 6] |= 0x10;  // offset 0x1000: the block's length
   ParseResult r = Parse(bytes);
-  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kRamOffset, page->offset)
-                                .PathHas("/rom@etc/table-loader@0x1000")));
+  EXPECT_TRUE(HasFinding(
+      r, Want(FindingCode::kRamOffset, page->offset).PathHas("/rom@etc/table-loader@0x1000")));
   EXPECT_TRUE(ErrorCodesAre(r, {FindingCode::kRamOffset}));
 }
 
@@ -238,18 +239,16 @@ TEST_F(PostcopyCorpusTest, GarbageAfterEof) {
   std::vector<uint8_t> bytes = original_;
   bytes.push_back('x');
   ParseResult r = Parse(bytes);
-  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kTrailingBytes, original_.size())
-                                .QemuAccepts()
-                                .Path("trailer")));
+  EXPECT_TRUE(HasFinding(
+      r, Want(FindingCode::kTrailingBytes, original_.size()).QemuAccepts().Path("trailer")));
   EXPECT_TRUE(ErrorCodesAre(r, {FindingCode::kTrailingBytes}));
 }
 
 TEST_F(PostcopyCorpusTest, CutInsideThePackage) {
   std::vector<uint8_t> bytes(original_.begin(), original_.begin() + blob_ + 100);
   ParseResult r = ParseBytes(bytes);
-  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kTruncated, bytes.size())
-                                .InPackage(100)
-                                .Path(PackagePath(kPackage))));
+  EXPECT_TRUE(HasFinding(
+      r, Want(FindingCode::kTruncated, bytes.size()).InPackage(100).Path(PackagePath(kPackage))));
   EXPECT_TRUE(ErrorCodesAre(r, {FindingCode::kTruncated}));
 }
 
@@ -288,9 +287,8 @@ TEST_F(PrecopyCorpusTest, TrailerLengthOneTooLong) {
   std::vector<uint8_t> bytes = original_;
   StoreBe32(&bytes[kVmdesc + 1], kJsonLength + 1);
   ParseResult r = Parse(bytes);
-  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kVmdescTruncated, bytes.size())
-                                .QemuAccepts()
-                                .Path("trailer")));
+  EXPECT_TRUE(HasFinding(
+      r, Want(FindingCode::kVmdescTruncated, bytes.size()).QemuAccepts().Path("trailer")));
   EXPECT_TRUE(ErrorCodesAre(r, {FindingCode::kVmdescTruncated}));
 }
 
@@ -298,9 +296,8 @@ TEST_F(PrecopyCorpusTest, GarbageAfterTheTrailer) {
   std::vector<uint8_t> bytes = original_;
   bytes.insert(bytes.end(), {'j', 'u', 'n', 'k'});
   ParseResult r = Parse(bytes);
-  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kTrailingBytes, original_.size())
-                                .QemuAccepts()
-                                .Path("trailer")));
+  EXPECT_TRUE(HasFinding(
+      r, Want(FindingCode::kTrailingBytes, original_.size()).QemuAccepts().Path("trailer")));
   EXPECT_TRUE(ErrorCodesAre(r, {FindingCode::kTrailingBytes}));
 }
 
@@ -308,7 +305,8 @@ TEST_F(PrecopyCorpusTest, TrailerThatIsNotJson) {
   std::vector<uint8_t> bytes = original_;
   bytes[kVmdesc + 5] = '[';  // the opening brace
   ParseResult r = Parse(bytes);
-  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kVmdescBadJson, kVmdesc + 5).QemuAccepts().Path("trailer")));
+  EXPECT_TRUE(
+      HasFinding(r, Want(FindingCode::kVmdescBadJson, kVmdesc + 5).QemuAccepts().Path("trailer")));
   EXPECT_TRUE(ErrorCodesAre(r, {FindingCode::kVmdescBadJson}));
 }
 
@@ -364,10 +362,10 @@ TEST_F(PrecopyCorpusTest, ZeroPageFillByteOne) {
   ASSERT_EQ(bytes[fill], 0);
   bytes[fill] = 1;
   ParseResult r = Parse(bytes);
-  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kRamZeroFill, page->offset)
-                                .QemuAccepts()
-                                .Path(absl::StrCat("PART 'ram' #0 > pc.bios@",
-                                                   HexOffset(page->block_offset)))));
+  EXPECT_TRUE(HasFinding(
+      r, Want(FindingCode::kRamZeroFill, page->offset)
+             .QemuAccepts()
+             .Path(absl::StrCat("PART 'ram' #0 > pc.bios@", HexOffset(page->block_offset)))));
   EXPECT_TRUE(ErrorCodesAre(r, {FindingCode::kRamZeroFill}));
 }
 

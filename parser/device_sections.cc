@@ -225,7 +225,8 @@ absl::Status StreamParser::ParseDeviceBody(Reader& reader, const SectionState& s
     summary_.device_fields += stats.fields;
     return absl::OkStatus();
   }
-  if (descriptions != nullptr && descriptions->from_dump()) CheckDumpedVersion(*descriptions, section, offset);
+  if (descriptions != nullptr && descriptions->from_dump())
+    CheckDumpedVersion(*descriptions, section, offset);
   uint64_t start = reader.offset();
   QMIG_ASSIGN_OR_RETURN(uint64_t end, ScanForDeviceEnd(reader, section.id));
   ++summary_.devices_unverified;
@@ -289,14 +290,14 @@ absl::StatusOr<uint64_t> StreamParser::ScanForDeviceEnd(Reader& reader, uint32_t
     const bool last_window = window.size() < kMaxContiguousView;
     // Room to look at a candidate's following bytes before sliding on.
     const size_t lookahead = by_footer ? 6 : 6 + kMaxCountedString + 8;
-    size_t searchable = last_window ? window.size()
-                                    : (window.size() > lookahead ? window.size() - lookahead : 0);
+    size_t searchable =
+        last_window ? window.size() : (window.size() > lookahead ? window.size() - lookahead : 0);
     for (size_t i = 0; i < searchable; ++i) {
       if (by_footer) {
         // Jump to the next footer byte: device sections are scanned on every
         // parse, and under the fuzzers each byte compared costs a callback.
-        const void* next = memchr(window.data() + i, static_cast<uint8_t>(SectionType::kFooter),
-                                  searchable - i);
+        const void* next =
+            memchr(window.data() + i, static_cast<uint8_t>(SectionType::kFooter), searchable - i);
         if (next == nullptr) break;
         i = static_cast<size_t>(static_cast<const uint8_t*>(next) - window.data());
       }
@@ -329,17 +330,16 @@ absl::StatusOr<uint64_t> StreamParser::ScanForDeviceEnd(Reader& reader, uint32_t
         return context_.Fail(FindingCode::kPackageEndsMidRecord, start,
                              "the device section runs to the end of the package");
       }
-      return context_.Fail(FindingCode::kTruncated, end,
-                           absl::StrCat("truncated at offset ", end,
-                                        ": the input ends inside a device section that starts at ",
-                                        start));
+      return context_.Fail(
+          FindingCode::kTruncated, end,
+          absl::StrCat("truncated at offset ", end,
+                       ": the input ends inside a device section that starts at ", start));
     }
     QMIG_RETURN_IF_ERROR(reader.Skip(searchable));
   }
   return context_.Fail(FindingCode::kDeviceUnframed, start,
                        absl::StrCat("no end found for the device section by scanning for its ",
-                                    by_footer ? "footer" : "successor",
-                                    " within the scan limit"));
+                                    by_footer ? "footer" : "successor", " within the scan limit"));
 }
 
 }  // namespace internal

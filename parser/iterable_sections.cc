@@ -68,9 +68,9 @@ absl::Status StreamParser::ParseDirtyBitmapPayload(Reader& reader) {
       QMIG_ASSIGN_OR_RETURN(uint8_t start_flags, reader.U8());
       (void)granularity;
       if (start_flags & f::kStartReservedMask) {
-        context_.Report(FindingCode::kIterablePayload, offset,
-                        absl::StrFormat("dirty-bitmap START flags 0x%02x use reserved bits",
-                                        start_flags));
+        context_.Report(
+            FindingCode::kIterablePayload, offset,
+            absl::StrFormat("dirty-bitmap START flags 0x%02x use reserved bits", start_flags));
       }
     } else if (flags & f::kComplete) {
       // No payload.
@@ -82,10 +82,10 @@ absl::Status StreamParser::ParseDirtyBitmapPayload(Reader& reader) {
       if (!(flags & f::kZeroes)) {
         QMIG_ASSIGN_OR_RETURN(uint64_t size, reader.Be64());
         if (size > kMaxDirtyBitmapChunk) {
-          return context_.Fail(FindingCode::kIterablePayload, offset,
-                               absl::StrCat("dirty-bitmap chunk of ", size,
-                                            " bytes; QEMU refuses more than ",
-                                            kMaxDirtyBitmapChunk));
+          return context_.Fail(
+              FindingCode::kIterablePayload, offset,
+              absl::StrCat("dirty-bitmap chunk of ", size, " bytes; QEMU refuses more than ",
+                           kMaxDirtyBitmapChunk));
         }
         QMIG_RETURN_IF_ERROR(reader.Skip(size));
       }

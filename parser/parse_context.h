@@ -33,8 +33,8 @@ class ParseContext : public ReadErrorObserver {
 
   // Records a finding at `offset` with the current path (plus `leaf`, if
   // any). Severity comes from the code's table entry.
-  void Report(FindingCode code, uint64_t offset, std::string message,
-              absl::string_view leaf = {}, QemuReleases qemu_accepts = false);
+  void Report(FindingCode code, uint64_t offset, std::string message, absl::string_view leaf = {},
+              QemuReleases qemu_accepts = false);
   // Report() with an explicit severity.
   void ReportAs(Severity severity, FindingCode code, uint64_t offset, std::string message,
                 absl::string_view leaf = {}, QemuReleases qemu_accepts = false);

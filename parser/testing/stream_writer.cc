@@ -298,9 +298,7 @@ StreamWriter& StreamWriter::RecvBitmap(absl::string_view block) {
   return Command(CommandKind::kRecvBitmap, payload.bytes());
 }
 
-StreamWriter& StreamWriter::SwitchoverStart() {
-  return Command(CommandKind::kSwitchoverStart, {});
-}
+StreamWriter& StreamWriter::SwitchoverStart() { return Command(CommandKind::kSwitchoverStart, {}); }
 
 StreamWriter& StreamWriter::RamWord(uint64_t word) {
   ++tally_.ram_records;
@@ -398,8 +396,7 @@ std::vector<uint8_t> XbzrleEncode(absl::Span<const uint8_t> old_page,
     }
     AppendUleb(out, static_cast<uint32_t>(zero_run));
     AppendUleb(out, static_cast<uint32_t>(literal_run));
-    out.insert(out.end(), page.begin() + literal_start,
-               page.begin() + literal_start + literal_run);
+    out.insert(out.end(), page.begin() + literal_start, page.begin() + literal_start + literal_run);
     i = literal_start + literal_run;
   }
   return out;
@@ -426,11 +423,15 @@ std::string DescribeDevices(const std::vector<DeviceSpec>& devices) {
 
 std::vector<DeviceSpec> DefaultDevices() {
   return {
-      {"timer", 0, 2,
+      {"timer",
+       0,
+       2,
        {{"cpu_ticks_offset", "int64", {0, 0, 0, 0, 0, 0, 0x10, 0}},
         {"dummy", "int64", std::vector<uint8_t>(8, 0)},
         {"cpu_clock_offset", "int64", {0, 0, 0, 0, 0, 1, 0, 0}}}},
-      {"apic", 0, 3,
+      {"apic",
+       0,
+       3,
        {{"apicbase", "uint32", {0xfe, 0xe0, 0x09, 0x00}},
         {"id", "uint8", {0}},
         {"enabled", "bool", {1}},

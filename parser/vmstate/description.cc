@@ -246,7 +246,7 @@ struct DumpEntry {
 
 struct Frame {
   Role role = Role::kRoot;
-  Key key = kOtherKey;  // the member whose value comes next
+  Key key = kOtherKey;     // the member whose value comes next
   uint32_t keys_seen = 0;  // bit per Key read in this object, to spot a repeat
   size_t elements = 0;     // an array's object elements so far
   Scalar scalars[kScalarKeyCount];

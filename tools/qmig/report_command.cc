@@ -132,23 +132,23 @@ nlohmann::ordered_json TimelineData(Timeline& timeline, const ReportCollector& c
     auto it = summary.messages.find(type);
     return it == summary.messages.end() ? 0 : it->second;
   };
-  return {{"listen_offset", OptionalOffset(timeline.listen_offset)},
-          {"run_offset", OptionalOffset(timeline.run_offset)},
-          {"blocks", timeline.blocks},
-          {"pages", std::move(timeline.pages)},
-          {"pages_dropped", timeline.pages_dropped},
-          {"requests", std::move(requests)},
-          {"requests_dropped", summary.page_requests - listed},
-          {"pongs", std::move(pongs)},
-          {"pongs_dropped", count("PONG") - summary.pongs.size()},
-          {"shut_status", summary.shut_status.has_value()
-                              ? nlohmann::ordered_json(*summary.shut_status)
-                              : nlohmann::ordered_json()},
-          {"messages", summary.messages},
-          {"return_path_bytes", summary.bytes},
-          {"return_path_valid", rp.valid()},
-          {"return_path_errors", rp.findings.error_count()},
-          {"return_path_warnings", rp.findings.warning_count()}};
+  return {
+      {"listen_offset", OptionalOffset(timeline.listen_offset)},
+      {"run_offset", OptionalOffset(timeline.run_offset)},
+      {"blocks", timeline.blocks},
+      {"pages", std::move(timeline.pages)},
+      {"pages_dropped", timeline.pages_dropped},
+      {"requests", std::move(requests)},
+      {"requests_dropped", summary.page_requests - listed},
+      {"pongs", std::move(pongs)},
+      {"pongs_dropped", count("PONG") - summary.pongs.size()},
+      {"shut_status", summary.shut_status.has_value() ? nlohmann::ordered_json(*summary.shut_status)
+                                                      : nlohmann::ordered_json()},
+      {"messages", summary.messages},
+      {"return_path_bytes", summary.bytes},
+      {"return_path_valid", rp.valid()},
+      {"return_path_errors", rp.findings.error_count()},
+      {"return_path_warnings", rp.findings.warning_count()}};
 }
 
 }  // namespace

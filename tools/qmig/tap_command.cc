@@ -181,15 +181,13 @@ int RunTap(const std::vector<std::string>& operands, const TapOptions& options) 
         record->kind = "multifd";
         MultifdResult result = ParseMultifdChannel(main, {});
         for (const Finding& finding : result.findings.findings()) record->findings.Add(finding);
-        record->summary =
-            absl::StrCat(Plural(result.summary.packets, "packet"), ", ",
+        record->summary = absl::StrCat(Plural(result.summary.packets, "packet"), ", ",
                                        Plural(result.summary.pages, "page"));
       } else if (preempt) {
         record->kind = "preempt";
         PreemptChannelResult result = ParsePreemptChannel(main, {});
         for (const Finding& finding : result.findings.findings()) record->findings.Add(finding);
-        record->summary =
-            absl::StrCat(Plural(result.summary.pages, "page"),
+        record->summary = absl::StrCat(Plural(result.summary.pages, "page"),
                                        result.summary.eos_seen ? ", EOS" : "");
       } else {
         record->kind = "main";
