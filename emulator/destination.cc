@@ -22,7 +22,9 @@
 #include "emulator/return_path_writer.h"
 #include "parser/page_codec.h"
 #include "parser/wire/constants.h"
+#include "parser/wire/endian.h"
 #include "parser/wire/escape.h"
+#include "parser/wire/limits.h"
 
 namespace qmig {
 
@@ -243,8 +245,7 @@ class Destination::Impl : public StreamObserver {
   void OnPackageBegin(uint64_t, uint32_t) override { ++package_depth_; }
   void OnPackageEnd(uint64_t) override { --package_depth_; }
 
-  void OnSection(uint8_t type, uint32_t, absl::string_view, uint32_t, uint32_t,
-                 uint64_t) override {
+  void OnSection(uint8_t type, uint32_t, absl::string_view, uint32_t, uint32_t, uint64_t) override {
     if (type != static_cast<uint8_t>(SectionType::kFull) || !loader_running_) return;
     // Device state inside the package: loaded by the main thread while the
     // listen path goes on reading the stream.
@@ -261,8 +262,7 @@ class Destination::Impl : public StreamObserver {
         break;
       case CommandKind::kPing: {
         if (payload.size() != 4 || !return_path_open_) break;
-        uint32_t value = uint32_t{payload[0]} << 24 | uint32_t{payload[1]} << 16 |
-                         uint32_t{payload[2]} << 8 | payload[3];
+        uint32_t value = LoadBe32(payload.data());
         if (loader_running_) {
           Enqueue([this, value] { SendPong(value); });
         } else {
@@ -418,13 +418,8 @@ class Destination::Impl : public StreamObserver {
     std::string name(payload.begin() + 2, payload.begin() + 2 + name_length);
     GuestArena::Block* block = arena_->Find(name);
     if (block == nullptr) return;
-    auto be64 = [](const uint8_t* p) {
-      uint64_t v = 0;
-      for (int i = 0; i < 8; ++i) v = v << 8 | p[i];
-      return v;
-    };
     for (size_t at = 3 + name_length; at + 16 <= payload.size(); at += 16) {
-      uint64_t start = be64(&payload[at]), length = be64(&payload[at + 8]);
+      uint64_t start = LoadBe64(&payload[at]), length = LoadBe64(&payload[at + 8]);
       if (start % GuestArena::kPage != 0 || length % GuestArena::kPage != 0 ||
           start > block->mapped || length > block->mapped - start) {
         continue;  // the parser reported it
@@ -656,13 +651,13 @@ class Destination::Impl : public StreamObserver {
   }
 
   void ReportNeverDelivered(uint64_t offset) {
-    constexpr size_t kMaxListed = 20;
     std::lock_guard<std::mutex> lock(mutex_);
     size_t listed = 0;
     for (const PageKey& key : never_delivered_) {
-      if (listed++ == kMaxListed) {
+      if (listed++ == kMaxNeverDeliveredListed) {
         AddFinding(FindingCode::kEmuPageNeverDelivered, offset,
-                   absl::StrCat(never_delivered_.size() - kMaxListed, " more pages like these"),
+                   absl::StrCat(never_delivered_.size() - kMaxNeverDeliveredListed,
+                                " more pages like these"),
                    {}, 0);
         break;
       }
@@ -754,15 +749,15 @@ class Destination::Impl : public StreamObserver {
   std::mutex loader_mutex_;
   std::condition_variable loader_ready_;
   std::deque<std::function<void()>> loader_queue_;  // guarded by loader_mutex_
-  bool loader_stop_ = false;  // guarded by loader_mutex_
+  bool loader_stop_ = false;                        // guarded by loader_mutex_
 
   std::unique_ptr<GuestThreads> guest_;
 
   std::mutex mutex_;
-  DestinationStats stats_;  // guarded by mutex_
+  DestinationStats stats_;                                    // guarded by mutex_
   FindingList findings_{options_.parse.limits.max_findings};  // guarded by mutex_
-  std::map<PageKey, absl::Time> request_times_;  // guarded by mutex_
-  std::set<PageKey> never_delivered_;  // guarded by mutex_
+  std::map<PageKey, absl::Time> request_times_;               // guarded by mutex_
+  std::set<PageKey> never_delivered_;                         // guarded by mutex_
   std::atomic<bool> stream_ended_{false};
   std::atomic<bool> stop_{false};  // the resident limit was reached
 };
@@ -797,9 +792,8 @@ uint64_t CompareWithSource(GuestArena& arena, const std::vector<SourceBlock>& so
       ++differing;
       continue;
     }
-    uint64_t pages = std::min<uint64_t>(block->pages(),
-                                        (expected.bytes.size() + GuestArena::kPage - 1) /
-                                            GuestArena::kPage);
+    uint64_t pages = std::min<uint64_t>(
+        block->pages(), (expected.bytes.size() + GuestArena::kPage - 1) / GuestArena::kPage);
     for (uint64_t page = 0; page < pages; ++page) {
       uint64_t offset = page * GuestArena::kPage;
       size_t length = std::min<size_t>(GuestArena::kPage, expected.bytes.size() - offset);

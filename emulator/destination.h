@@ -30,13 +30,14 @@
 #include "emulator/guest.h"
 #include "parser/stream_parser.h"
 #include "parser/wire/byte_source.h"
+#include "parser/wire/limits.h"
 
 namespace qmig {
 
 struct DestinationOptions {
-  ParseOptions parse;        // limits, profile, schema (its observer is ignored)
-  int return_path_fd = -1;   // where return-path messages go; -1: nowhere
-  GuestPattern guest;        // what guest threads do after RUN
+  ParseOptions parse;       // limits, profile, schema (its observer is ignored)
+  int return_path_fd = -1;  // where return-path messages go; -1: nowhere
+  GuestPattern guest;       // what guest threads do after RUN
   // Guest RAM that may become resident (pages written or placed with
   // UFFDIO_COPY); 0: DefaultMaxResidentGuestBytes(), from what this machine
   // has available. The page that would pass it is reported
@@ -58,24 +59,24 @@ struct DestinationOptions {
 };
 
 struct DestinationStats {
-  uint64_t precopy_pages = 0;     // written before LISTEN
-  uint64_t postcopy_pages = 0;    // placed with UFFDIO_COPY / ZEROPAGE
+  uint64_t precopy_pages = 0;   // written before LISTEN
+  uint64_t postcopy_pages = 0;  // placed with UFFDIO_COPY / ZEROPAGE
   uint64_t zero_pages = 0;
   uint64_t discarded_pages = 0;
-  uint64_t faults = 0;            // page faults read from userfaultfd
-  uint64_t page_requests = 0;     // REQ_PAGES sent
-  uint64_t requests_served = 0;   // requested pages that arrived
+  uint64_t faults = 0;           // page faults read from userfaultfd
+  uint64_t page_requests = 0;    // REQ_PAGES sent
+  uint64_t requests_served = 0;  // requested pages that arrived
   uint64_t pongs = 0;
   uint64_t guest_touches = 0;
   uint64_t eagain_retries = 0;
-  uint64_t recoveries = 0;        // connections resumed after a break
+  uint64_t recoveries = 0;               // connections resumed after a break
   std::vector<double> fault_latency_us;  // request to placement, per served request
   bool postcopy = false;
-  std::string userfaultfd;        // how it was opened, when it was
+  std::string userfaultfd;  // how it was opened, when it was
 };
 
 struct DestinationReport {
-  ParseResult parse;              // the parser's summary; findings hold both kinds
+  ParseResult parse;  // the parser's summary; findings hold both kinds
   DestinationStats stats;
   bool valid() const { return parse.findings.error_count() == 0; }
 };
@@ -117,7 +118,8 @@ struct SourceBlock {
   absl::Span<const uint8_t> bytes;
 };
 uint64_t CompareWithSource(GuestArena& arena, const std::vector<SourceBlock>& source,
-                           FindingList& findings, uint32_t max_reports = 20);
+                           FindingList& findings,
+                           uint32_t max_reports = kMaxSourceMismatchFindings);
 
 }  // namespace qmig
 

@@ -7,12 +7,10 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "parser/wire/limits.h"
 
 namespace qmig {
 namespace {
-
-constexpr uint32_t kMaxGuestThreads = 64;
-constexpr size_t kMaxTraceEntries = 1 << 20;
 
 absl::StatusOr<std::vector<std::pair<std::string, uint64_t>>> LoadTrace(const std::string& path) {
   std::ifstream in(path);
@@ -24,7 +22,8 @@ absl::StatusOr<std::vector<std::pair<std::string, uint64_t>>> LoadTrace(const st
     std::istringstream fields(line);
     std::string block, offset_text;
     if (!(fields >> block >> offset_text)) {
-      return absl::InvalidArgumentError(absl::StrCat("trace line '", line, "' is not BLOCK OFFSET"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("trace line '", line, "' is not BLOCK OFFSET"));
     }
     uint64_t offset = 0;
     bool ok = offset_text.rfind("0x", 0) == 0
@@ -55,13 +54,12 @@ absl::StatusOr<GuestPattern> ParseGuestPattern(absl::string_view spec) {
     pattern.kind = GuestPattern::Kind::kHotSet;
   } else if (absl::StartsWith(kind, "trace:")) {
     pattern.kind = GuestPattern::Kind::kTrace;
-    absl::StatusOr<std::vector<std::pair<std::string, uint64_t>>> trace =
-        LoadTrace(kind.substr(6));
+    absl::StatusOr<std::vector<std::pair<std::string, uint64_t>>> trace = LoadTrace(kind.substr(6));
     if (!trace.ok()) return trace.status();
     pattern.trace = std::move(*trace);
   } else {
-    return absl::InvalidArgumentError(
-        absl::StrCat("unknown guest pattern '", kind, "' (none, sequential, random, hot, trace:FILE)"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "unknown guest pattern '", kind, "' (none, sequential, random, hot, trace:FILE)"));
   }
   for (size_t i = 1; i < parts.size(); ++i) {
     std::pair<std::string, std::string> kv = absl::StrSplit(parts[i], absl::MaxSplits('=', 1));
@@ -153,8 +151,8 @@ void GuestThreads::Body(uint32_t index) {
         break;
       case GuestPattern::Kind::kTrace: {
         if (pattern_.trace.empty()) return;
-        const auto& [name, offset] = pattern_.trace[(index + n * pattern_.threads) %
-                                                    pattern_.trace.size()];
+        const auto& [name, offset] =
+            pattern_.trace[(index + n * pattern_.threads) % pattern_.trace.size()];
         block = arena_.Find(name);
         if (block == nullptr || offset >= block->mapped) continue;
         page = offset / GuestArena::kPage;

@@ -17,12 +17,6 @@
 #include "parser/wire/limits.h"
 
 namespace qmig {
-namespace {
-
-// Most return-path bytes kept: far above any real one (a few KiB).
-constexpr size_t kMaxReturnPathBytes = size_t{64} << 20;
-
-}  // namespace
 
 absl::StatusOr<ReplayResult> ReplayStream(ByteSource& stream, const ReplayOptions& options) {
   absl::StatusOr<Connection> connection = Connect(options.transport);
@@ -40,7 +34,9 @@ absl::StatusOr<ReplayResult> ReplayStream(ByteSource& stream, const ReplayOption
       absl::StatusOr<absl::Span<const uint8_t>> view = stream.View(offset, 1);
       if (!view.ok() || view->empty()) break;
       size_t chunk = std::min<size_t>(view->size(), kMaxContiguousView);
-      if (!WriteAll(source_fd, view->subspan(0, chunk), absl::ToInt64Milliseconds(options.stall_timeout)).ok()) {
+      if (!WriteAll(source_fd, view->subspan(0, chunk),
+                    absl::ToInt64Milliseconds(options.stall_timeout))
+               .ok()) {
         break;
       }
       offset += chunk;
@@ -95,23 +91,21 @@ absl::StatusOr<ReplayResult> ReplayStream(ByteSource& stream, const ReplayOption
   if (options.recorded_return_path.has_value()) {
     MemorySource recorded_source(*options.recorded_return_path);
     ReturnPathResult recorded = ParseReturnPath(recorded_source, {});
-    std::vector<uint32_t> ours = result.return_path.summary.pongs,
-                          theirs = recorded.summary.pongs;
+    std::vector<uint32_t> ours = result.return_path.summary.pongs, theirs = recorded.summary.pongs;
     std::sort(ours.begin(), ours.end());
     std::sort(theirs.begin(), theirs.end());
     if (ours != theirs) {
       Finding finding{FindingCode::kEmuPongMismatch, Severity::kError};
-      finding.message = absl::StrCat("PONGs differ from the recorded return path (",
-                                     ours.size(), " here, ", theirs.size(), " recorded)");
+      finding.message = absl::StrCat("PONGs differ from the recorded return path (", ours.size(),
+                                     " here, ", theirs.size(), " recorded)");
       findings.Add(std::move(finding));
     }
     if (recorded.summary.shut_status.has_value() &&
         recorded.summary.shut_status != result.return_path.summary.shut_status) {
       Finding finding{FindingCode::kEmuPongMismatch, Severity::kError};
-      finding.message = absl::StrCat(
-          "SHUT status differs from the recording: ",
-          result.return_path.summary.shut_status.value_or(UINT32_MAX), " here, ",
-          *recorded.summary.shut_status, " recorded");
+      finding.message = absl::StrCat("SHUT status differs from the recording: ",
+                                     result.return_path.summary.shut_status.value_or(UINT32_MAX),
+                                     " here, ", *recorded.summary.shut_status, " recorded");
       findings.Add(std::move(finding));
     }
   }

@@ -9,22 +9,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "parser/wire/constants.h"
+#include "parser/wire/endian.h"
 
 namespace qmig {
-namespace {
-
-void PutBe16(std::vector<uint8_t>& out, uint16_t v) {
-  out.push_back(static_cast<uint8_t>(v >> 8));
-  out.push_back(static_cast<uint8_t>(v));
-}
-void PutBe32(std::vector<uint8_t>& out, uint32_t v) {
-  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<uint8_t>(v >> shift));
-}
-void PutBe64(std::vector<uint8_t>& out, uint64_t v) {
-  for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<uint8_t>(v >> shift));
-}
-
-}  // namespace
 
 absl::Status WriteAll(int fd, absl::Span<const uint8_t> bytes, int timeout_ms) {
   size_t done = 0;
@@ -51,8 +38,8 @@ absl::Status WriteAll(int fd, absl::Span<const uint8_t> bytes, int timeout_ms) {
 absl::Status ReturnPathWriter::Send(uint16_t type, absl::Span<const uint8_t> payload,
                                     absl::Span<const uint8_t> trailer) {
   std::vector<uint8_t> message;
-  PutBe16(message, type);
-  PutBe16(message, static_cast<uint16_t>(payload.size()));
+  AppendBe16(message, type);
+  AppendBe16(message, static_cast<uint16_t>(payload.size()));
   message.insert(message.end(), payload.begin(), payload.end());
   message.insert(message.end(), trailer.begin(), trailer.end());
   if (fd_ < 0) return absl::OkStatus();
@@ -65,21 +52,21 @@ absl::Status ReturnPathWriter::Send(uint16_t type, absl::Span<const uint8_t> pay
 
 absl::Status ReturnPathWriter::Pong(uint32_t value) {
   std::vector<uint8_t> payload;
-  PutBe32(payload, value);
+  AppendBe32(payload, value);
   std::lock_guard<std::mutex> lock(mutex_);
   return Send(static_cast<uint16_t>(ReturnPathType::kPong), payload);
 }
 
 absl::Status ReturnPathWriter::Shut(uint32_t status) {
   std::vector<uint8_t> payload;
-  PutBe32(payload, status);
+  AppendBe32(payload, status);
   std::lock_guard<std::mutex> lock(mutex_);
   return Send(static_cast<uint16_t>(ReturnPathType::kShut), payload);
 }
 
 absl::Status ReturnPathWriter::ResumeAck() {
   std::vector<uint8_t> payload;
-  PutBe32(payload, kResumeAckValue);
+  AppendBe32(payload, kResumeAckValue);
   std::lock_guard<std::mutex> lock(mutex_);
   return Send(static_cast<uint16_t>(ReturnPathType::kResumeAck), payload);
 }
@@ -87,8 +74,8 @@ absl::Status ReturnPathWriter::ResumeAck() {
 absl::Status ReturnPathWriter::RequestPages(absl::string_view block, uint64_t start,
                                             uint32_t length) {
   std::vector<uint8_t> payload;
-  PutBe64(payload, start);
-  PutBe32(payload, length);
+  AppendBe64(payload, start);
+  AppendBe32(payload, length);
   std::lock_guard<std::mutex> lock(mutex_);
   if (block != last_block_) {
     payload.push_back(static_cast<uint8_t>(block.size()));
@@ -105,9 +92,9 @@ absl::Status ReturnPathWriter::RecvBitmap(absl::string_view block,
   payload.push_back(static_cast<uint8_t>(block.size()));
   payload.insert(payload.end(), block.begin(), block.end());
   std::vector<uint8_t> trailer;
-  PutBe64(trailer, bitmap_le.size());
+  AppendBe64(trailer, bitmap_le.size());
   trailer.insert(trailer.end(), bitmap_le.begin(), bitmap_le.end());
-  PutBe64(trailer, kRecvBitmapEndMark);
+  AppendBe64(trailer, kRecvBitmapEndMark);
   std::lock_guard<std::mutex> lock(mutex_);
   return Send(static_cast<uint16_t>(ReturnPathType::kRecvBitmap), payload, trailer);
 }

@@ -20,6 +20,7 @@
 #include "parser/parse_context.h"
 #include "parser/testing/stream_writer.h"
 #include "parser/wire/constants.h"
+#include "parser/wire/endian.h"
 
 namespace qmig {
 namespace {
@@ -45,9 +46,7 @@ bool IsZeroPage(const uint8_t* page) {
 }
 
 // The device state the package carries: a tiny made-up device.
-DeviceSpec Device() {
-  return DeviceSpec{"qmig-dev", 0, 1, {{"counter", "uint32", {0, 0, 0, 42}}}};
-}
+DeviceSpec Device() { return DeviceSpec{"qmig-dev", 0, 1, {{"counter", "uint32", {0, 0, 0, 42}}}}; }
 
 class Run {
  public:
@@ -69,21 +68,23 @@ class Run {
 
  private:
   absl::Status Send(StreamWriter& writer) {
-    absl::Status status = WriteAll(fd_, writer.bytes(),
-                                   static_cast<int>(absl::ToInt64Milliseconds(options_.stall_timeout)));
+    absl::Status status = WriteAll(
+        fd_, writer.bytes(), static_cast<int>(absl::ToInt64Milliseconds(options_.stall_timeout)));
     report_.bytes_sent += writer.size();
     writer = StreamWriter();
     return status;
   }
 
-  uint8_t* PagePointer(const PageRef& ref) { return &image_.blocks[ref.block].bytes[ref.page * kPage]; }
+  uint8_t* PagePointer(const PageRef& ref) {
+    return &image_.blocks[ref.block].bytes[ref.page * kPage];
+  }
   const std::string& BlockName(const PageRef& ref) { return image_.blocks[ref.block].name; }
 
   // One RAM record for a page, as QEMU writes it (CONTINUE after the first
   // page of a block within a section).
   void WritePage(StreamWriter& w, const PageRef& ref, const uint8_t* bytes, size_t* last_block) {
-    RamBlockRef block = *last_block == ref.block ? RamBlockRef(kContinueBlock)
-                                                 : RamBlockRef(BlockName(ref));
+    RamBlockRef block =
+        *last_block == ref.block ? RamBlockRef(kContinueBlock) : RamBlockRef(BlockName(ref));
     *last_block = ref.block;
     if (IsZeroPage(bytes)) {
       w.RamZero(block, ref.page * kPage);
@@ -99,7 +100,8 @@ class Run {
       w.SectionPart(kRamSectionId);
       size_t last_block = SIZE_MAX;
       size_t end = std::min(pages.size(), start + options_.pages_per_part);
-      for (size_t i = start; i < end; ++i) WritePage(w, pages[i], PagePointer(pages[i]), &last_block);
+      for (size_t i = start; i < end; ++i)
+        WritePage(w, pages[i], PagePointer(pages[i]), &last_block);
       w.RamEos().Footer(kRamSectionId);
       QMIG_RETURN_IF_ERROR(Send(w));
     }
@@ -127,7 +129,8 @@ class Run {
     auto flush = [&] {
       for (size_t i = 0; i < ranges.size(); i += kMaxDiscardRangesPerCommand) {
         std::vector<std::pair<uint64_t, uint64_t>> part(
-            ranges.begin() + i, ranges.begin() + std::min(ranges.size(), i + kMaxDiscardRangesPerCommand));
+            ranges.begin() + i,
+            ranges.begin() + std::min(ranges.size(), i + kMaxDiscardRangesPerCommand));
         w.RamDiscard(image_.blocks[block].name, part);
       }
       ranges.clear();
@@ -151,7 +154,8 @@ class Run {
     const SourceFault fault = options_.fault;
     StreamWriter w;
     std::vector<RamBlockSpec> blocks;
-    for (const GuestImage::Block& block : image_.blocks) blocks.push_back({block.name, block.bytes.size()});
+    for (const GuestImage::Block& block : image_.blocks)
+      blocks.push_back({block.name, block.bytes.size()});
     w.Header().Configuration({"pc-i440fx-7.2"});
     if (options_.postcopy) w.OpenReturnPath().Ping(1).Advise(true, kPage, kPage);
     w.SectionStart(kRamSectionId, "ram", 0, kRamSectionVersion).RamMemSize(blocks).RamEos();
@@ -268,30 +272,27 @@ class Run {
       buffer.insert(buffer.end(), chunk, chunk + n);
       size_t at = 0;
       while (buffer.size() - at >= 4) {
-        uint16_t type = static_cast<uint16_t>(buffer[at] << 8 | buffer[at + 1]);
-        uint16_t length = static_cast<uint16_t>(buffer[at + 2] << 8 | buffer[at + 3]);
+        uint16_t type = LoadBe16(&buffer[at]);
+        uint16_t length = LoadBe16(&buffer[at + 2]);
         if (buffer.size() - at < 4u + length) break;
         const uint8_t* p = &buffer[at + 4];
-        auto be32 = [](const uint8_t* q) {
-          return uint32_t{q[0]} << 24 | uint32_t{q[1]} << 16 | uint32_t{q[2]} << 8 | q[3];
-        };
-        auto be64 = [&](const uint8_t* q) { return uint64_t{be32(q)} << 32 | be32(q + 4); };
         std::lock_guard<std::mutex> lock(mutex_);
         switch (static_cast<ReturnPathType>(type)) {
           case ReturnPathType::kPong:
-            if (length == 4) report_.pongs.push_back(be32(p));
+            if (length == 4) report_.pongs.push_back(LoadBe32(p));
             break;
           case ReturnPathType::kShut:
-            if (length == 4) report_.shut_status = be32(p);
+            if (length == 4) report_.shut_status = LoadBe32(p);
             break;
           case ReturnPathType::kReqPagesId:
           case ReturnPathType::kReqPages: {
             if (length < 12) break;
             if (type == static_cast<uint16_t>(ReturnPathType::kReqPagesId) && length >= 13) {
-              last_block.assign(reinterpret_cast<const char*>(p + 13), std::min<size_t>(p[12], length - 13));
+              last_block.assign(reinterpret_cast<const char*>(p + 13),
+                                std::min<size_t>(p[12], length - 13));
             }
-            uint64_t start = be64(p);
-            uint32_t bytes = be32(p + 8);
+            uint64_t start = LoadBe64(p);
+            uint32_t bytes = LoadBe32(p + 8);
             ++report_.requests_received;
             for (size_t b = 0; b < image_.blocks.size(); ++b) {
               if (image_.blocks[b].name != last_block) continue;
@@ -333,8 +334,8 @@ class Run {
   bool doubled_ = false;
   std::atomic<bool> reader_stop_{false};
   std::mutex mutex_;
-  std::deque<PageRef> requests_;    // guarded by mutex_
-  SyntheticSourceReport report_;   // pongs, shut, requests guarded by mutex_
+  std::deque<PageRef> requests_;  // guarded by mutex_
+  SyntheticSourceReport report_;  // pongs, shut, requests guarded by mutex_
 };
 
 }  // namespace
@@ -347,7 +348,8 @@ GuestImage GuestImage::Synthetic(uint64_t ram_bytes, uint64_t seed) {
     Block block{name, std::vector<uint8_t>((bytes + kPage - 1) / kPage * kPage, 0)};
     for (uint64_t page = 0; page < block.bytes.size() / kPage; ++page) {
       if (page % 4 == 3) continue;  // a zero page
-      for (uint64_t i = 0; i < kPage; i += 8) block.bytes[page * kPage + i] = static_cast<uint8_t>(random());
+      for (uint64_t i = 0; i < kPage; i += 8)
+        block.bytes[page * kPage + i] = static_cast<uint8_t>(random());
     }
     image.blocks.push_back(std::move(block));
   }
@@ -362,7 +364,8 @@ absl::StatusOr<GuestImage> GuestImage::FromFile(const std::string& path, uint64_
   while (in.read(chunk, sizeof(chunk)) || in.gcount() > 0) {
     bytes.insert(bytes.end(), chunk, chunk + in.gcount());
     if (bytes.size() > max_bytes) {
-      return absl::InvalidArgumentError(absl::StrCat("image ", path, " is over ", max_bytes, " bytes"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("image ", path, " is over ", max_bytes, " bytes"));
     }
   }
   if (bytes.empty()) return absl::InvalidArgumentError(absl::StrCat("image ", path, " is empty"));
@@ -386,14 +389,22 @@ absl::StatusOr<SourceFault> ParseSourceFault(absl::string_view name) {
 
 absl::string_view SourceFaultName(SourceFault fault) {
   switch (fault) {
-    case SourceFault::kNone: return "none";
-    case SourceFault::kDropPage: return "drop-page";
-    case SourceFault::kDoublePage: return "double-page";
-    case SourceFault::kDiscardAfterListen: return "discard-after-listen";
-    case SourceFault::kMisSizePackage: return "mis-size-package";
-    case SourceFault::kForbiddenInPackage: return "forbidden-in-package";
-    case SourceFault::kRunBeforeListen: return "run-before-listen";
-    case SourceFault::kStopMidStream: return "stop-mid-stream";
+    case SourceFault::kNone:
+      return "none";
+    case SourceFault::kDropPage:
+      return "drop-page";
+    case SourceFault::kDoublePage:
+      return "double-page";
+    case SourceFault::kDiscardAfterListen:
+      return "discard-after-listen";
+    case SourceFault::kMisSizePackage:
+      return "mis-size-package";
+    case SourceFault::kForbiddenInPackage:
+      return "forbidden-in-package";
+    case SourceFault::kRunBeforeListen:
+      return "run-before-listen";
+    case SourceFault::kStopMidStream:
+      return "stop-mid-stream";
   }
   return "none";
 }

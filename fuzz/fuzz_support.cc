@@ -5,6 +5,7 @@
 
 #include "parser/wire/byte_source.h"
 #include "parser/wire/constants.h"
+#include "parser/wire/endian.h"
 
 namespace qmig::fuzz {
 
@@ -13,9 +14,18 @@ Bytes& Bytes::U8(uint8_t value) {
   return *this;
 }
 
-Bytes& Bytes::Be16(uint16_t value) { return U8(value >> 8).U8(value & 0xff); }
-Bytes& Bytes::Be32(uint32_t value) { return Be16(value >> 16).Be16(value & 0xffff); }
-Bytes& Bytes::Be64(uint64_t value) { return Be32(value >> 32).Be32(value & 0xffffffffu); }
+Bytes& Bytes::Be16(uint16_t value) {
+  AppendBe16(bytes_, value);
+  return *this;
+}
+Bytes& Bytes::Be32(uint32_t value) {
+  AppendBe32(bytes_, value);
+  return *this;
+}
+Bytes& Bytes::Be64(uint64_t value) {
+  AppendBe64(bytes_, value);
+  return *this;
+}
 
 Bytes& Bytes::Raw(absl::Span<const uint8_t> bytes) {
   bytes_.insert(bytes_.end(), bytes.begin(), bytes.end());

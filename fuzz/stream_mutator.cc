@@ -10,6 +10,7 @@
 
 #include "parser/testing/stream_writer.h"
 #include "parser/wire/constants.h"
+#include "parser/wire/endian.h"
 #include "parser/wire/limits.h"
 #include "parser/wire/profile.h"
 
@@ -42,15 +43,6 @@ class Rng {
 // to another profile's numbering comes from kCommandNumber's random picks.
 uint16_t Number(CommandKind kind) {
   return GetProfile(ProfileId::kQemu72).NumberOf(kind).value_or(0);
-}
-
-uint64_t LoadBe64(const uint8_t* p) {
-  uint64_t value = 0;
-  for (int i = 0; i < 8; ++i) value = value << 8 | p[i];
-  return value;
-}
-void StoreBe64(uint8_t* p, uint64_t value) {
-  for (int i = 7; i >= 0; --i, value >>= 8) p[i] = static_cast<uint8_t>(value);
 }
 
 bool IsNamedSection(const Record& r) {
@@ -315,8 +307,9 @@ class Mutator {
       case CommandKind::kPing: {
         static constexpr uint32_t kValues[] = {0, 1, 2, 3, kPingPackagedLoaded, 0xffffffffu};
         uint32_t value = kValues[rng_.Below(std::size(kValues))];
-        r.payload = {static_cast<uint8_t>(value >> 24), static_cast<uint8_t>(value >> 16),
-                     static_cast<uint8_t>(value >> 8), static_cast<uint8_t>(value)};
+        uint8_t bytes[4];
+        StoreBe32(bytes, value);
+        r.payload.assign(bytes, bytes + 4);
         break;
       }
       case CommandKind::kPostcopyAdvise:

@@ -6,11 +6,13 @@
 #include <tuple>
 #include <utility>
 
+#include "absl/numeric/bits.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "parser/testing/stream_writer.h"
 #include "parser/wire/constants.h"
+#include "parser/wire/endian.h"
 #include "parser/wire/limits.h"
 
 namespace qmig::fuzz {
@@ -18,13 +20,8 @@ namespace {
 
 constexpr uint8_t kType(SectionType type) { return static_cast<uint8_t>(type); }
 
-uint32_t LoadBe32(const uint8_t* p) {
-  return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | p[3];
-}
-uint64_t LoadBe64(const uint8_t* p) { return uint64_t{LoadBe32(p)} << 32 | LoadBe32(p + 4); }
-
 bool LooksLikeHugePageSize(uint64_t value) {
-  return value > kTargetPageSize && value <= kMaxHostPageSize && (value & (value - 1)) == 0;
+  return value > kTargetPageSize && value <= kMaxHostPageSize && absl::has_single_bit(value);
 }
 
 class Decoder {
@@ -118,8 +115,8 @@ class Decoder {
       }
       case SectionType::kCommand: {
         if (avail < 5) return false;
-        r.number = static_cast<uint16_t>(p[pos + 1] << 8 | p[pos + 2]);
-        r.length = static_cast<uint16_t>(p[pos + 3] << 8 | p[pos + 4]);
+        r.number = LoadBe16(p + pos + 1);
+        r.length = LoadBe16(p + pos + 3);
         pos += 5;
         if (r.number == kPackagedNumber && r.length == 4 && Has(pos, 4, end)) {
           r.kind = RecordKind::kPackaged;
@@ -297,9 +294,8 @@ void Encode(const std::vector<Record>& records, StreamWriter& w) {
         StreamWriter blob(w.profile().id);
         Encode(r.children, blob);
         const uint32_t declared = r.auto_length ? static_cast<uint32_t>(blob.size()) : r.declared;
-        const uint8_t length[4] = {
-            static_cast<uint8_t>(declared >> 24), static_cast<uint8_t>(declared >> 16),
-            static_cast<uint8_t>(declared >> 8), static_cast<uint8_t>(declared)};
+        uint8_t length[4];
+        StoreBe32(length, declared);
         w.Command(r.number, r.length, length).Bytes(blob.bytes());
         break;
       }
@@ -438,7 +434,7 @@ std::optional<size_t> WalkRamRecords(absl::Span<const uint8_t> payload,
       body = kTargetPageSize;
     } else if (primary == ram_flag::kXbzrle) {
       if (!has(pos, 3)) return std::nullopt;
-      body = 3 + (size_t{p[pos + 1]} << 8 | p[pos + 2]);
+      body = 3 + size_t{LoadBe16(p + pos + 1)};
     } else {
       if (!has(pos, 4)) return std::nullopt;
       body = 4 + size_t{LoadBe32(p + pos)};

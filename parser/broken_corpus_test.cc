@@ -18,6 +18,7 @@
 #include "parser/testing/expect.h"
 #include "parser/testing/parse_util.h"
 #include "parser/testing/stream_writer.h"
+#include "parser/wire/endian.h"
 #include "parser/wire/limits.h"
 
 namespace qmig {
@@ -89,15 +90,6 @@ class Locator : public StreamObserver {
   std::vector<PageSeen> pages;
 };
 
-uint32_t LoadBe32(const std::vector<uint8_t>& bytes, uint64_t at) {
-  return uint32_t{bytes[at]} << 24 | uint32_t{bytes[at + 1]} << 16 | uint32_t{bytes[at + 2]} << 8 |
-         bytes[at + 3];
-}
-
-void StoreBe32(std::vector<uint8_t>& bytes, uint64_t at, uint32_t value) {
-  for (int i = 0; i < 4; ++i) bytes[at + i] = static_cast<uint8_t>(value >> (24 - 8 * i));
-}
-
 // Where the first byte after a page record's word (and name) is.
 uint64_t AfterPageHeader(const std::vector<uint8_t>& bytes, uint64_t record) {
   const bool continued = bytes[record + 7] & ram_flag::kContinue;
@@ -122,7 +114,7 @@ class PostcopyCorpusTest : public ::testing::Test {
     ParseResult r = ParseBytes(original_, options);
     ASSERT_TRUE(NoErrors(r));
     ASSERT_EQ(where_.Command(CommandKind::kPackaged), kPackage);
-    ASSERT_EQ(LoadBe32(original_, kPackage + 5), kPackageLength);
+    ASSERT_EQ(LoadBe32(&original_[kPackage + 5]), kPackageLength);
     blob_ = kPackage + 9;
     ASSERT_EQ(where_.Command(CommandKind::kPostcopyListen), blob_);
     ASSERT_EQ(where_.Command(CommandKind::kPostcopyRun), blob_ + kPackageLength - 5);
@@ -143,17 +135,17 @@ class PostcopyCorpusTest : public ::testing::Test {
 
 TEST_F(PostcopyCorpusTest, PackageSixteenMebibytesTooLong) {
   std::vector<uint8_t> bytes = original_;
-  StoreBe32(bytes, kPackage + 5, kPackageLength + (16u << 20) + 1);
+  StoreBe32(&bytes[kPackage + 5], kPackageLength + (16u << 20) + 1);
   ParseResult r = Parse(bytes);
-  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kPackageTooLarge, kPackage + 5)
-                                .QemuAccepts()
-                                .Path(PackagePath(kPackage))));
+  EXPECT_TRUE(HasFinding(
+      r,
+      Want(FindingCode::kPackageTooLarge, kPackage + 5).QemuAccepts().Path(PackagePath(kPackage))));
   EXPECT_TRUE(ErrorCodesAre(r, {FindingCode::kPackageTooLarge}));
 }
 
 TEST_F(PostcopyCorpusTest, PackageTooLongUnderTheRaisedLimitOverrunsTheStream) {
   std::vector<uint8_t> bytes = original_;
-  StoreBe32(bytes, kPackage + 5, kPackageLength + (16u << 20) + 1);
+  StoreBe32(&bytes[kPackage + 5], kPackageLength + (16u << 20) + 1);
   ParseOptions options;
   options.limits.max_package_bytes = kMaxPackageLimit;
   // The blob is read in place until the input ends, from memory as from a
@@ -168,7 +160,7 @@ TEST_F(PostcopyCorpusTest, PackageTooLongUnderTheRaisedLimitOverrunsTheStream) {
 
 TEST_F(PostcopyCorpusTest, PackageOneByteShort) {
   std::vector<uint8_t> bytes = original_;
-  StoreBe32(bytes, kPackage + 5, kPackageLength - 1);
+  StoreBe32(&bytes[kPackage + 5], kPackageLength - 1);
   ParseResult r = Parse(bytes);
   // RUN is the package's last record: its be16 length field crosses the end.
   const uint64_t run = blob_ + kPackageLength - 5;
@@ -183,12 +175,12 @@ TEST_F(PostcopyCorpusTest, AdviseSplicedIntoThePackage) {
   std::vector<uint8_t> bytes = original_;
   const uint64_t at = blob_ + 5;  // after LISTEN
   bytes.insert(bytes.begin() + at, advise.begin(), advise.end());
-  StoreBe32(bytes, kPackage + 5, kPackageLength + static_cast<uint32_t>(advise.size()));
+  StoreBe32(&bytes[kPackage + 5], kPackageLength + static_cast<uint32_t>(advise.size()));
   ParseResult r = Parse(bytes);
-  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kForbiddenInPackage, at)
-                                .InPackage(5)
-                                .Path(absl::StrCat(PackagePath(kPackage), " > POSTCOPY_ADVISE@",
-                                                   HexOffset(at)))));
+  EXPECT_TRUE(HasFinding(
+      r, Want(FindingCode::kForbiddenInPackage, at)
+             .InPackage(5)
+             .Path(absl::StrCat(PackagePath(kPackage), " > POSTCOPY_ADVISE@", HexOffset(at)))));
 }
 
 TEST_F(PostcopyCorpusTest, RamDiscardSplicedIntoThePackage) {
@@ -196,11 +188,12 @@ TEST_F(PostcopyCorpusTest, RamDiscardSplicedIntoThePackage) {
   std::vector<uint8_t> bytes = original_;
   const uint64_t at = blob_ + 5;
   bytes.insert(bytes.begin() + at, discard.begin(), discard.end());
-  StoreBe32(bytes, kPackage + 5, kPackageLength + static_cast<uint32_t>(discard.size()));
+  StoreBe32(&bytes[kPackage + 5], kPackageLength + static_cast<uint32_t>(discard.size()));
   ParseResult r = Parse(bytes);
-  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kForbiddenInPackage, at)
-                                .InPackage(5)
-                                .Path(absl::StrCat(PackagePath(kPackage), " > POSTCOPY_RAM_DISCARD@"))));
+  EXPECT_TRUE(
+      HasFinding(r, Want(FindingCode::kForbiddenInPackage, at)
+                        .InPackage(5)
+                        .Path(absl::StrCat(PackagePath(kPackage), " > POSTCOPY_RAM_DISCARD@"))));
 }
 
 TEST_F(PostcopyCorpusTest, FooterOfTheRamStartNamesAnotherSection) {
@@ -237,8 +230,8 @@ TEST_F(PostcopyCorpusTest, PageMovedPastItsBlock) {
   std::vector<uint8_t> bytes = original_;
   bytes[page->offset + 6] |= 0x10;  // offset 0x1000: the block's length
   ParseResult r = Parse(bytes);
-  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kRamOffset, page->offset)
-                                .PathHas("/rom@etc/table-loader@0x1000")));
+  EXPECT_TRUE(HasFinding(
+      r, Want(FindingCode::kRamOffset, page->offset).PathHas("/rom@etc/table-loader@0x1000")));
   EXPECT_TRUE(ErrorCodesAre(r, {FindingCode::kRamOffset}));
 }
 
@@ -246,18 +239,16 @@ TEST_F(PostcopyCorpusTest, GarbageAfterEof) {
   std::vector<uint8_t> bytes = original_;
   bytes.push_back('x');
   ParseResult r = Parse(bytes);
-  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kTrailingBytes, original_.size())
-                                .QemuAccepts()
-                                .Path("trailer")));
+  EXPECT_TRUE(HasFinding(
+      r, Want(FindingCode::kTrailingBytes, original_.size()).QemuAccepts().Path("trailer")));
   EXPECT_TRUE(ErrorCodesAre(r, {FindingCode::kTrailingBytes}));
 }
 
 TEST_F(PostcopyCorpusTest, CutInsideThePackage) {
   std::vector<uint8_t> bytes(original_.begin(), original_.begin() + blob_ + 100);
   ParseResult r = ParseBytes(bytes);
-  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kTruncated, bytes.size())
-                                .InPackage(100)
-                                .Path(PackagePath(kPackage))));
+  EXPECT_TRUE(HasFinding(
+      r, Want(FindingCode::kTruncated, bytes.size()).InPackage(100).Path(PackagePath(kPackage))));
   EXPECT_TRUE(ErrorCodesAre(r, {FindingCode::kTruncated}));
 }
 
@@ -273,7 +264,7 @@ class PrecopyCorpusTest : public ::testing::Test {
     original_ = ReadCorpus("pc-i440fx-7.2.mig");
     ASSERT_EQ(original_.size(), 379182u);
     ASSERT_EQ(original_[kVmdesc], 0x06);
-    ASSERT_EQ(LoadBe32(original_, kVmdesc + 1), kJsonLength);
+    ASSERT_EQ(LoadBe32(&original_[kVmdesc + 1]), kJsonLength);
     ParseOptions options;
     options.observer = &where_;
     ParseResult r = ParseBytes(original_, options);
@@ -294,11 +285,10 @@ class PrecopyCorpusTest : public ::testing::Test {
 
 TEST_F(PrecopyCorpusTest, TrailerLengthOneTooLong) {
   std::vector<uint8_t> bytes = original_;
-  StoreBe32(bytes, kVmdesc + 1, kJsonLength + 1);
+  StoreBe32(&bytes[kVmdesc + 1], kJsonLength + 1);
   ParseResult r = Parse(bytes);
-  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kVmdescTruncated, bytes.size())
-                                .QemuAccepts()
-                                .Path("trailer")));
+  EXPECT_TRUE(HasFinding(
+      r, Want(FindingCode::kVmdescTruncated, bytes.size()).QemuAccepts().Path("trailer")));
   EXPECT_TRUE(ErrorCodesAre(r, {FindingCode::kVmdescTruncated}));
 }
 
@@ -306,9 +296,8 @@ TEST_F(PrecopyCorpusTest, GarbageAfterTheTrailer) {
   std::vector<uint8_t> bytes = original_;
   bytes.insert(bytes.end(), {'j', 'u', 'n', 'k'});
   ParseResult r = Parse(bytes);
-  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kTrailingBytes, original_.size())
-                                .QemuAccepts()
-                                .Path("trailer")));
+  EXPECT_TRUE(HasFinding(
+      r, Want(FindingCode::kTrailingBytes, original_.size()).QemuAccepts().Path("trailer")));
   EXPECT_TRUE(ErrorCodesAre(r, {FindingCode::kTrailingBytes}));
 }
 
@@ -316,7 +305,8 @@ TEST_F(PrecopyCorpusTest, TrailerThatIsNotJson) {
   std::vector<uint8_t> bytes = original_;
   bytes[kVmdesc + 5] = '[';  // the opening brace
   ParseResult r = Parse(bytes);
-  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kVmdescBadJson, kVmdesc + 5).QemuAccepts().Path("trailer")));
+  EXPECT_TRUE(
+      HasFinding(r, Want(FindingCode::kVmdescBadJson, kVmdesc + 5).QemuAccepts().Path("trailer")));
   EXPECT_TRUE(ErrorCodesAre(r, {FindingCode::kVmdescBadJson}));
 }
 
@@ -372,10 +362,10 @@ TEST_F(PrecopyCorpusTest, ZeroPageFillByteOne) {
   ASSERT_EQ(bytes[fill], 0);
   bytes[fill] = 1;
   ParseResult r = Parse(bytes);
-  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kRamZeroFill, page->offset)
-                                .QemuAccepts()
-                                .Path(absl::StrCat("PART 'ram' #0 > pc.bios@",
-                                                   HexOffset(page->block_offset)))));
+  EXPECT_TRUE(HasFinding(
+      r, Want(FindingCode::kRamZeroFill, page->offset)
+             .QemuAccepts()
+             .Path(absl::StrCat("PART 'ram' #0 > pc.bios@", HexOffset(page->block_offset)))));
   EXPECT_TRUE(ErrorCodesAre(r, {FindingCode::kRamZeroFill}));
 }
 

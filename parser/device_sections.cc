@@ -7,6 +7,7 @@
 #include "parser/stream_parser_internal.h"
 #include "parser/trailer.h"
 #include "parser/vmstate/interpreter.h"
+#include "parser/wire/endian.h"
 #include "parser/wire/escape.h"
 #include "parser/wire/plural.h"
 
@@ -26,10 +27,6 @@ bool PlausibleRecordStart(uint8_t byte) {
     default:
       return false;
   }
-}
-
-uint32_t LoadBe32(const uint8_t* p) {
-  return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | uint32_t{p[3]};
 }
 
 // Whether `bytes` (which may be cut short by the end of the view) begin with

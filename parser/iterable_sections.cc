@@ -4,6 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "parser/stream_parser_internal.h"
+#include "parser/wire/limits.h"
 
 namespace qmig {
 namespace internal {
@@ -21,9 +22,6 @@ constexpr uint32_t kExtraFlags = 0x80;
 constexpr uint32_t kKnown = 0x7f;
 constexpr uint8_t kStartReservedMask = 0xf8;
 }  // namespace dirty_bitmap_flag
-
-// QEMU refuses a bitmap chunk over ten times its 1 KiB chunk size.
-constexpr uint64_t kMaxDirtyBitmapChunk = 10 * 1024;
 
 namespace block_flag {
 constexpr uint32_t kDeviceBlock = 0x01;
@@ -70,9 +68,9 @@ absl::Status StreamParser::ParseDirtyBitmapPayload(Reader& reader) {
       QMIG_ASSIGN_OR_RETURN(uint8_t start_flags, reader.U8());
       (void)granularity;
       if (start_flags & f::kStartReservedMask) {
-        context_.Report(FindingCode::kIterablePayload, offset,
-                        absl::StrFormat("dirty-bitmap START flags 0x%02x use reserved bits",
-                                        start_flags));
+        context_.Report(
+            FindingCode::kIterablePayload, offset,
+            absl::StrFormat("dirty-bitmap START flags 0x%02x use reserved bits", start_flags));
       }
     } else if (flags & f::kComplete) {
       // No payload.
@@ -84,10 +82,10 @@ absl::Status StreamParser::ParseDirtyBitmapPayload(Reader& reader) {
       if (!(flags & f::kZeroes)) {
         QMIG_ASSIGN_OR_RETURN(uint64_t size, reader.Be64());
         if (size > kMaxDirtyBitmapChunk) {
-          return context_.Fail(FindingCode::kIterablePayload, offset,
-                               absl::StrCat("dirty-bitmap chunk of ", size,
-                                            " bytes; QEMU refuses more than ",
-                                            kMaxDirtyBitmapChunk));
+          return context_.Fail(
+              FindingCode::kIterablePayload, offset,
+              absl::StrCat("dirty-bitmap chunk of ", size, " bytes; QEMU refuses more than ",
+                           kMaxDirtyBitmapChunk));
         }
         QMIG_RETURN_IF_ERROR(reader.Skip(size));
       }

@@ -6,17 +6,12 @@
 #include "absl/strings/str_format.h"
 #include "parser/parse_context.h"
 #include "parser/wire/constants.h"
+#include "parser/wire/endian.h"
 #include "parser/wire/escape.h"
 #include "parser/wire/reader.h"
 
 namespace qmig {
 namespace {
-
-uint64_t LoadBe64(const uint8_t* p) {
-  uint64_t value = 0;
-  for (int i = 0; i < 8; ++i) value = value << 8 | p[i];
-  return value;
-}
 
 class MultifdParser {
  public:

@@ -17,6 +17,7 @@
 #include "absl/strings/string_view.h"
 #include "parser/wire/finding.h"
 #include "parser/wire/reader.h"
+#include "parser/wire/status_macros.h"
 
 namespace qmig {
 
@@ -32,8 +33,8 @@ class ParseContext : public ReadErrorObserver {
 
   // Records a finding at `offset` with the current path (plus `leaf`, if
   // any). Severity comes from the code's table entry.
-  void Report(FindingCode code, uint64_t offset, std::string message,
-              absl::string_view leaf = {}, QemuReleases qemu_accepts = false);
+  void Report(FindingCode code, uint64_t offset, std::string message, absl::string_view leaf = {},
+              QemuReleases qemu_accepts = false);
   // Report() with an explicit severity.
   void ReportAs(Severity severity, FindingCode code, uint64_t offset, std::string message,
                 absl::string_view leaf = {}, QemuReleases qemu_accepts = false);
@@ -93,20 +94,5 @@ class PathScope {
 std::string HexOffset(uint64_t offset);
 
 }  // namespace qmig
-
-// Evaluates a StatusOr expression; on error returns its status, else assigns.
-#define QMIG_ASSIGN_OR_RETURN(lhs, expr) \
-  QMIG_ASSIGN_OR_RETURN_IMPL(QMIG_CONCAT(_qmig_statusor_, __LINE__), lhs, expr)
-#define QMIG_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
-  auto tmp = (expr);                               \
-  if (!tmp.ok()) return tmp.status();              \
-  lhs = std::move(*tmp)
-#define QMIG_CONCAT(a, b) QMIG_CONCAT_INNER(a, b)
-#define QMIG_CONCAT_INNER(a, b) a##b
-#define QMIG_RETURN_IF_ERROR(expr)       \
-  do {                                   \
-    absl::Status _qmig_status = (expr);  \
-    if (!_qmig_status.ok()) return _qmig_status; \
-  } while (0)
 
 #endif  // QMIG_PARSER_PARSE_CONTEXT_H_

@@ -7,6 +7,7 @@
 #include "parser/page_codec.h"
 #include "parser/stream_parser_internal.h"
 #include "parser/wire/checked_math.h"
+#include "parser/wire/endian.h"
 #include "parser/wire/escape.h"
 
 namespace qmig {
@@ -21,16 +22,8 @@ std::string PageLeaf(absl::string_view block, uint64_t address) {
 constexpr uint32_t kPageRecordFlags =
     ram_flag::kZero | ram_flag::kPage | ram_flag::kXbzrle | ram_flag::kCompressPage;
 
-bool IsSingleBit(uint32_t value) { return value != 0 && (value & (value - 1)) == 0; }
-
-uint64_t LoadBe64(const uint8_t* p) {
-  uint64_t value = 0;
-  for (int i = 0; i < 8; ++i) value = value << 8 | p[i];
-  return value;
-}
-
 bool LooksLikeHugePageSize(uint64_t value) {
-  return value > kTargetPageSize && value <= kMaxHostPageSize && (value & (value - 1)) == 0;
+  return value > kTargetPageSize && value <= kMaxHostPageSize && absl::has_single_bit(value);
 }
 
 // Whether `bytes` start as what follows a MEM_SIZE entry: another entry (a
@@ -41,7 +34,7 @@ bool FollowsMemSizeEntry(absl::Span<const uint8_t> bytes, bool last_entry, const
     if (bytes.size() < 8) return bytes.empty();  // the end of a short input
     uint32_t flags = static_cast<uint32_t>(LoadBe64(bytes.data()) & kRamFlagBitsMask);
     uint32_t primary = flags & ~ram_flag::kContinue;
-    return (flags & ~profile.ram_flags_known) == 0 && IsSingleBit(primary);
+    return (flags & ~profile.ram_flags_known) == 0 && absl::has_single_bit(primary);
   }
   if (bytes.empty() || bytes[0] == 0 || bytes.size() < 1u + bytes[0]) return false;
   for (size_t i = 1; i <= bytes[0]; ++i) {
@@ -90,7 +83,7 @@ absl::Status StreamParser::ParseRamPayload(Reader& reader) {
     ++summary_.ram_records;
     const Profile& profile = profile_.active();
 
-    if ((flags & ~profile.ram_flags_known) != 0 || !IsSingleBit(primary)) {
+    if ((flags & ~profile.ram_flags_known) != 0 || !absl::has_single_bit(primary)) {
       return context_.Fail(
           FindingCode::kRamBadFlags, offset,
           absl::StrCat("RAM flags ", FlagsText(flags), " are not one known record type (profile ",
@@ -458,11 +451,7 @@ absl::Status StreamParser::ParseMappedRamBlock(Reader& reader, RamBlockSummary& 
     for (uint64_t done = 0; done < bitmap_bytes;) {
       const size_t chunk = static_cast<size_t>(std::min<uint64_t>(bitmap_bytes - done, 1 << 16));
       QMIG_ASSIGN_OR_RETURN(absl::Span<const uint8_t> bytes, reader.Bytes(chunk));
-      for (size_t i = 0; i < chunk; i += 8) {
-        uint64_t word = 0;
-        for (int b = 7; b >= 0; --b) word = word << 8 | bytes[i + b];
-        words.push_back(word);
-      }
+      for (size_t i = 0; i < chunk; i += 8) words.push_back(LoadLe64(&bytes[i]));
       done += chunk;
     }
     if (pages % 64 != 0 && !words.empty() && (words.back() >> (pages % 64)) != 0) {

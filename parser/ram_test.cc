@@ -13,6 +13,7 @@
 #include "parser/testing/expect.h"
 #include "parser/testing/parse_util.h"
 #include "parser/testing/stream_writer.h"
+#include "parser/wire/endian.h"
 #include "parser/wire/limits.h"
 
 namespace qmig {
@@ -273,7 +274,9 @@ std::vector<uint8_t> MappedRamStream(uint64_t bitmap_word, uint64_t* pages_at, u
   if (bitmap_at_out != nullptr) *bitmap_at_out = bitmap_at;
   *pages_at = (bitmap_at + 8 + kTargetPageSize - 1) / kTargetPageSize * kTargetPageSize;
   w.Be32(version).Be64(kTargetPageSize).Be64(bitmap_at).Be64(*pages_at);
-  for (int b = 0; b < 8; ++b) w.U8(static_cast<uint8_t>(bitmap_word >> (8 * b)));
+  uint8_t word[8];
+  StoreLe64(word, bitmap_word);
+  w.Bytes(word);
   w.Bytes(std::vector<uint8_t>(*pages_at - w.size(), 0));
   for (uint8_t page = 0; page < 16; ++page) w.Bytes(Page(page));
   w.RamEos().Footer(kRamId);

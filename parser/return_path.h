@@ -22,21 +22,18 @@ struct PageRequest {
   std::string block;  // resolved: REQ_PAGES reuses the last REQ_PAGES_ID block
   uint64_t start;
   uint32_t length;
-  uint64_t offset;    // of the message in the return-path stream
+  uint64_t offset;  // of the message in the return-path stream
 };
 
 struct ReturnPathSummary {
   std::map<std::string, uint64_t> messages;  // by type name
   std::vector<uint32_t> pongs;               // in arrival order, first kMaxRecordedPongs
   uint64_t page_requests = 0;
-  std::vector<PageRequest> requests;         // first kMaxRecordedPageRequests
+  std::vector<PageRequest> requests;  // first kMaxRecordedPageRequests
   std::optional<uint32_t> shut_status;
   std::map<std::string, uint64_t> recv_bitmaps;  // block -> bitmap bytes
   uint64_t bytes = 0;
 };
-
-inline constexpr size_t kMaxRecordedPongs = 256;
-inline constexpr size_t kMaxRecordedPageRequests = 100000;
 
 struct ReturnPathOptions {
   ParseLimits limits;

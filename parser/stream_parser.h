@@ -112,20 +112,20 @@ struct RamBlockSummary {
 
 struct StreamSummary {
   std::string profile;
-  bool profile_detected = false;   // chosen by evidence, not by default
+  bool profile_detected = false;                     // chosen by evidence, not by default
   std::vector<std::string> profile_evidence;         // what chose it
   std::vector<std::string> profile_also_consistent;  // other profiles the stream fits
-  bool headerless = false;         // a postcopy-recovery connection, or a channel
-  bool ram_eos_seen = false;       // the last RAM payload read ended with EOS
+  bool headerless = false;                           // a postcopy-recovery connection, or a channel
+  bool ram_eos_seen = false;                         // the last RAM payload read ended with EOS
   uint32_t file_version = 0;
   std::optional<std::string> machine;
   std::vector<std::string> capabilities;
   std::optional<uint32_t> target_page_bits;
   std::optional<std::string> uuid;
-  std::optional<bool> footers;     // nullopt: nothing showed either way
-  std::map<std::string, uint64_t> sections;   // by type name
-  std::map<std::string, uint64_t> commands;   // by command name
-  std::vector<uint32_t> pings;                // values, first kMaxRecordedPings
+  std::optional<bool> footers;               // nullopt: nothing showed either way
+  std::map<std::string, uint64_t> sections;  // by type name
+  std::map<std::string, uint64_t> commands;  // by command name
+  std::vector<uint32_t> pings;               // values, first kMaxRecordedPings
   std::vector<RamBlockSummary> ram_blocks;
   uint64_t ram_records = 0;
   uint64_t packages = 0;
@@ -139,10 +139,8 @@ struct StreamSummary {
   PostcopyState postcopy = PostcopyState::kNone;
   bool return_path_opened = false;
   std::map<std::string, uint64_t> iterable_sections;  // dirty-bitmap, block, ...
-  uint64_t bytes = 0;              // bytes consumed
+  uint64_t bytes = 0;                                 // bytes consumed
 };
-
-inline constexpr size_t kMaxRecordedPings = 64;
 
 struct ParseResult {
   StreamSummary summary;

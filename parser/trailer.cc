@@ -6,6 +6,7 @@
 
 #include "absl/status/status.h"
 #include "parser/wire/constants.h"
+#include "parser/wire/endian.h"
 
 namespace qmig {
 
@@ -30,8 +31,7 @@ std::optional<TrailerLocation> LocateTrailer(absl::Span<const uint8_t> tail, uin
     const size_t p = static_cast<size_t>(static_cast<const uint8_t*>(found) - bytes);
     end = p;
     if (bytes[p + 5] != '{' || bytes[p - 1] != static_cast<uint8_t>(SectionType::kEof)) continue;
-    const uint64_t length = uint64_t{bytes[p + 1]} << 24 | uint64_t{bytes[p + 2]} << 16 |
-                            uint64_t{bytes[p + 3]} << 8 | uint64_t{bytes[p + 4]};
+    const uint64_t length = LoadBe32(bytes + p + 1);
     if (length == size - p - 5) {
       return TrailerLocation{base + p,
                              absl::string_view(reinterpret_cast<const char*>(bytes + p + 5),

@@ -8,6 +8,7 @@
 
 #include "gtest/gtest.h"
 #include "parser/wire/byte_source.h"
+#include "parser/wire/endian.h"
 
 namespace qmig {
 namespace {
@@ -16,8 +17,7 @@ namespace {
 std::vector<uint8_t> Trailer(const std::string& json) {
   std::vector<uint8_t> bytes = {0x00, 0x06};
   const uint32_t length = static_cast<uint32_t>(json.size());
-  for (int shift = 24; shift >= 0; shift -= 8)
-    bytes.push_back(static_cast<uint8_t>(length >> shift));
+  AppendBe32(bytes, length);
   bytes.insert(bytes.end(), json.begin(), json.end());
   return bytes;
 }

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "parser/wire/endian.h"
 #include "parser/wire/limits.h"
 
 namespace qmig {
@@ -65,18 +66,17 @@ StreamWriter& StreamWriter::U8(uint8_t value) {
 }
 
 StreamWriter& StreamWriter::Be16(uint16_t value) {
-  bytes_.push_back(static_cast<uint8_t>(value >> 8));
-  bytes_.push_back(static_cast<uint8_t>(value));
+  AppendBe16(bytes_, value);
   return *this;
 }
 
 StreamWriter& StreamWriter::Be32(uint32_t value) {
-  for (int shift = 24; shift >= 0; shift -= 8) bytes_.push_back(static_cast<uint8_t>(value >> shift));
+  AppendBe32(bytes_, value);
   return *this;
 }
 
 StreamWriter& StreamWriter::Be64(uint64_t value) {
-  for (int shift = 56; shift >= 0; shift -= 8) bytes_.push_back(static_cast<uint8_t>(value >> shift));
+  AppendBe64(bytes_, value);
   return *this;
 }
 
@@ -101,7 +101,9 @@ StreamWriter& StreamWriter::PatchU8(uint64_t offset, uint8_t value) {
 }
 
 StreamWriter& StreamWriter::PatchBe32(uint64_t offset, uint32_t value) {
-  for (int i = 0; i < 4; ++i) PatchU8(offset + i, static_cast<uint8_t>(value >> (24 - 8 * i)));
+  uint8_t bytes[4];
+  StoreBe32(bytes, value);
+  for (int i = 0; i < 4; ++i) PatchU8(offset + i, bytes[i]);
   return *this;
 }
 
@@ -216,8 +218,8 @@ StreamWriter& StreamWriter::OpenReturnPath() { return Command(CommandKind::kOpen
 
 StreamWriter& StreamWriter::Ping(uint32_t value) {
   tally_.pings.push_back(value);
-  const uint8_t payload[4] = {static_cast<uint8_t>(value >> 24), static_cast<uint8_t>(value >> 16),
-                              static_cast<uint8_t>(value >> 8), static_cast<uint8_t>(value)};
+  uint8_t payload[4];
+  StoreBe32(payload, value);
   return Command(CommandKind::kPing, payload);
 }
 
@@ -258,9 +260,8 @@ StreamWriter& StreamWriter::Packaged(absl::Span<const uint8_t> blob) {
 
 StreamWriter& StreamWriter::Packaged(uint32_t declared_length, absl::Span<const uint8_t> blob) {
   ++tally_.packages;
-  const uint8_t length[4] = {
-      static_cast<uint8_t>(declared_length >> 24), static_cast<uint8_t>(declared_length >> 16),
-      static_cast<uint8_t>(declared_length >> 8), static_cast<uint8_t>(declared_length)};
+  uint8_t length[4];
+  StoreBe32(length, declared_length);
   Command(CommandKind::kPackaged, length);
   return Bytes(blob);
 }
@@ -297,9 +298,7 @@ StreamWriter& StreamWriter::RecvBitmap(absl::string_view block) {
   return Command(CommandKind::kRecvBitmap, payload.bytes());
 }
 
-StreamWriter& StreamWriter::SwitchoverStart() {
-  return Command(CommandKind::kSwitchoverStart, {});
-}
+StreamWriter& StreamWriter::SwitchoverStart() { return Command(CommandKind::kSwitchoverStart, {}); }
 
 StreamWriter& StreamWriter::RamWord(uint64_t word) {
   ++tally_.ram_records;
@@ -397,8 +396,7 @@ std::vector<uint8_t> XbzrleEncode(absl::Span<const uint8_t> old_page,
     }
     AppendUleb(out, static_cast<uint32_t>(zero_run));
     AppendUleb(out, static_cast<uint32_t>(literal_run));
-    out.insert(out.end(), page.begin() + literal_start,
-               page.begin() + literal_start + literal_run);
+    out.insert(out.end(), page.begin() + literal_start, page.begin() + literal_start + literal_run);
     i = literal_start + literal_run;
   }
   return out;
@@ -425,11 +423,15 @@ std::string DescribeDevices(const std::vector<DeviceSpec>& devices) {
 
 std::vector<DeviceSpec> DefaultDevices() {
   return {
-      {"timer", 0, 2,
+      {"timer",
+       0,
+       2,
        {{"cpu_ticks_offset", "int64", {0, 0, 0, 0, 0, 0, 0x10, 0}},
         {"dummy", "int64", std::vector<uint8_t>(8, 0)},
         {"cpu_clock_offset", "int64", {0, 0, 0, 0, 0, 1, 0, 0}}}},
-      {"apic", 0, 3,
+      {"apic",
+       0,
+       3,
        {{"apicbase", "uint32", {0xfe, 0xe0, 0x09, 0x00}},
         {"id", "uint8", {0}},
         {"enabled", "bool", {1}},

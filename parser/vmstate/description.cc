@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/numeric/bits.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
@@ -245,7 +246,7 @@ struct DumpEntry {
 
 struct Frame {
   Role role = Role::kRoot;
-  Key key = kOtherKey;  // the member whose value comes next
+  Key key = kOtherKey;     // the member whose value comes next
   uint32_t keys_seen = 0;  // bit per Key read in this object, to spot a repeat
   size_t elements = 0;     // an array's object elements so far
   Scalar scalars[kScalarKeyCount];
@@ -762,7 +763,7 @@ absl::StatusOr<VmDescription> DescriptionBuilder::Finish() {
     // QEMU writes its target page size; analyze-migration.py takes RAM
     // flags from below it.
     const uint64_t size = description.page_size;
-    if (size == 0 || (size & (size - 1)) != 0) {
+    if (!absl::has_single_bit(size)) {
       Warn(FindingCode::kVmdescBadPageSize,
            absl::StrCat("root: \"page_size\" ", size, " is not a power of two"));
     }

@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "parser/wire/endian.h"
 #include "parser/wire/limits.h"
 #include "parser/wire/reader.h"
 
@@ -214,8 +215,7 @@ TEST(FdSourceTest, AFileThatShrankEndsWhereItNowEnds) {
   ASSERT_EQ(ftruncate(file.fd(), 6000), 0);
   Reader reader(source.get(), nullptr);
   ASSERT_TRUE(reader.Skip(5996).ok());
-  EXPECT_EQ(*reader.Be32(), uint32_t{data[5996]} << 24 | uint32_t{data[5997]} << 16 |
-                                uint32_t{data[5998]} << 8 | data[5999]);
+  EXPECT_EQ(*reader.Be32(), LoadBe32(&data[5996]));
   EXPECT_TRUE(absl::IsOutOfRange(reader.U8().status()));  // truncated, not a crash
   EXPECT_EQ(source->Size(), 6000u);
 }

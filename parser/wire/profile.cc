@@ -10,9 +10,6 @@ namespace {
 
 using K = CommandKind;
 
-// Pieces of evidence kept for the summary.
-constexpr size_t kMaxProfileEvidence = 16;
-
 // Commands 0..7 have kept their numbers since the merge in 2015-11.
 std::vector<CommandSpec> MergedCommandsThroughPackaged() {
   return {

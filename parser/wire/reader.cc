@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "parser/wire/checked_math.h"
 #include "parser/wire/limits.h"
+#include "parser/wire/status_macros.h"
 
 namespace qmig {
 
@@ -70,9 +71,8 @@ void Reader::MoveTo(uint64_t offset) { offset_ = std::max(offset_, offset); }
 
 absl::StatusOr<bool> Reader::AtEnd() {
   if (limit_.has_value() && offset_ >= *limit_) return true;
-  absl::StatusOr<absl::Span<const uint8_t>> view = source_->View(offset_, 1);
-  if (!view.ok()) return view.status();
-  return view->empty();
+  QMIG_ASSIGN_OR_RETURN(absl::Span<const uint8_t> view, source_->View(offset_, 1));
+  return view.empty();
 }
 
 absl::StatusOr<absl::Span<const uint8_t>> Reader::Fetch(size_t n) {
@@ -82,48 +82,42 @@ absl::StatusOr<absl::Span<const uint8_t>> Reader::Fetch(size_t n) {
   }
   uint64_t room = limit_.has_value() ? *limit_ - offset_ : n;
   size_t from_input = static_cast<size_t>(std::min<uint64_t>(n, room));
-  absl::StatusOr<absl::Span<const uint8_t>> view = source_->View(offset_, from_input);
-  if (!view.ok()) return view.status();
-  if (view->size() < from_input) return Fail(ReadFailure::kTruncated, n, view->size());
+  QMIG_ASSIGN_OR_RETURN(absl::Span<const uint8_t> view, source_->View(offset_, from_input));
+  if (view.size() < from_input) return Fail(ReadFailure::kTruncated, n, view.size());
   if (from_input < n) return Fail(ReadFailure::kPastLimit, n, from_input);
-  return view->subspan(0, n);
+  return view.subspan(0, n);
 }
 
 absl::StatusOr<uint8_t> Reader::SlowU8() {
-  absl::StatusOr<absl::Span<const uint8_t>> bytes = Fetch(1);
-  if (!bytes.ok()) return bytes.status();
+  QMIG_ASSIGN_OR_RETURN(absl::Span<const uint8_t> bytes, Fetch(1));
   ++offset_;
-  return (*bytes)[0];
+  return bytes[0];
 }
 
 absl::StatusOr<uint16_t> Reader::SlowBe16() {
-  absl::StatusOr<absl::Span<const uint8_t>> b = Fetch(2);
-  if (!b.ok()) return b.status();
+  QMIG_ASSIGN_OR_RETURN(absl::Span<const uint8_t> b, Fetch(2));
   offset_ += 2;
-  return static_cast<uint16_t>((*b)[0] << 8 | (*b)[1]);
+  return LoadBe16(b.data());
 }
 
 absl::StatusOr<uint32_t> Reader::SlowBe32() {
-  absl::StatusOr<absl::Span<const uint8_t>> b = Fetch(4);
-  if (!b.ok()) return b.status();
+  QMIG_ASSIGN_OR_RETURN(absl::Span<const uint8_t> b, Fetch(4));
   offset_ += 4;
-  return LoadBe32(b->data());
+  return LoadBe32(b.data());
 }
 
 absl::StatusOr<uint64_t> Reader::SlowBe64() {
-  absl::StatusOr<absl::Span<const uint8_t>> b = Fetch(8);
-  if (!b.ok()) return b.status();
+  QMIG_ASSIGN_OR_RETURN(absl::Span<const uint8_t> b, Fetch(8));
   offset_ += 8;
-  return uint64_t{LoadBe32(b->data())} << 32 | LoadBe32(b->data() + 4);
+  return LoadBe64(b.data());
 }
 
 absl::StatusOr<absl::Span<const uint8_t>> Reader::PeekUpTo(size_t n) {
   n = std::min(n, kMaxContiguousView);
   uint64_t room = limit_.has_value() ? *limit_ - offset_ : n;
   size_t want = static_cast<size_t>(std::min<uint64_t>(n, room));
-  absl::StatusOr<absl::Span<const uint8_t>> view = source_->View(offset_, want);
-  if (!view.ok()) return view.status();
-  return view->subspan(0, std::min(view->size(), want));
+  QMIG_ASSIGN_OR_RETURN(absl::Span<const uint8_t> view, source_->View(offset_, want));
+  return view.subspan(0, std::min(view.size(), want));
 }
 
 absl::Status Reader::Skip(uint64_t n) {
@@ -133,8 +127,7 @@ absl::Status Reader::Skip(uint64_t n) {
   }
   while (n > 0) {
     size_t chunk = static_cast<size_t>(std::min<uint64_t>(n, kMaxContiguousView));
-    absl::StatusOr<absl::Span<const uint8_t>> bytes = Bytes(chunk);
-    if (!bytes.ok()) return bytes.status();
+    QMIG_RETURN_IF_ERROR(Bytes(chunk).status());
     n -= chunk;
   }
   return absl::OkStatus();
@@ -152,11 +145,9 @@ absl::Status Reader::SkipTo(uint64_t offset) {
 }
 
 absl::StatusOr<std::string> Reader::CountedString() {
-  absl::StatusOr<uint8_t> length = U8();
-  if (!length.ok()) return length.status();
-  absl::StatusOr<absl::Span<const uint8_t>> bytes = Bytes(*length);
-  if (!bytes.ok()) return bytes.status();
-  return std::string(bytes->begin(), bytes->end());
+  QMIG_ASSIGN_OR_RETURN(uint8_t length, U8());
+  QMIG_ASSIGN_OR_RETURN(absl::Span<const uint8_t> bytes, Bytes(length));
+  return std::string(bytes.begin(), bytes.end());
 }
 
 }  // namespace qmig

@@ -24,6 +24,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "parser/wire/byte_source.h"
+#include "parser/wire/endian.h"
 
 namespace qmig {
 
@@ -85,7 +86,7 @@ class Reader {
   absl::StatusOr<uint16_t> Be16() {
     if (const uint8_t* p = Near(2)) {
       offset_ += 2;
-      return static_cast<uint16_t>(p[0] << 8 | p[1]);
+      return LoadBe16(p);
     }
     return SlowBe16();
   }
@@ -99,7 +100,7 @@ class Reader {
   absl::StatusOr<uint64_t> Be64() {
     if (const uint8_t* p = Near(8)) {
       offset_ += 8;
-      return uint64_t{LoadBe32(p)} << 32 | LoadBe32(p + 4);
+      return LoadBe64(p);
     }
     return SlowBe64();
   }
@@ -143,9 +144,6 @@ class Reader {
   ReadErrorObserver* observer() const { return observer_; }
 
  private:
-  static uint32_t LoadBe32(const uint8_t* p) {
-    return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | uint32_t{p[3]};
-  }
   // The next `n` bytes when they are inside the limit and in the source's
   // current view, else nullptr (the slow path decides what is wrong).
   const uint8_t* Near(size_t n) const {

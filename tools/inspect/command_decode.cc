@@ -7,12 +7,6 @@
 #include "parser/wire/reader.h"
 
 namespace qmig {
-namespace {
-
-// Ranges shown per RAM_DISCARD; the rest are counted.
-constexpr size_t kMaxShownDiscardRanges = 256;
-
-}  // namespace
 
 nlohmann::ordered_json DecodeCommandPayload(CommandKind kind, absl::Span<const uint8_t> payload) {
   MemorySource source(payload);

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "nlohmann/json.hpp"
+#include "parser/wire/limits.h"
 #include "tools/inspect/field_writer.h"
 #include "tools/inspect/ram_map.h"
 #include "tools/inspect/stream_inspector.h"
@@ -39,10 +40,6 @@ std::string Plural(uint64_t count, absl::string_view noun);
 std::string FormatRanges(absl::Span<const PageRange> ranges, size_t max);
 // "31 zero, 1 normal", or "no pages".
 std::string FormatPageCounts(const std::array<uint64_t, kPageKindCount>& records);
-
-// Device text held back so that its record line, which carries the size,
-// can come first; beyond this the line comes first without the size.
-inline constexpr size_t kMaxHeldDeviceText = size_t{1} << 20;
 
 class TextDumpWriter final : public RecordSink {
  public:

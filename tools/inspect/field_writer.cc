@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "parser/wire/escape.h"
+#include "parser/wire/limits.h"
 
 namespace qmig {
 namespace {
@@ -20,9 +21,6 @@ constexpr std::array<absl::string_view, 5> kUnsignedTypes = {"uint8", "uint16", 
 
 // Written text is handed on in pieces of about this size.
 constexpr size_t kFlushBytes = size_t{64} << 10;
-// kText paths longer than this show their start and end around "...": a
-// path repeats on every line of an array, so its length multiplies.
-constexpr size_t kMaxShownPath = 1024;
 
 bool IsOneOf(absl::string_view type, absl::Span<const absl::string_view> set) {
   for (absl::string_view candidate : set) {

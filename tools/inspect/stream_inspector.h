@@ -22,6 +22,7 @@
 #include "absl/strings/string_view.h"
 #include "nlohmann/json.hpp"
 #include "parser/stream_parser.h"
+#include "parser/wire/limits.h"
 #include "tools/inspect/field_writer.h"
 #include "tools/inspect/ram_map.h"
 
@@ -64,11 +65,6 @@ class RecordSink {
   virtual void OnPackageBegin(const Record& package) {}
   virtual void OnPackageEnd(const Record& package) {}
 };
-
-// Ranges kept per block in one RAM section's record, and in all its blocks
-// together.
-inline constexpr size_t kMaxRangesPerSection = 1024;
-inline constexpr size_t kMaxRangesPerSectionRecord = 16384;
 
 class StreamInspector final : public StreamObserver {
  public:

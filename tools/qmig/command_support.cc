@@ -13,6 +13,7 @@
 #include "parser/return_path.h"
 #include "parser/vmstate/description.h"
 #include "parser/wire/constants.h"
+#include "parser/wire/endian.h"
 #include "parser/wire/escape.h"
 #include "parser/wire/profile.h"
 #include "tools/qmig/commands.h"
@@ -47,8 +48,7 @@ absl::StatusOr<VmDescription> LoadSchema(const std::string& path, uint64_t max_b
 std::string DetectKind(ByteSource& source) {
   absl::StatusOr<absl::Span<const uint8_t>> head = source.View(0, 4);
   if (!head.ok() || head->size() < 4) return "main";
-  uint32_t word = uint32_t{(*head)[0]} << 24 | uint32_t{(*head)[1]} << 16 |
-                  uint32_t{(*head)[2]} << 8 | uint32_t{(*head)[3]};
+  uint32_t word = LoadBe32(head->data());
   if (word == kFileMagic || (*head)[0] == static_cast<uint8_t>(SectionType::kCommand))
     return "main";
   if (word == kMultifdMagic) return "multifd";

@@ -43,8 +43,6 @@ namespace qmig {
 namespace {
 
 constexpr char kCommand[] = "compat";
-// Distinct sections a stream may open before the rest are only counted.
-constexpr size_t kMaxCompatSections = size_t{1} << 16;
 // Names of devices not checked that the text output lists.
 constexpr size_t kListedNotChecked = 16;
 

@@ -30,13 +30,6 @@
 namespace qmig {
 namespace {
 
-// Differing ranges listed per block, and device fields listed in all.
-constexpr size_t kMaxListedRanges = 64;
-constexpr size_t kMaxListedFields = 1000;
-// A device whose field lines are this long or shorter on both sides is
-// compared as a set of paths (a path present on one side only shows as
-// absent on the other); a longer one is compared line by line in wire order.
-constexpr uint64_t kMaxSortedDeviceBytes = uint64_t{8} << 20;
 constexpr size_t kReadChunk = size_t{1} << 20;
 
 struct BlockDiff {

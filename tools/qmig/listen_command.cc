@@ -32,6 +32,7 @@
 #include "parser/multifd.h"
 #include "parser/preempt_channel.h"
 #include "parser/wire/constants.h"
+#include "parser/wire/endian.h"
 #include "tools/qmig/commands.h"
 #include "tools/qmig/report.h"
 
@@ -168,9 +169,8 @@ int RunListen(const std::vector<std::string>& operands, const ListenOptions& opt
         // identified by its first bytes whenever they come; it ends with EOS,
         // or is shut down once the main stream is over.
         absl::StatusOr<absl::Span<const uint8_t>> head = channel_source.View(0, 4);
-        const bool multifd = head.ok() && head->size() >= 4 &&
-                             (uint32_t{(*head)[0]} << 24 | uint32_t{(*head)[1]} << 16 |
-                              uint32_t{(*head)[2]} << 8 | uint32_t{(*head)[3]}) == kMultifdMagic;
+        const bool multifd =
+            head.ok() && head->size() >= 4 && LoadBe32(head->data()) == kMultifdMagic;
         Channel result;
         if (multifd) {
           MultifdOptions options;

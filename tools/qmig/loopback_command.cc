@@ -8,17 +8,12 @@
 #include "absl/strings/str_format.h"
 #include "emulator/loopback.h"
 #include "nlohmann/json.hpp"
+#include "parser/wire/limits.h"
 #include "parser/wire/plural.h"
 #include "tools/qmig/commands.h"
 #include "tools/qmig/report.h"
 
 namespace qmig {
-namespace {
-
-// Largest guest image qmig loopback accepts, to keep it a test tool.
-constexpr uint64_t kMaxLoopbackImage = uint64_t{4} << 30;
-
-}  // namespace
 
 int RunLoopbackCommand(const std::vector<std::string>& operands,
                        const LoopbackCommandOptions& options) {

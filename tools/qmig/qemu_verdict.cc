@@ -23,8 +23,6 @@ namespace {
 constexpr absl::Duration kConnectTimeout = absl::Seconds(20);
 constexpr absl::Duration kExitGrace = absl::Seconds(15);
 constexpr absl::Duration kPollInterval = absl::Milliseconds(50);
-// Section names remembered for the machine's inference.
-constexpr size_t kMaxFactNames = 4096;
 // Firmware images QEMU takes: a multiple of 64 KiB, at most 16 MiB.
 constexpr uint64_t kFirmwareGranule = uint64_t{64} << 10;
 constexpr uint64_t kMaxFirmware = uint64_t{16} << 20;

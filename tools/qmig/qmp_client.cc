@@ -5,14 +5,9 @@
 #include <sys/time.h>
 
 #include "absl/time/clock.h"
+#include "parser/wire/limits.h"
 
 namespace qmig {
-namespace {
-
-// Largest QMP reply line accepted.
-constexpr size_t kMaxQmpLine = size_t{1} << 20;
-
-}  // namespace
 
 std::optional<nlohmann::json> QmpClient::Reply(absl::Time deadline) {
   while (true) {

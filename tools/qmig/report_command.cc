@@ -31,11 +31,6 @@
 namespace qmig {
 namespace {
 
-// Bounds on what the page is given, so it stays quick to load.
-constexpr size_t kMaxTimelinePages = 50000;
-// Postcopy pages whose first send is remembered, to answer page requests.
-constexpr size_t kMaxTimelineFirstSends = size_t{1} << 20;
-
 // Postcopy pages on the main stream after LISTEN, with where they were sent.
 struct Timeline {
   bool listening = false;
@@ -137,23 +132,23 @@ nlohmann::ordered_json TimelineData(Timeline& timeline, const ReportCollector& c
     auto it = summary.messages.find(type);
     return it == summary.messages.end() ? 0 : it->second;
   };
-  return {{"listen_offset", OptionalOffset(timeline.listen_offset)},
-          {"run_offset", OptionalOffset(timeline.run_offset)},
-          {"blocks", timeline.blocks},
-          {"pages", std::move(timeline.pages)},
-          {"pages_dropped", timeline.pages_dropped},
-          {"requests", std::move(requests)},
-          {"requests_dropped", summary.page_requests - listed},
-          {"pongs", std::move(pongs)},
-          {"pongs_dropped", count("PONG") - summary.pongs.size()},
-          {"shut_status", summary.shut_status.has_value()
-                              ? nlohmann::ordered_json(*summary.shut_status)
-                              : nlohmann::ordered_json()},
-          {"messages", summary.messages},
-          {"return_path_bytes", summary.bytes},
-          {"return_path_valid", rp.valid()},
-          {"return_path_errors", rp.findings.error_count()},
-          {"return_path_warnings", rp.findings.warning_count()}};
+  return {
+      {"listen_offset", OptionalOffset(timeline.listen_offset)},
+      {"run_offset", OptionalOffset(timeline.run_offset)},
+      {"blocks", timeline.blocks},
+      {"pages", std::move(timeline.pages)},
+      {"pages_dropped", timeline.pages_dropped},
+      {"requests", std::move(requests)},
+      {"requests_dropped", summary.page_requests - listed},
+      {"pongs", std::move(pongs)},
+      {"pongs_dropped", count("PONG") - summary.pongs.size()},
+      {"shut_status", summary.shut_status.has_value() ? nlohmann::ordered_json(*summary.shut_status)
+                                                      : nlohmann::ordered_json()},
+      {"messages", summary.messages},
+      {"return_path_bytes", summary.bytes},
+      {"return_path_valid", rp.valid()},
+      {"return_path_errors", rp.findings.error_count()},
+      {"return_path_warnings", rp.findings.warning_count()}};
 }
 
 }  // namespace

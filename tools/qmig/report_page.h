@@ -14,32 +14,12 @@
 #include "absl/strings/string_view.h"
 #include "nlohmann/json.hpp"
 #include "parser/stream_parser.h"
+#include "parser/wire/limits.h"
 #include "tools/inspect/field_writer.h"
 #include "tools/inspect/ram_map.h"
 #include "tools/inspect/stream_inspector.h"
 
 namespace qmig {
-
-// Bounds on what the page is given, so it stays quick to load.
-inline constexpr size_t kMaxReportRecords = 20000;
-// Commands and packages kept past kMaxReportRecords, so that the map and its
-// list still show them on a stream of many small sections.
-inline constexpr size_t kMaxReportLateCommands = 10000;
-inline constexpr size_t kMaxReportDevices = 20000;
-// Field values listed per decoded device and in all devices together, and
-// the characters of path and value text they may take in all; the rest of a
-// device's values are counted (`values_dropped`).
-inline constexpr size_t kMaxReportDeviceValues = 2000;
-inline constexpr size_t kMaxReportValues = 20000;
-inline constexpr size_t kMaxReportValueText = size_t{4} << 20;
-// A longer value is cut to this many characters (its full length is given);
-// a longer path keeps its first and last halves around "...".
-inline constexpr size_t kMaxReportValueChars = 800;
-inline constexpr size_t kMaxReportPathChars = 256;
-// PINGs remembered with their offsets, to place the return path's PONGs.
-inline constexpr size_t kMaxReportPings = 256;
-inline constexpr size_t kMaxReportRanges = 4096;        // per block
-inline constexpr size_t kMaxReportRangesTotal = 65536;  // in all blocks
 
 // A device's field values as the page lists them: FieldWriter's kFlat lines
 // ("path\tvalue\n", arriving in pieces) turned into [path, value] pairs, or

@@ -31,6 +31,7 @@
 #include "parser/preempt_channel.h"
 #include "parser/return_path.h"
 #include "parser/stream_parser.h"
+#include "parser/wire/limits.h"
 #include "tools/inspect/dump_writers.h"
 #include "tools/qmig/commands.h"
 #include "tools/qmig/report.h"
@@ -79,9 +80,6 @@ class Direction {
   UniqueFd validate_read_, validate_write_;
   std::atomic<uint64_t> bytes_{0};
 };
-
-// Findings kept for the verdict over all connections.
-constexpr uint32_t kMaxTapFindings = 4000;
 
 struct Tapped {
   int index;
@@ -183,15 +181,13 @@ int RunTap(const std::vector<std::string>& operands, const TapOptions& options) 
         record->kind = "multifd";
         MultifdResult result = ParseMultifdChannel(main, {});
         for (const Finding& finding : result.findings.findings()) record->findings.Add(finding);
-        record->summary =
-            absl::StrCat(Plural(result.summary.packets, "packet"), ", ",
+        record->summary = absl::StrCat(Plural(result.summary.packets, "packet"), ", ",
                                        Plural(result.summary.pages, "page"));
       } else if (preempt) {
         record->kind = "preempt";
         PreemptChannelResult result = ParsePreemptChannel(main, {});
         for (const Finding& finding : result.findings.findings()) record->findings.Add(finding);
-        record->summary =
-            absl::StrCat(Plural(result.summary.pages, "page"),
+        record->summary = absl::StrCat(Plural(result.summary.pages, "page"),
                                        result.summary.eos_seen ? ", EOS" : "");
       } else {
         record->kind = "main";
