@@ -594,19 +594,28 @@ absl::Status StreamParser::ParseAfterEof(Reader& reader) {
                                       options_.limits.max_vmdesc_bytes),
                          {}, /*qemu_accepts=*/true);
   }
-  // Read what arrives, in chunks; a short trailer is its own finding.
+  // Read what arrives, in chunks; a short trailer is its own finding. When
+  // the probe already parsed this trailer and no observer wants its text,
+  // the bytes are only passed over: holding a second copy beside the parsed
+  // description would double what a large one costs.
+  const bool keep_text = options_.observer != nullptr || trailer_offset_ != offset;
   std::string json;
-  json.reserve(std::min<uint64_t>(length, kMaxContiguousView));
-  while (json.size() < length) {
+  uint64_t read = 0;
+  while (read < length) {
     QMIG_ASSIGN_OR_RETURN(absl::Span<const uint8_t> chunk,
-                          reader.PeekUpTo(std::min<uint64_t>(length - json.size(), kMaxContiguousView)));
+                          reader.PeekUpTo(std::min<uint64_t>(length - read, kMaxContiguousView)));
     if (chunk.empty()) {
       return context_.Fail(FindingCode::kVmdescTruncated, reader.offset(),
                            absl::StrCat("VMDESCRIPTION declares ", length, " bytes but the input ends after ",
-                                        json.size()),
+                                        read),
                            {}, /*qemu_accepts=*/true);
     }
-    json.append(chunk.begin(), chunk.end());
+    if (keep_text) {
+      // Grown by doubling from what has arrived, not reserved from the
+      // declared length: a cut stream costs what it holds.
+      json.append(chunk.begin(), chunk.end());
+    }
+    read += chunk.size();
     QMIG_RETURN_IF_ERROR(reader.Skip(chunk.size()));
   }
   if (options_.observer != nullptr) options_.observer->OnTrailer(offset, json);

@@ -57,8 +57,9 @@ absl::StatusOr<std::optional<FoundTrailer>> FindTrailerAtEnd(ByteSource& source,
     if (!tail.ok()) return tail.status();
     std::optional<TrailerLocation> location = LocateTrailer(*tail, *end - length, max_json);
     if (location.has_value()) {
+      // A vector's buffer moves with it: the view stays valid.
       return std::optional<FoundTrailer>(
-          FoundTrailer{location->offset, std::string(location->json)});
+          FoundTrailer{location->offset, location->json, std::move(storage)});
     }
     if (length == reach) break;  // that was all of it
   }

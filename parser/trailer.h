@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -33,7 +34,11 @@ inline uint64_t TrailerReach(uint64_t max_json) { return max_json + 6; }
 
 struct FoundTrailer {
   uint64_t offset;  // absolute offset of the 0x06 byte
-  std::string json;
+  // The JSON, in `storage` or in the source's own memory: valid while this
+  // lives and until the source is next called. Not copied, so that a large
+  // description costs its bytes once.
+  absl::string_view json;
+  std::vector<uint8_t> storage;
 };
 
 // How much of the end of an input FindTrailerAtEnd reads first: QEMU's
