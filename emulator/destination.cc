@@ -779,13 +779,13 @@ bool Destination::PlaceChannelPage(absl::string_view block, uint64_t offset,
 }
 
 uint64_t CompareWithSource(GuestArena& arena, const std::vector<SourceBlock>& source,
-                           FindingList& findings, uint32_t max_reports) {
+                           uint64_t stream_end, FindingList& findings, uint32_t max_reports) {
   uint64_t differing = 0;
   uint32_t reported = 0;
   for (const SourceBlock& expected : source) {
     GuestArena::Block* block = arena.Find(expected.name);
     if (block == nullptr) {
-      Finding finding{FindingCode::kEmuMemoryMismatch, Severity::kError};
+      Finding finding{FindingCode::kEmuMemoryMismatch, Severity::kError, stream_end};
       finding.path = EscapeName(expected.name);
       finding.message = "the source has this block; the destination never got it";
       findings.Add(std::move(finding));
@@ -800,7 +800,7 @@ uint64_t CompareWithSource(GuestArena& arena, const std::vector<SourceBlock>& so
       if (std::memcmp(block->base + offset, expected.bytes.data() + offset, length) == 0) continue;
       ++differing;
       if (reported++ < max_reports) {
-        Finding finding{FindingCode::kEmuMemoryMismatch, Severity::kError};
+        Finding finding{FindingCode::kEmuMemoryMismatch, Severity::kError, stream_end};
         finding.path = absl::StrFormat("%s@0x%x", EscapeName(block->name), offset);
         finding.message = "destination page differs from the source's";
         findings.Add(std::move(finding));

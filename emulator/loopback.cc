@@ -37,8 +37,10 @@ absl::StatusOr<LoopbackResult> RunLoopback(GuestImage& image, const LoopbackOpti
 
   if (GuestArena* arena = destination.arena()) {
     std::vector<SourceBlock> expected;
-    for (const GuestImage::Block& block : image.blocks) expected.push_back({block.name, block.bytes});
-    result.differing_pages = CompareWithSource(*arena, expected, result.report.parse.findings);
+    for (const GuestImage::Block& block : image.blocks)
+      expected.push_back({block.name, block.bytes});
+    result.differing_pages = CompareWithSource(*arena, expected, result.report.parse.summary.bytes,
+                                               result.report.parse.findings);
   }
   // A source that failed on its own (not because the destination gave up on
   // a broken stream, nor by an injected stop) is a finding too.

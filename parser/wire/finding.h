@@ -144,7 +144,6 @@ struct Finding {
   std::optional<uint64_t> package_offset;
   std::string path;
   std::string message;
-  // QEMU 7.2's destination would have loaded this stream regardless.
   // The QEMU releases whose destination would load the stream regardless:
   // where qmig is stricter than QEMU on purpose.
   QemuReleases qemu_accepts;

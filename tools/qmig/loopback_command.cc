@@ -97,7 +97,11 @@ int RunLoopbackCommand(const std::vector<std::string>& operands,
                         ? std::string("identical to the source's")
                         : absl::StrCat(Counted(result->differing_pages, "page"),
                                        result->differing_pages == 1 ? " differs" : " differ",
-                                       " from the source's"))
+                                       " from the source's",
+                                       result->differing_pages > kMaxSourceMismatchFindings
+                                           ? absl::StrCat(" (the first ",
+                                                          kMaxSourceMismatchFindings, " listed)")
+                                           : ""))
                 << "\n";
     }
     PrintFindings(findings, options.output.quiet, options.output.verbose);
