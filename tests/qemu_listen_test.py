@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""A real QEMU 7.2 source migrates into `qmig listen` over loopback TCP.
+"""A real QEMU source (7.2, or 10.0 or 11.1 with --qemu) migrates into `qmig listen`
+over loopback TCP.
 
 Precopy (with and without the return path), multifd, and postcopy with and
 without the preempt channel (migrate-start-postcopy while precopy runs; guest
@@ -22,7 +23,7 @@ import sys
 import tempfile
 import time
 
-from qemu_testing import QMIG, ROOT, require_qemu
+from qemu_testing import QEMU_VERSION, QMIG, ROOT, require_qemu
 
 sys.path.insert(0, os.path.join(ROOT, "tools", "corpus"))
 import make_corpus as mc  # noqa: E402
@@ -143,7 +144,9 @@ def fault_mid_postcopy(work, fault):
     proxy = mc.Proxy(port) if fault == "cut" else None
     src = mc.Vm("src-" + fault, mc.machine_args("pc-i440fx-7.2") + ["-S"], work).start()
     try:
-        for write in mc.std_writes():
+        # Memory still to send when the fault comes: without it a newer QEMU
+        # ends postcopy before the fault.
+        for write in mc.std_writes() + [POSTCOPY_FILL]:
             mc.apply_write(src.qt, write)
         mc.set_caps(src, ["postcopy-ram"])
         mc.set_params(src, {"max-bandwidth": 64 * 1024, "max-postcopy-bandwidth": 64 * 1024})
@@ -255,6 +258,7 @@ def postcopy_recovery(work):
 def main():
     if not require_qemu():
         return 1
+    mc._qemu.use_qemu(QEMU_VERSION)  # the source: 7.2, or 10.0 and 11.1 from their chroots
     work = tempfile.mkdtemp(prefix="qmig-listen-", dir="/tmp")
     failures = 0
     try:
