@@ -42,10 +42,6 @@ std::array<uint64_t, kPageKindCount> CountsOf(const nlohmann::ordered_json& coun
 
 }  // namespace
 
-std::string Plural(uint64_t count, absl::string_view noun) {
-  return absl::StrCat(count, " ", noun, count == 1 ? "" : "s");
-}
-
 std::string FormatRanges(absl::Span<const PageRange> ranges, size_t max) {
   std::string out;
   size_t shown = 0;

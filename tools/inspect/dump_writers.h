@@ -34,8 +34,6 @@ class OstreamOut final : public TextOut {
 // A small JSON value as one line (names in it are already escaped).
 std::string CompactJson(const nlohmann::ordered_json& value);
 
-// "1 range", "2 ranges".
-std::string Plural(uint64_t count, absl::string_view noun);
 // " 0-0x1000 zero 0x1000-0x3000 normal ...": at most `max` ranges.
 std::string FormatRanges(absl::Span<const PageRange> ranges, size_t max);
 // "31 zero, 1 normal", or "no pages".

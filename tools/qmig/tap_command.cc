@@ -32,6 +32,7 @@
 #include "parser/return_path.h"
 #include "parser/stream_parser.h"
 #include "parser/wire/limits.h"
+#include "parser/wire/plural.h"
 #include "tools/inspect/dump_writers.h"
 #include "tools/qmig/commands.h"
 #include "tools/qmig/report.h"
@@ -162,9 +163,14 @@ int RunTap(const std::vector<std::string>& operands, const TapOptions& options) 
           (((*head)[0] == 'Q' && (*head)[1] == 'E' && (*head)[2] == 'V' && (*head)[3] == 'M') ||
            (*head)[0] == static_cast<uint8_t>(SectionType::kCommand));
       bool preempt = !multifd && !main_stream && head.ok() && !head->empty();
-      std::thread back([backward, record, multifd, preempt] {
+      // A later connection that closes without a byte is a channel the
+      // source opened and never used: QEMU 10.0 and later open the
+      // postcopy-preempt channel when migration starts, and close it
+      // unused when precopy completes first.
+      bool unused = record->index > 0 && head.ok() && head->empty();
+      std::thread back([backward, record, multifd, preempt, unused] {
         FdSource rp(backward->validator_fd());
-        if (multifd || preempt) {
+        if (multifd || preempt || unused) {
           char sink[4096];
           while (read(backward->validator_fd(), sink, sizeof(sink)) > 0) {
           }
@@ -177,17 +183,20 @@ int RunTap(const std::vector<std::string>& operands, const TapOptions& options) 
           record->findings.Add(std::move(copy));
         }
       });
-      if (multifd) {
+      if (unused) {
+        record->kind = "unused";
+        record->summary = "closed without sending a byte (a channel the source did not use)";
+      } else if (multifd) {
         record->kind = "multifd";
         MultifdResult result = ParseMultifdChannel(main, {});
         for (const Finding& finding : result.findings.findings()) record->findings.Add(finding);
-        record->summary = absl::StrCat(Plural(result.summary.packets, "packet"), ", ",
-                                       Plural(result.summary.pages, "page"));
+        record->summary = absl::StrCat(Counted(result.summary.packets, "packet"), ", ",
+                                       Counted(result.summary.pages, "page"));
       } else if (preempt) {
         record->kind = "preempt";
         PreemptChannelResult result = ParsePreemptChannel(main, {});
         for (const Finding& finding : result.findings.findings()) record->findings.Add(finding);
-        record->summary = absl::StrCat(Plural(result.summary.pages, "page"),
+        record->summary = absl::StrCat(Counted(result.summary.pages, "page"),
                                        result.summary.eos_seen ? ", EOS" : "");
       } else {
         record->kind = "main";
