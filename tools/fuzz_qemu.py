@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""Drives a real QEMU 7.2 destination with structural mutants of real streams.
+"""Drives a real QEMU destination (7.2, or 10.0 or 11.1 with --qemu) with structural
+mutants of real streams of that version.
 
-    tools/fuzz_qemu.py [--seconds N] [--out DIR] [--base NAME ...] [--timeout_s N]
+    tools/fuzz_qemu.py [--qemu=7.2|10.0|11.1] [--seconds N] [--out DIR] [--base NAME ...]
+                       [--timeout_s N]
 
-Each round takes a corpus stream (by default pc-i440fx-7.2, pc-q35-7.2,
-xbzrle and postcopy), makes a batch of mutants with the structure-aware
+Each round takes a stream of the version's corpus (by default pc-i440fx-7.2,
+pc-q35-VERSION, xbzrle and postcopy), makes a batch of mutants with the structure-aware
 mutator (fuzz:mutate_stream: records inserted, deleted, moved, wrapped into
 packages, lengths resized, ...), and loads each into QEMU with
 `qmig qemu-verdict --meta` (the stream's recorded destination
@@ -27,7 +29,6 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CORPUS = os.path.join(ROOT, "corpus", "qemu-7.2")
 MISBEHAVIOUR = ("crashed", "crashed at exit", "hung at exit", "timeout")
 
 
@@ -45,14 +46,23 @@ def main():
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=120)
     ap.add_argument("--out")
+    ap.add_argument("--qemu", default="7.2", choices=("7.2", "10.0", "11.1"),
+                    help="the QEMU to load mutants into, and whose corpus they come from")
     ap.add_argument("--base", nargs="+",
-                    default=["pc-i440fx-7.2", "pc-q35-7.2", "xbzrle", "postcopy"])
+                    help="streams of that corpus to mutate (default: pc-i440fx-7.2, "
+                         "pc-q35-VERSION, xbzrle, postcopy)")
     ap.add_argument("--batch", type=int, default=20)
     ap.add_argument("--timeout_s", type=int, default=10)
     ap.add_argument("--seed", type=int, default=int(time.time()) % 100000)
     args = ap.parse_args()
-    if shutil.which("qemu-system-x86_64") is None:
-        sys.exit("qemu-system-x86_64 is not installed; run tools/setup")
+    if args.qemu == "7.2":
+        if shutil.which("qemu-system-x86_64") is None:
+            sys.exit("qemu-system-x86_64 is not installed; run tools/setup")
+    elif subprocess.run([os.path.join(ROOT, "tools", "qemu-versions"), "path", args.qemu],
+                        capture_output=True).returncode != 0:
+        sys.exit("QEMU %s is not installed; run tools/setup" % args.qemu)
+    corpus = os.path.join(ROOT, "corpus", "qemu-" + args.qemu)
+    args.base = args.base or ["pc-i440fx-7.2", "pc-q35-" + args.qemu, "xbzrle", "postcopy"]
     mutate, qmig = build()
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
     out = args.out or os.path.join(cache, "qmig-fuzz", "qemu", time.strftime("%Y%m%d-%H%M%S"))
@@ -66,8 +76,8 @@ def main():
             for base in args.base:
                 if time.time() >= deadline:
                     break
-                stream = os.path.join(CORPUS, base + ".mig")
-                meta = os.path.join(CORPUS, base + ".meta.json")
+                stream = os.path.join(corpus, base + ".mig")
+                meta = os.path.join(corpus, base + ".meta.json")
                 batch = os.path.join(work, "batch")
                 shutil.rmtree(batch, ignore_errors=True)
                 os.makedirs(batch)
@@ -78,7 +88,7 @@ def main():
                         break
                     mutant = os.path.join(batch, name)
                     run = subprocess.run(
-                        [qmig, "qemu-verdict", "--json", "--meta=" + meta,
+                        [qmig, "qemu-verdict", "--json", "--meta=" + meta, "--qemu=" + args.qemu,
                          "--timeout_s=%d" % args.timeout_s, mutant],
                         capture_output=True, text=True, timeout=args.timeout_s + 90)
                     counts["mutants"] += 1

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Benchmark: total migration time of a real QEMU 7.2 source into `qmig listen`
-against the same source into a real QEMU 7.2 destination, in the same run.
+"""Benchmark: total migration time of a real QEMU source (7.2, or 10.0 or 11.1
+with --qemu) into `qmig listen` against the same source into a real QEMU
+destination of that version, in the same run.
 
     tools/bench/bench_migration.py [--rounds N] [--mem MiB] [--qmig PATH]
 
@@ -134,12 +135,15 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--mem", type=int, default=256)
     ap.add_argument("--qmig", default=os.path.join(ROOT, "bazel-bin", "tools", "qmig", "qmig"))
+    ap.add_argument("--qemu", default="7.2", choices=("7.2", "10.0", "11.1"),
+                    help="the QEMU of the source and of the QEMU destination")
     args = ap.parse_args()
-    if shutil.which("qemu-system-x86_64") is None:
+    if args.qemu == "7.2" and shutil.which("qemu-system-x86_64") is None:
         sys.exit("qemu-system-x86_64 is not installed; run tools/setup")
+    mc._qemu.use_qemu(args.qemu)  # 10.0 and 11.1: their chroots, which see /tmp only
     runs = [(m, d) for m in ("precopy", "postcopy") for d in ("qemu", "qmig")]
     times = {run: [] for run in runs}
-    work = tempfile.mkdtemp(prefix="qmig-bench-migration-")
+    work = tempfile.mkdtemp(prefix="qmig-bench-migration-", dir="/tmp")
     try:
         for r in range(args.rounds):
             order = runs[r % len(runs):] + runs[:r % len(runs)]
@@ -164,6 +168,7 @@ def main():
     print("- guest: pc-i440fx-7.2, %d MiB non-zero, ~%d pages/s dirtied in a %d MiB working "
           "set; %d rounds, medians of the source's total-time" %
           (args.mem, DIRTY_BATCH / DIRTY_PERIOD, WORKING_SET >> 20, args.rounds))
+    print("- QEMU: %s (source and QEMU destination)" % args.qemu)
     print("- qmig: %s\n" % rev)
     print("| mode | into QEMU | into qmig | qmig / QEMU | per-round ratio, median (min..max) | target |")
     print("|---|---|---|---|---|---|")
