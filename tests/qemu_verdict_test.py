@@ -192,7 +192,7 @@ def main():
         short = os.path.join(tmp, "package-one-byte-short.mig")
         with open(short, "wb") as f:
             f.write(data)
-        rc, report, _ = verdict(short, os.path.join(ROOT, regression["qemu_7_2"]["meta"]))
+        rc, report, _ = verdict(short, os.path.join(ROOT, regression["qemu"]["7.2"]["meta"]))
         status = report["qemu"]["status"]
         check(rc == 0 and status in ("failed", "crashed"),
               "package one byte short: QEMU %s (signal %s), qmig: %s" %

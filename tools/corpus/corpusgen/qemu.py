@@ -262,22 +262,25 @@ def wait_status(vm, want, timeout, poll=0.05, during=None, qmp_timeout=None):
     """Poll query-migrate until the status is in `want` (or failed).
 
     With qmp_timeout, a QEMU that stops answering QMP for that long gives
-    {"status": "timeout", "qmp_unresponsive": True}."""
+    {"status": "timeout", "qmp_unresponsive": True}. A timeout carries the
+    last status QEMU reported as "last_status"."""
     deadline = time.time() + timeout
+    last = None
     while time.time() < deadline:
         if not vm.alive():
             return {"status": "exited"}
         try:
             r = vm.qmp.cmd("query-migrate", qmp_timeout)
         except QMPTimeout:
-            return {"status": "timeout", "qmp_unresponsive": True}
+            return {"status": "timeout", "qmp_unresponsive": True, "last_status": last}
         st = r.get("status")
+        last = st
         if st in want or st == "failed":
             return r
         if during:
             during(r)
         time.sleep(poll)
-    return {"status": "timeout"}
+    return {"status": "timeout", "last_status": last}
 
 
 def free_port():

@@ -167,8 +167,11 @@ def verdict(path, machine, extra_args=(), caps=(), params=None, timeout=60,
                    "qmp_unresponsive": True}
         elif st == "timeout":
             vm.kill()
+            stderr = _failure_message(vm.stderr_text())
             res = {"status": "timeout", "exit_code": vm.exit_code,
-                   "message": "destination still waiting after %ss; killed" % timeout}
+                   "message": stderr + ("\n" if stderr else "") +
+                   "destination still waiting (migration status %s) after %ss; killed"
+                   % (r.get("last_status") or "none", timeout)}
         else:
             # 7.2 exits with status 1 after a failed incoming migration
             vm.wait_exit(15)
