@@ -14,6 +14,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "parser/wire/constants.h"
+#include "parser/wire/escape.h"
 #include "parser/wire/limits.h"
 #include "tools/qmig/qemu_process.h"
 
@@ -444,6 +445,17 @@ std::optional<std::string> DeviceTheDestinationLacks(const QemuVerdict& qemu,
   return name;
 }
 
+std::optional<std::pair<std::string, std::string>> MachineTheDestinationRefuses(
+    const QemuVerdict& qemu) {
+  // Every release's configuration post-load: "Machine type received is 'S'
+  // and local is 'D'".
+  static const std::regex kMachine("Machine type received is '([^']*)' and local is '([^']*)'");
+  std::smatch match;
+  if (qemu.loaded() || !std::regex_search(qemu.detail, match, kMachine)) return std::nullopt;
+  if (match[1].str() == match[2].str()) return std::nullopt;
+  return std::make_pair(match[1].str(), match[2].str());
+}
+
 VerdictComparison CompareVerdicts(const ParseResult& result, const QemuVerdict& qemu) {
   VerdictComparison out;
   std::vector<std::string> lax;  // errors QEMU loads anyway
@@ -458,8 +470,16 @@ VerdictComparison CompareVerdicts(const ParseResult& result, const QemuVerdict& 
       strict_only = false;
     }
   }
+  const auto machines = MachineTheDestinationRefuses(qemu);
   if (result.valid() && qemu.loaded() && !qemu.misbehaved()) {
     out.relation = "agree: both accept";
+  } else if (result.valid() && machines && !qemu.misbehaved()) {
+    // A stream's machine name is a fact about its source, not a defect: the
+    // destination was started as another machine.
+    out.relation = absl::StrCat("the destination's configuration: QEMU runs machine '",
+                                EscapeName(machines->second), "' and the stream is for '",
+                                EscapeName(machines->first),
+                                "'; a destination of that machine would have to load it");
   } else if (!result.valid() && !qemu.loaded() && !qemu.misbehaved()) {
     // The same cause: a name both quote, or QEMU's words for that kind of
     // finding. QEMU saying nothing leaves qmig's cause standing.

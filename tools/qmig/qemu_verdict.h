@@ -9,6 +9,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -79,6 +80,11 @@ absl::StatusOr<QemuVerdict> LoadIntoQemu(const std::string& binary, const Destin
 // how to add, so a destination configured from the stream cannot judge it.
 std::optional<std::string> DeviceTheDestinationLacks(const QemuVerdict& qemu,
                                                      const StreamFacts& facts);
+
+// The machines of a destination that refused the stream's configuration
+// ("Machine type received is 'S' and local is 'D'"): {S, D}, when they differ.
+std::optional<std::pair<std::string, std::string>> MachineTheDestinationRefuses(
+    const QemuVerdict& qemu);
 
 struct VerdictComparison {
   std::string relation;   // for people: "agree: both reject", ...
