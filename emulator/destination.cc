@@ -25,6 +25,7 @@
 #include "parser/wire/endian.h"
 #include "parser/wire/escape.h"
 #include "parser/wire/limits.h"
+#include "parser/wire/plural.h"
 
 namespace qmig {
 
@@ -694,8 +695,8 @@ class Destination::Impl : public StreamObserver {
       }
       if (never > 0 && !ignored) {
         AddFinding(FindingCode::kEmuPageNeverSent, parse.summary.bytes,
-                   absl::StrCat(never, " of ", block->pages(),
-                                " pages never arrived on this stream (multifd channels carry "
+                   absl::StrCat(never, " of ", Counted(block->pages(), "page"),
+                                " never arrived on this stream (multifd channels carry "
                                 "pages elsewhere)"),
                    block->name, first_never * GuestArena::kPage);
       }

@@ -20,6 +20,7 @@
 #include "parser/wire/byte_source.h"
 #include "parser/wire/finding.h"
 #include "parser/wire/limits.h"
+#include "parser/wire/natural_order.h"
 
 namespace qmig {
 
@@ -31,14 +32,14 @@ struct MultifdSummary {
   uint64_t pages = 0;       // normal pages, with data
   uint64_t zero_pages = 0;  // zero pages, offsets only (9.0 on)
   uint64_t device_state_packets = 0;
-  std::map<std::string, uint64_t> pages_by_block;  // normal and zero
+  NameCounts pages_by_block;  // normal and zero
   uint64_t bytes = 0;
 };
 
 struct MultifdOptions {
   ParseLimits limits;
   // RAMBlock lengths from the main stream, when known.
-  std::map<std::string, uint64_t> block_lengths;
+  NameCounts block_lengths;
   // Channels the destination expects, when known: ids must be below it.
   std::optional<uint32_t> channels;
   // Receives every uncompressed page (block, offset in block, 4 KiB), as a

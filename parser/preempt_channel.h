@@ -21,13 +21,14 @@
 #include "parser/wire/byte_source.h"
 #include "parser/wire/finding.h"
 #include "parser/wire/limits.h"
+#include "parser/wire/natural_order.h"
 
 namespace qmig {
 
 struct PreemptChannelSummary {
   uint64_t pages = 0;
   uint64_t zero_pages = 0;
-  std::map<std::string, uint64_t> pages_by_block;
+  NameCounts pages_by_block;
   bool eos_seen = false;
   uint64_t bytes = 0;
 };
@@ -35,7 +36,7 @@ struct PreemptChannelSummary {
 struct PreemptChannelOptions {
   ParseLimits limits;
   // RAMBlock lengths from the main stream, when known.
-  std::map<std::string, uint64_t> block_lengths;
+  NameCounts block_lengths;
   // A live connection: its source closes it only after the migration ends,
   // so nothing is read after EOS (a capture is checked for bytes after it).
   bool live = false;

@@ -15,6 +15,7 @@
 #include "parser/wire/byte_source.h"
 #include "parser/wire/finding.h"
 #include "parser/wire/limits.h"
+#include "parser/wire/natural_order.h"
 
 namespace qmig {
 
@@ -26,12 +27,12 @@ struct PageRequest {
 };
 
 struct ReturnPathSummary {
-  std::map<std::string, uint64_t> messages;  // by type name
-  std::vector<uint32_t> pongs;               // in arrival order, first kMaxRecordedPongs
+  NameCounts messages;          // by type name
+  std::vector<uint32_t> pongs;  // in arrival order, first kMaxRecordedPongs
   uint64_t page_requests = 0;
   std::vector<PageRequest> requests;  // first kMaxRecordedPageRequests
   std::optional<uint32_t> shut_status;
-  std::map<std::string, uint64_t> recv_bitmaps;  // block -> bitmap bytes
+  NameCounts recv_bitmaps;  // block -> bitmap bytes
   uint64_t bytes = 0;
 };
 
@@ -39,7 +40,7 @@ struct ReturnPathOptions {
   ParseLimits limits;
   // RAMBlock lengths from the main stream, when known: page requests and
   // bitmaps are then checked against them.
-  std::map<std::string, uint64_t> block_lengths;
+  NameCounts block_lengths;
 };
 
 struct ReturnPathResult {

@@ -28,6 +28,7 @@
 #include "parser/wire/constants.h"
 #include "parser/wire/finding.h"
 #include "parser/wire/limits.h"
+#include "parser/wire/natural_order.h"
 #include "parser/wire/profile.h"
 
 namespace qmig {
@@ -91,7 +92,7 @@ struct ParseOptions {
   RamChannel channel = RamChannel::kMain;
   // For a channel other than the main stream: the RAMBlocks the main stream
   // listed, by name, with their lengths (empty: not known).
-  std::map<std::string, uint64_t> channel_blocks;
+  NameCounts channel_blocks;
 };
 
 // How long a live peer may stay quiet before optional bytes (a trailer)
@@ -122,10 +123,10 @@ struct StreamSummary {
   std::vector<std::string> capabilities;
   std::optional<uint32_t> target_page_bits;
   std::optional<std::string> uuid;
-  std::optional<bool> footers;               // nullopt: nothing showed either way
-  std::map<std::string, uint64_t> sections;  // by type name
-  std::map<std::string, uint64_t> commands;  // by command name
-  std::vector<uint32_t> pings;               // values, first kMaxRecordedPings
+  std::optional<bool> footers;  // nullopt: nothing showed either way
+  NameCounts sections;          // by type name
+  NameCounts commands;          // by command name
+  std::vector<uint32_t> pings;  // values, first kMaxRecordedPings
   std::vector<RamBlockSummary> ram_blocks;
   uint64_t ram_records = 0;
   uint64_t packages = 0;
@@ -138,8 +139,8 @@ struct StreamSummary {
   bool eof_seen = false;
   PostcopyState postcopy = PostcopyState::kNone;
   bool return_path_opened = false;
-  std::map<std::string, uint64_t> iterable_sections;  // dirty-bitmap, block, ...
-  uint64_t bytes = 0;                                 // bytes consumed
+  NameCounts iterable_sections;  // dirty-bitmap, block, ...
+  uint64_t bytes = 0;            // bytes consumed
 };
 
 struct ParseResult {

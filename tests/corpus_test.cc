@@ -18,6 +18,7 @@
 #include "parser/return_path.h"
 #include "parser/stream_parser.h"
 #include "parser/wire/byte_source.h"
+#include "parser/wire/natural_order.h"
 #include "tests/test_files.h"
 #include "tools/qmig/report.h"
 
@@ -91,11 +92,11 @@ std::string MainStreamOf(const CorpusEntry& entry) {
   return RunfilePath(entry.dir) + "/" + name + ".mig";
 }
 
-std::map<std::string, uint64_t> BlockLengths(const std::string& main_stream) {
+NameCounts BlockLengths(const std::string& main_stream) {
   std::vector<uint8_t> data = ReadFileBytes(main_stream);
   MemorySource memory(data);
   ParseResult result = ParseMigrationStream(memory, {});
-  std::map<std::string, uint64_t> lengths;
+  NameCounts lengths;
   for (const RamBlockSummary& block : result.summary.ram_blocks) lengths[block.name] = block.length;
   return lengths;
 }
@@ -145,8 +146,7 @@ struct Outcome {
   FindingList list;
 };
 
-Outcome Parse(const std::string& kind, ByteSource& source,
-              const std::map<std::string, uint64_t>& blocks = {}) {
+Outcome Parse(const std::string& kind, ByteSource& source, const NameCounts& blocks = {}) {
   Outcome outcome;
   if (kind == "return-path") {
     ReturnPathResult result = ParseReturnPath(source, {});
@@ -195,7 +195,7 @@ TEST(CorpusTest, EveryStreamGetsItsQemusVerdictFromAFileAndFromAPipe) {
     ASSERT_FALSE(data.empty());
     ASSERT_EQ(data.size(), entry.meta.value("size", uint64_t{0}));
     std::string kind = Kind(entry.meta);
-    std::map<std::string, uint64_t> blocks;
+    NameCounts blocks;
     if (kind == "multifd" || kind == "preempt") blocks = BlockLengths(MainStreamOf(entry));
 
     MemorySource memory(data);
@@ -277,7 +277,7 @@ TEST(CorpusTest, RamRecordsMatchTheGeneratorsIndependentWalk) {
     EXPECT_EQ(page, records.value("PAGE", uint64_t{0}));
     EXPECT_EQ(xbzrle, records.value("XBZRLE", uint64_t{0}));
     EXPECT_EQ(compressed, records.value("COMPRESS_PAGE", uint64_t{0}));
-    std::map<std::string, uint64_t> blocks;
+    NameCounts blocks;
     for (const RamBlockSummary& block : result.summary.ram_blocks)
       blocks[block.name] = block.length;
     if (result.summary.headerless) continue;  // block lengths come from the first connection

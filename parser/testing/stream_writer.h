@@ -36,6 +36,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "parser/wire/constants.h"
+#include "parser/wire/natural_order.h"
 #include "parser/wire/profile.h"
 
 namespace qmig {
@@ -99,10 +100,10 @@ struct RamPageTally {
 };
 
 struct WrittenTally {
-  std::map<std::string, uint64_t> sections;  // by SectionTypeName, "EOF" included
-  std::map<std::string, uint64_t> commands;  // by CommandKindName
-  std::map<std::string, RamPageTally> pages; // by block name
-  uint64_t ram_records = 0;                  // every be64 RAM word
+  NameCounts sections;                        // by SectionTypeName, "EOF" included
+  NameCounts commands;                        // by CommandKindName
+  std::map<std::string, RamPageTally> pages;  // by block name
+  uint64_t ram_records = 0;                   // every be64 RAM word
   uint64_t packages = 0;
   std::vector<uint32_t> pings;
 };
@@ -202,8 +203,7 @@ class StreamWriter {
   StreamWriter& RamMemSize(const std::vector<RamBlockSpec>& blocks);
   StreamWriter& RamMemSize(uint64_t total, const std::vector<RamBlockSpec>& blocks);
   // PAGE; `page` is normally kTargetPageSize bytes (written as given).
-  StreamWriter& RamPage(const RamBlockRef& block, uint64_t offset,
-                        absl::Span<const uint8_t> page);
+  StreamWriter& RamPage(const RamBlockRef& block, uint64_t offset, absl::Span<const uint8_t> page);
   // PAGE filled with one byte value.
   StreamWriter& RamPageFilled(const RamBlockRef& block, uint64_t offset, uint8_t value);
   StreamWriter& RamZero(const RamBlockRef& block, uint64_t offset, uint8_t fill = 0);

@@ -4,6 +4,7 @@
 #include "parser/wire/byte_source.h"
 #include "parser/wire/escape.h"
 #include "parser/wire/limits.h"
+#include "parser/wire/plural.h"
 #include "parser/wire/reader.h"
 
 namespace qmig {
@@ -84,8 +85,7 @@ std::string DescribeCommandPayload(CommandKind kind, const nlohmann::ordered_jso
       }
       return "no RAM postcopy (empty)";
     case CommandKind::kPackaged:
-      if (decoded.contains("length"))
-        return absl::StrCat(decoded["length"].get<uint64_t>(), " bytes");
+      if (decoded.contains("length")) return Counted(decoded["length"].get<uint64_t>(), "byte");
       break;
     case CommandKind::kRecvBitmap:
       if (decoded.contains("block")) return decoded["block"].get<std::string>();

@@ -4,6 +4,7 @@
 #include "parser/wire/constants.h"
 #include "parser/wire/escape.h"
 #include "parser/wire/limits.h"
+#include "parser/wire/plural.h"
 #include "tools/inspect/command_decode.h"
 
 namespace qmig {
@@ -202,7 +203,7 @@ void StreamInspector::OnPackageBegin(uint64_t offset, uint32_t length) {
   record.offset = offset;
   record.size = kPackagedHeaderBytes + length;
   record.depth = static_cast<int>(packages_.size());
-  record.label = absl::StrCat("PACKAGED ", length, " bytes");
+  record.label = absl::StrCat("PACKAGED ", Counted(length, "byte"));
   record.details = {{"command", "PACKAGED"}, {"length", length}};
   if (sink_ != nullptr) sink_->OnPackageBegin(record);
   packages_.push_back(std::move(record));
@@ -230,7 +231,7 @@ void StreamInspector::OnTrailer(uint64_t offset, absl::string_view json) {
   record.kind = RecordKind::kTrailer;
   record.offset = offset;
   record.size = 5 + json.size();
-  record.label = absl::StrCat("VMDESCRIPTION ", json.size(), " bytes");
+  record.label = absl::StrCat("VMDESCRIPTION ", Counted(json.size(), "byte"));
   record.details = {{"length", json.size()}};
   Emit(record);
 }

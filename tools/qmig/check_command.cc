@@ -18,6 +18,7 @@
 #include "parser/wire/byte_source.h"
 #include "parser/wire/constants.h"
 #include "parser/wire/escape.h"
+#include "parser/wire/natural_order.h"
 #include "parser/wire/plural.h"
 #include "tools/qmig/commands.h"
 #include "tools/qmig/progress.h"
@@ -27,19 +28,19 @@ namespace qmig {
 namespace {
 
 // RAMBlock lengths of a main stream, for checking its companions.
-absl::StatusOr<std::map<std::string, uint64_t>> BlockLengthsOf(const std::string& path) {
+absl::StatusOr<NameCounts> BlockLengthsOf(const std::string& path) {
   absl::StatusOr<std::unique_ptr<OpenedInput>> input = OpenInputPath(path);
   if (!input.ok()) return input.status();
   ParseOptions options;
   ParseResult result = ParseMigrationStream((*input)->source(), options);
-  std::map<std::string, uint64_t> lengths;
+  NameCounts lengths;
   for (const RamBlockSummary& block : result.summary.ram_blocks) lengths[block.name] = block.length;
   return lengths;
 }
 
 // A count per name, the names escaped.
-std::map<std::string, uint64_t> EscapedKeys(const std::map<std::string, uint64_t>& counts) {
-  std::map<std::string, uint64_t> out;
+NameCounts EscapedKeys(const NameCounts& counts) {
+  NameCounts out;
   for (const auto& [name, count] : counts) out[EscapeName(name)] += count;
   return out;
 }
@@ -74,7 +75,8 @@ nlohmann::json MultifdSummaryToJson(const MultifdSummary& s) {
 }
 
 std::string FormatReturnPathSummary(const ReturnPathSummary& s, const std::string& name) {
-  std::string out = absl::StrCat("return path ", EscapeName(name), " (", s.bytes, " bytes read)\n");
+  std::string out =
+      absl::StrCat("return path ", EscapeName(name), " (", Counted(s.bytes, "byte"), " read)\n");
   for (const auto& [type, count] : s.messages) absl::StrAppend(&out, "  ", type, " ", count, "\n");
   if (!s.pongs.empty()) {
     absl::StrAppend(&out, "  pongs:");
@@ -87,8 +89,8 @@ std::string FormatReturnPathSummary(const ReturnPathSummary& s, const std::strin
 }
 
 std::string FormatMultifdSummary(const MultifdSummary& s, const std::string& name) {
-  std::string out =
-      absl::StrCat("multifd channel ", EscapeName(name), " (", s.bytes, " bytes read)\n");
+  std::string out = absl::StrCat("multifd channel ", EscapeName(name), " (",
+                                 Counted(s.bytes, "byte"), " read)\n");
   absl::StrAppend(&out, "  channel ", s.channel_id, ", uuid ", EscapeName(s.uuid), "\n");
   absl::StrAppend(&out, "  packets ", s.packets, " (", s.sync_packets, " sync",
                   s.device_state_packets > 0
@@ -130,9 +132,9 @@ int RunCheck(const std::vector<std::string>& operands, const CheckOptions& optio
   absl::StatusOr<ParseSetup> setup = MakeParseOptions(options.stream);
   if (!setup.ok()) return UsageError("check", setup.status().message());
   const ParseOptions& parse_options = setup->parse;
-  std::map<std::string, uint64_t> block_lengths;
+  NameCounts block_lengths;
   if (!options.main_path.empty()) {
-    absl::StatusOr<std::map<std::string, uint64_t>> lengths = BlockLengthsOf(options.main_path);
+    absl::StatusOr<NameCounts> lengths = BlockLengthsOf(options.main_path);
     if (!lengths.ok()) return InputError("check", lengths.status().message());
     block_lengths = std::move(*lengths);
   }

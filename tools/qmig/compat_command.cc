@@ -34,6 +34,7 @@
 #include "parser/wire/constants.h"
 #include "parser/wire/escape.h"
 #include "parser/wire/limits.h"
+#include "parser/wire/plural.h"
 #include "tools/qmig/commands.h"
 #include "tools/qmig/qemu_process.h"
 #include "tools/qmig/report.h"
@@ -452,15 +453,15 @@ int RunCompat(const std::vector<std::string>& operands, const CompatOptions& opt
                 << (source.compat.machine.has_value()
                         ? absl::StrCat(" of machine '", EscapeName(*source.compat.machine), "'")
                         : " naming no machine")
-                << ", " << source.sections << " sections, "
+                << ", " << Counted(source.sections, "section") << ", "
                 << (source.compat.described ? "with" : "without") << " VMDESCRIPTION ("
                 << (source.compat.described ? "fields and subsections sent "
                                               "are checked"
                                             : "only versions are checked")
                 << ")\n";
       if (stream_errors) {
-        std::cout << "             " << *source.errors
-                  << " errors in the stream itself (qmig check); the first: "
+        std::cout << "             " << Counted(*source.errors, "error")
+                  << " in the stream itself (qmig check); the first: "
                   << PrintableText(source.first_error) << "\n";
       }
     }

@@ -21,6 +21,8 @@
 #include "nlohmann/json.hpp"
 #include "parser/wire/escape.h"
 #include "parser/wire/limits.h"
+#include "parser/wire/natural_order.h"
+#include "parser/wire/plural.h"
 #include "tools/inspect/ram_map.h"
 #include "tools/qmig/extract.h"
 #include "tools/qmig/output_files.h"
@@ -127,38 +129,6 @@ class LineReader {
   uint64_t end_;
   std::string buffer_;
   size_t position_ = 0;
-};
-
-// Paths and device keys in the order people read them: "a[2]" before
-// "a[10]", digits compared as numbers.
-bool NaturalLess(absl::string_view a, absl::string_view b) {
-  size_t i = 0, j = 0;
-  while (i < a.size() && j < b.size()) {
-    const bool digit_a = absl::ascii_isdigit(a[i]), digit_b = absl::ascii_isdigit(b[j]);
-    if (digit_a && digit_b) {
-      size_t end_a = i, end_b = j;
-      while (end_a < a.size() && absl::ascii_isdigit(a[end_a])) ++end_a;
-      while (end_b < b.size() && absl::ascii_isdigit(b[end_b])) ++end_b;
-      // Without leading zeros, a longer run is a larger number.
-      absl::string_view run_a = a.substr(i, end_a - i), run_b = b.substr(j, end_b - j);
-      while (run_a.size() > 1 && run_a[0] == '0') run_a.remove_prefix(1);
-      while (run_b.size() > 1 && run_b[0] == '0') run_b.remove_prefix(1);
-      if (run_a.size() != run_b.size()) return run_a.size() < run_b.size();
-      if (run_a != run_b) return run_a < run_b;
-      if (end_a - i != end_b - j) return end_a - i < end_b - j;
-      i = end_a;
-      j = end_b;
-      continue;
-    }
-    if (a[i] != b[j]) return static_cast<unsigned char>(a[i]) < static_cast<unsigned char>(b[j]);
-    ++i;
-    ++j;
-  }
-  return a.size() - i < b.size() - j;
-}
-
-struct NaturalOrder {
-  bool operator()(const std::string& a, const std::string& b) const { return NaturalLess(a, b); }
 };
 
 // "path\tvalue" split at its first tab (paths are escaped: they hold none).
@@ -429,8 +399,8 @@ int RunDiff(const std::vector<std::string>& operands, const DiffOptions& options
        {std::make_pair(&operands[0], &a), std::make_pair(&operands[1], &b)}) {
     if (!extracted->result.valid()) {
       std::cerr << "qmig: " << EscapeName(*name) << " is not a valid stream ("
-                << extracted->result.findings.error_count()
-                << " errors); the comparison covers what was read\n";
+                << Counted(extracted->result.findings.error_count(), "error")
+                << "); the comparison covers what was read\n";
       PrintFindings(extracted->result.findings, /*errors_only=*/true);
     }
   }

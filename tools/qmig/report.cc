@@ -7,6 +7,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "parser/wire/escape.h"
+#include "parser/wire/natural_order.h"
+#include "parser/wire/plural.h"
 
 namespace qmig {
 
@@ -47,8 +49,8 @@ std::vector<std::string> EscapedNames(const std::vector<std::string>& names) {
   return out;
 }
 
-std::map<std::string, uint64_t> EscapedKeys(const std::map<std::string, uint64_t>& counts) {
-  std::map<std::string, uint64_t> out;
+NameCounts EscapedKeys(const NameCounts& counts) {
+  NameCounts out;
   for (const auto& [name, count] : counts) out[EscapeName(name)] += count;
   return out;
 }
@@ -125,7 +127,7 @@ std::string FormatFinding(const Finding& f) {
 }
 
 namespace {
-std::string Counts(const std::map<std::string, uint64_t>& counts) {
+std::string Counts(const NameCounts& counts) {
   if (counts.empty()) return "none";
   std::vector<std::string> parts;
   for (const auto& [name, count] : counts) parts.push_back(absl::StrCat(name, " ", count));
@@ -135,7 +137,8 @@ std::string Counts(const std::map<std::string, uint64_t>& counts) {
 
 std::string FormatSummary(const StreamSummary& s, const std::string& input_name) {
   std::string out;
-  absl::StrAppend(&out, "stream    ", EscapeName(input_name), " (", s.bytes, " bytes read)\n");
+  absl::StrAppend(&out, "stream    ", EscapeName(input_name), " (", Counted(s.bytes, "byte"),
+                  " read)\n");
   absl::StrAppend(&out, "profile   ", s.profile, s.profile_detected ? " (detected)" : " (default)",
                   s.profile_also_consistent.empty()
                       ? ""
@@ -155,14 +158,13 @@ std::string FormatSummary(const StreamSummary& s, const std::string& input_name)
                   s.footers.has_value() ? (*s.footers ? "yes" : "no") : "unknown", "\n");
   absl::StrAppend(&out, "sections  ", Counts(s.sections), "\n");
   absl::StrAppend(&out, "commands  ", Counts(s.commands));
-  if (s.packages > 0)
-    absl::StrAppend(&out, "  (", s.packages, " package", s.packages == 1 ? "" : "s", ")");
+  if (s.packages > 0) absl::StrAppend(&out, "  (", Counted(s.packages, "package"), ")");
   if (s.postcopy != PostcopyState::kNone) {
     absl::StrAppend(&out, "  postcopy: ", PostcopyStateName(s.postcopy));
   }
   absl::StrAppend(&out, "\n");
-  absl::StrAppend(&out, "ram       ", s.ram_records, " records in ", s.ram_blocks.size(),
-                  " blocks\n");
+  absl::StrAppend(&out, "ram       ", Counted(s.ram_records, "record"), " in ",
+                  Counted(s.ram_blocks.size(), "block"), "\n");
   for (const RamBlockSummary& b : s.ram_blocks) {
     absl::StrAppendFormat(&out, "  %-24s %10s  zero %-7d page %-7d xbzrle %-5d compressed %d\n",
                           EscapeName(b.name), absl::StrFormat("0x%x", b.length), b.zero_pages,
@@ -172,7 +174,7 @@ std::string FormatSummary(const StreamSummary& s, const std::string& input_name)
     absl::StrAppend(&out, "iterable  ", Counts(EscapedKeys(s.iterable_sections)), "\n");
   }
   absl::StrAppend(
-      &out, "devices   ", s.devices_decoded, " decoded (", s.device_fields, " fields)",
+      &out, "devices   ", s.devices_decoded, " decoded (", Counted(s.device_fields, "field"), ")",
       s.devices_unverified > 0 ? absl::StrCat(", ", s.devices_unverified, " unverified") : "",
       s.device_description_source.empty()
           ? ""
@@ -180,7 +182,8 @@ std::string FormatSummary(const StreamSummary& s, const std::string& input_name)
       "\n");
   absl::StrAppend(
       &out, "trailer   ",
-      s.vmdesc_present ? absl::StrCat("VMDESCRIPTION, ", s.vmdesc_bytes, " bytes") : "none", "\n");
+      s.vmdesc_present ? absl::StrCat("VMDESCRIPTION, ", Counted(s.vmdesc_bytes, "byte")) : "none",
+      "\n");
   return out;
 }
 

@@ -22,6 +22,7 @@
 #include "parser/wire/byte_source.h"
 #include "parser/wire/escape.h"
 #include "parser/wire/limits.h"
+#include "parser/wire/plural.h"
 #include "tools/inspect/stream_inspector.h"
 #include "tools/qmig/commands.h"
 #include "tools/qmig/progress.h"
@@ -229,8 +230,9 @@ int RunReport(const std::vector<std::string>& operands, const ReportOptions& opt
     // On stderr when the page itself goes to stdout.
     (options.output_path == "-" ? std::cerr : std::cout)
         << "wrote " << (options.output_path == "-" ? "the page" : options.output_path) << ": "
-        << data["records"].size() << " records, " << result.findings.error_count() << " errors, "
-        << result.findings.warning_count() << " warnings\n";
+        << Counted(data["records"].size(), "record") << ", "
+        << Counted(result.findings.error_count(), "error") << ", "
+        << Counted(result.findings.warning_count(), "warning") << "\n";
   }
   return result.valid() ? kExitValid : kExitInvalid;
 }

@@ -31,6 +31,7 @@
 #include "parser/preempt_channel.h"
 #include "parser/return_path.h"
 #include "parser/stream_parser.h"
+#include "parser/wire/escape.h"
 #include "parser/wire/limits.h"
 #include "parser/wire/plural.h"
 #include "tools/inspect/dump_writers.h"
@@ -202,9 +203,10 @@ int RunTap(const std::vector<std::string>& operands, const TapOptions& options) 
         record->kind = "main";
         ParseResult result = ParseMigrationStream(main, stream_options);
         for (const Finding& finding : result.findings.findings()) record->findings.Add(finding);
-        record->summary = absl::StrCat(result.summary.bytes, " bytes, machine ",
-                                       result.summary.machine.value_or("-"), ", postcopy ",
-                                       PostcopyStateName(result.summary.postcopy));
+        // The machine name is bytes from the stream: escaped for text and JSON alike.
+        record->summary = absl::StrCat(Counted(result.summary.bytes, "byte"), ", machine ",
+                                       EscapeName(result.summary.machine.value_or("-")),
+                                       ", postcopy ", PostcopyStateName(result.summary.postcopy));
       }
       back.join();
       --open_connections;
