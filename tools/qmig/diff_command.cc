@@ -236,7 +236,7 @@ int RunDiff(const std::vector<std::string>& operands, const DiffOptions& options
   if (!setup.ok()) return UsageError("diff", setup.status().message());
   TempDir dir_a("qmig-diff"), dir_b("qmig-diff");
   if (dir_a.path().empty() || dir_b.path().empty()) {
-    std::cerr << "qmig: cannot create a temporary directory: " << std::strerror(errno) << "\n";
+    std::cerr << "qmig diff: cannot create a temporary directory: " << std::strerror(errno) << "\n";
     return kExitUsage;
   }
   Extracted a, b;
@@ -246,13 +246,13 @@ int RunDiff(const std::vector<std::string>& operands, const DiffOptions& options
                                         std::make_tuple(&operands[1], &dir_b, &b, "qmig diff B")}) {
     absl::StatusOr<UniqueFd> dir_fd = OpenDirectory(dir->path(), /*create=*/false);
     if (!dir_fd.ok()) {
-      std::cerr << "qmig: " << dir_fd.status().message() << "\n";
+      std::cerr << "qmig diff: " << dir_fd.status().message() << "\n";
       return kExitUsage;
     }
     UniqueFd log_fd(openat(dir_fd->get(), "fields.log",
                            O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
     if (!log_fd.valid()) {
-      std::cerr << "qmig: cannot create a field log in " << dir->path() << ": "
+      std::cerr << "qmig diff: cannot create a field log in " << dir->path() << ": "
                 << std::strerror(errno) << "\n";
       return kExitUsage;
     }
@@ -261,10 +261,8 @@ int RunDiff(const std::vector<std::string>& operands, const DiffOptions& options
     outputs.devices = logs.back().get();
     absl::Status status = ExtractStream(*input, dir_fd->get(), dir->path(), options.stream,
                                         options.output.quiet, label, outputs, out);
-    if (!status.ok()) {
-      std::cerr << "qmig: " << EscapeName(*input) << ": " << status.message() << "\n";
-      return kExitUsage;
-    }
+    // The message names the input already.
+    if (!status.ok()) return InputError("diff", status.message());
     dir_fds.push_back(std::move(*dir_fd));
   }
 
@@ -282,7 +280,7 @@ int RunDiff(const std::vector<std::string>& operands, const DiffOptions& options
   for (const Extracted* extracted : {&a, &b}) {
     for (const auto& block : extracted->blocks) {
       if (block.pages_beyond_file_limit == 0) continue;
-      std::cerr << "qmig: " << EscapeName(block.name) << ": " << block.pages_beyond_file_limit
+      std::cerr << "qmig diff: " << EscapeName(block.name) << ": " << block.pages_beyond_file_limit
                 << " pages lie past the longest file this file system holds; they are not "
                    "compared\n";
     }
@@ -297,7 +295,7 @@ int RunDiff(const std::vector<std::string>& operands, const DiffOptions& options
         name, dir_fds[0].get(), dir_fds[1].get(), found_a != in_a.end() ? found_a->second : nullptr,
         found_b != in_b.end() ? found_b->second : nullptr);
     if (!diff.ok()) {
-      std::cerr << "qmig: " << diff.status().message() << "\n";
+      std::cerr << "qmig diff: " << diff.status().message() << "\n";
       return kExitUsage;
     }
     const bool same = diff->pages_differ == 0 && diff->length_a == diff->length_b;
@@ -398,7 +396,7 @@ int RunDiff(const std::vector<std::string>& operands, const DiffOptions& options
   for (const auto& [name, extracted] :
        {std::make_pair(&operands[0], &a), std::make_pair(&operands[1], &b)}) {
     if (!extracted->result.valid()) {
-      std::cerr << "qmig: " << EscapeName(*name) << " is not a valid stream ("
+      std::cerr << "qmig diff: " << EscapeName(*name) << " is not a valid stream ("
                 << Counted(extracted->result.findings.error_count(), "error")
                 << "); the comparison covers what was read\n";
       PrintFindings(extracted->result.findings, /*errors_only=*/true);
