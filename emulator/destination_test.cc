@@ -17,7 +17,7 @@
 #include "emulator/replay.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
-#include "parser/testing/stream_writer.h"
+#include "parser/encode/stream_writer.h"
 #include "tests/test_files.h"
 
 namespace qmig {

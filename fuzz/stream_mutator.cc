@@ -8,7 +8,7 @@
 #include <string>
 #include <utility>
 
-#include "parser/testing/stream_writer.h"
+#include "parser/encode/stream_writer.h"
 #include "parser/wire/constants.h"
 #include "parser/wire/endian.h"
 #include "parser/wire/limits.h"

@@ -15,7 +15,7 @@
 
 #include "fuzz/stream_records.h"
 #include "gtest/gtest.h"
-#include "parser/testing/stream_writer.h"
+#include "parser/encode/stream_writer.h"
 
 namespace qmig::fuzz {
 namespace {

@@ -10,7 +10,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "parser/testing/stream_writer.h"
+#include "parser/encode/stream_writer.h"
 #include "parser/wire/constants.h"
 #include "parser/wire/endian.h"
 #include "parser/wire/limits.h"

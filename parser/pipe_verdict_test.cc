@@ -19,7 +19,7 @@
 #include "parser/stream_parser.h"
 #include "parser/testing/expect.h"
 #include "parser/testing/parse_util.h"
-#include "parser/testing/stream_writer.h"
+#include "parser/encode/stream_writer.h"
 #include "parser/wire/byte_source.h"
 #include "parser/wire/finding.h"
 

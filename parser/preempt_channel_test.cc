@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
-#include "parser/testing/stream_writer.h"
+#include "parser/encode/stream_writer.h"
 #include "parser/wire/byte_source.h"
 
 namespace qmig {

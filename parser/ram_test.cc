@@ -12,7 +12,7 @@
 #include "parser/stream_parser.h"
 #include "parser/testing/expect.h"
 #include "parser/testing/parse_util.h"
-#include "parser/testing/stream_writer.h"
+#include "parser/encode/stream_writer.h"
 #include "parser/wire/endian.h"
 #include "parser/wire/limits.h"
 

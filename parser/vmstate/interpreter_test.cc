@@ -7,7 +7,7 @@
 
 #include "gtest/gtest.h"
 #include "parser/parse_context.h"
-#include "parser/testing/stream_writer.h"
+#include "parser/encode/stream_writer.h"
 #include "parser/vmstate/description.h"
 #include "parser/wire/byte_source.h"
 #include "parser/wire/finding.h"

@@ -7,7 +7,7 @@
 #include "gtest/gtest.h"
 #include "parser/stream_parser.h"
 #include "parser/testing/parse_util.h"
-#include "parser/testing/stream_writer.h"
+#include "parser/encode/stream_writer.h"
 #include "tools/inspect/analyze_format.h"
 #include "tools/inspect/command_decode.h"
 #include "tools/inspect/dump_writers.h"

@@ -1,4 +1,4 @@
-#include "parser/testing/stream_writer.h"
+#include "parser/encode/stream_writer.h"
 
 #include <string>
 #include <vector>

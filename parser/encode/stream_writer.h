@@ -22,8 +22,8 @@
 //   StreamWriter w;
 //   w.Header().Configuration({"pc-i440fx-7.2"}).OpenReturnPath().Ping(1)...
 //    .Packaged(package)...Eof();
-#ifndef QMIG_PARSER_TESTING_STREAM_WRITER_H_
-#define QMIG_PARSER_TESTING_STREAM_WRITER_H_
+#ifndef QMIG_PARSER_ENCODE_STREAM_WRITER_H_
+#define QMIG_PARSER_ENCODE_STREAM_WRITER_H_
 
 #include <array>
 #include <cstdint>
@@ -274,4 +274,4 @@ StreamWriter BuildPostcopyStream(const StreamRecipe& recipe = {});
 
 }  // namespace qmig
 
-#endif  // QMIG_PARSER_TESTING_STREAM_WRITER_H_
+#endif  // QMIG_PARSER_ENCODE_STREAM_WRITER_H_
