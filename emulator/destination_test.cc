@@ -78,8 +78,7 @@ void ExpectGuestMemoryMatches(const std::string& stream, const std::vector<uint8
     uint64_t address = 0;
     ASSERT_TRUE(absl::SimpleHexAtoi(page["addr"].get<std::string>(), &address));
     if (address + GuestArena::kPage > ram->length) continue;  // not in pc.ram
-    EXPECT_EQ(Sha256Hex(ram->base + address, GuestArena::kPage),
-              page["sha256"].get<std::string>())
+    EXPECT_EQ(Sha256Hex(ram->base + address, GuestArena::kPage), page["sha256"].get<std::string>())
         << stream << " page 0x" << std::hex << address;
     ++checked;
   }
@@ -91,7 +90,8 @@ TEST(DestinationTest, RealStreamsReplayCleanlyOverASocket) {
                              "postcopy.mig", "multi-block.mig", "dirty-bitmaps.mig",
                              "ignore-shared.mig", "no-footer.mig", "pc-i440fx-2.2.mig"}) {
     SCOPED_TRACE(stream);
-    std::vector<uint8_t> data = ReadFileBytes(RunfilePath(std::string("corpus/qemu-7.2/") + stream));
+    std::vector<uint8_t> data =
+        ReadFileBytes(RunfilePath(std::string("corpus/qemu-7.2/") + stream));
     ReplayResult result = Replay(data);
     EXPECT_TRUE(result.report.valid()) << Errors(result.report.parse.findings);
     EXPECT_TRUE(result.return_path.valid());
@@ -121,7 +121,8 @@ TEST(DestinationTest, PostcopyReplayUsesUserfaultfdAndAnswersEveryPing) {
 
 TEST(DestinationTest, MemoryMatchesWhatQemuLoaded) {
   for (const char* stream : {"pc-i440fx-7.2.mig", "postcopy.mig", "xbzrle.mig", "compress.mig"}) {
-    std::vector<uint8_t> data = ReadFileBytes(RunfilePath(std::string("corpus/qemu-7.2/") + stream));
+    std::vector<uint8_t> data =
+        ReadFileBytes(RunfilePath(std::string("corpus/qemu-7.2/") + stream));
     ExpectGuestMemoryMatches(stream, data);
   }
 }
@@ -154,6 +155,51 @@ TEST(DestinationTest, PagesThatNeverComeAreFoundNotWaitedForForever) {
   EXPECT_TRUE(result.report.parse.findings.HasCode(FindingCode::kEmuPageNeverDelivered));
   EXPECT_EQ(result.return_path.summary.shut_status, 1u);  // the destination failed
   EXPECT_GT(result.report.stats.faults, 0u);
+}
+
+// The first postcopy page record sent again, byte for byte: the arena finds
+// the page already placed with the same bytes.
+TEST(DestinationTest, APostcopyPageSentTwiceWithTheSameBytesIsDoubled) {
+  StreamWriter w = BuildPostcopyStream();
+  std::vector<uint8_t> bytes = w.bytes();
+  const uint64_t record = w.MarkOf("postcopy_part") + 5;  // after the PART header
+  const uint64_t length = 8 + 1 + std::string("pc.ram").size() + GuestArena::kPage;
+  ASSERT_EQ(std::string(bytes.begin() + record + 9, bytes.begin() + record + 15), "pc.ram");
+  bytes.insert(bytes.begin() + record + length, bytes.begin() + record,
+               bytes.begin() + record + length);
+  ReplayResult result = Replay(bytes);
+  const FindingList& findings = result.report.parse.findings;
+  ASSERT_EQ(findings.count(FindingCode::kEmuPageDoubled), 1u) << Errors(findings);
+  EXPECT_FALSE(findings.HasCode(FindingCode::kEmuPageConflict));
+  for (const Finding& finding : findings.findings()) {
+    if (finding.code != FindingCode::kEmuPageDoubled) continue;
+    EXPECT_EQ(finding.offset, record + length);
+    EXPECT_EQ(finding.path, "pc.ram@0x1000");
+  }
+}
+
+// Replayed against a recording whose PONGs or SHUT differ, the destination's
+// answers are compared and the difference is an error.
+TEST(DestinationTest, AnswersUnlikeTheRecordedReturnPathAreFindings) {
+  std::vector<uint8_t> data = ReadFileBytes(RunfilePath("corpus/qemu-7.2/postcopy.mig"));
+  std::vector<uint8_t> recorded = ReadFileBytes(RunfilePath("corpus/qemu-7.2/postcopy.rp"));
+  // PONG 9 after the recording: be16 type 2, be16 length 4, be32 9.
+  std::vector<uint8_t> extra_pong = recorded;
+  extra_pong.insert(extra_pong.end(), {0, 2, 0, 4, 0, 0, 0, 9});
+  ReplayOptions options;
+  options.recorded_return_path = extra_pong;
+  ReplayResult result = Replay(data, options);
+  EXPECT_EQ(result.report.parse.findings.count(FindingCode::kEmuPongMismatch), 1u)
+      << Errors(result.report.parse.findings);
+
+  // SHUT 1 (a failed destination) in the recording: the last 4 bytes.
+  std::vector<uint8_t> failed = recorded;
+  ASSERT_EQ(failed[failed.size() - 7], 1);  // the SHUT type's low byte
+  failed.back() = 1;
+  options.recorded_return_path = failed;
+  result = Replay(data, options);
+  EXPECT_EQ(result.report.parse.findings.count(FindingCode::kEmuPongMismatch), 1u)
+      << Errors(result.report.parse.findings);
 }
 
 // A stream may declare any RAM size; the arena stops at the limit with a
