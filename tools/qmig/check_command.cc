@@ -199,7 +199,6 @@ int RunCheck(const std::vector<std::string>& operands, const CheckOptions& optio
   bool valid = findings->error_count() == 0;
   if (options.output.json) {
     nlohmann::json out = {
-        {"schema_version", kJsonSchemaVersion},
         {"input", operands[0]},
         {"kind", kind},
         {"valid", valid},
@@ -210,8 +209,7 @@ int RunCheck(const std::vector<std::string>& operands, const CheckOptions& optio
         {"summary", summary_json},
         {"findings", FindingsToJson(*findings)},
     };
-    std::cout << out.dump(2, ' ', /*ensure_ascii=*/true, nlohmann::json::error_handler_t::replace)
-              << "\n";
+    std::cout << JsonDocument(out);
   } else {
     if (!options.output.quiet) std::cout << summary_text;
     PrintFindings(*findings, options.output.quiet, options.output.verbose);

@@ -42,11 +42,27 @@ absl::StatusOr<VmDescription> LoadSchema(const std::string& path, uint64_t max_b
   return description;
 }
 
-// What an input holds, from its first bytes.
+// A postcopy preempt channel has no magic, but it opens with a RAM page
+// record that names its block: a page-aligned offset with PAGE or ZERO and
+// without CONTINUE, then a counted block name of printable bytes.
+bool LooksLikePreemptChannel(absl::Span<const uint8_t> head) {
+  if (head.size() < 9) return false;
+  const uint64_t word = LoadBe64(head.data());
+  const uint64_t flags = word & (kTargetPageSize - 1);
+  if (flags != ram_flag::kPage && flags != ram_flag::kZero) return false;
+  const size_t length = head[8];
+  if (length == 0 || head.size() < 9 + length) return false;
+  for (size_t i = 9; i < 9 + length; ++i) {
+    if (head[i] < 0x20 || head[i] > 0x7e) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
+// What an input holds, from its first bytes.
 std::string DetectKind(ByteSource& source) {
-  absl::StatusOr<absl::Span<const uint8_t>> head = source.View(0, 4);
+  absl::StatusOr<absl::Span<const uint8_t>> head = source.View(0, 9 + 255);
   if (!head.ok() || head->size() < 4) return "main";
   uint32_t word = LoadBe32(head->data());
   if (word == kFileMagic || (*head)[0] == static_cast<uint8_t>(SectionType::kCommand))
@@ -54,6 +70,7 @@ std::string DetectKind(ByteSource& source) {
   if (word == kMultifdMagic) return "multifd";
   uint16_t type = static_cast<uint16_t>(word >> 16);
   if (type >= 1 && type < kReturnPathTypeCount) return "return-path";
+  if (LooksLikePreemptChannel(*head)) return "preempt";
   return "main";
 }
 

@@ -422,7 +422,6 @@ int RunCompat(const std::vector<std::string>& operands, const CompatOptions& opt
                          {"reasons", ReasonsJson(device.reasons)}});
     }
     nlohmann::json out = {
-        {"schema_version", kJsonSchemaVersion},
         {"source", src},
         {"destination", dst},
         {"machine",
@@ -439,7 +438,7 @@ int RunCompat(const std::vector<std::string>& operands, const CompatOptions& opt
                       : overall == CompatStatus::kFails ? nlohmann::json(false)
                                                         : nlohmann::json()},
     };
-    std::cout << out.dump(2, ' ', true, nlohmann::json::error_handler_t::replace) << "\n";
+    std::cout << JsonDocument(out);
     return exit_code;
   }
 

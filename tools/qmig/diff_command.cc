@@ -366,8 +366,7 @@ int RunDiff(const std::vector<std::string>& operands, const DiffOptions& options
 
   const bool valid = a.result.valid() && b.result.valid();
   if (options.output.json) {
-    nlohmann::ordered_json out = {{"schema_version", kJsonSchemaVersion},
-                                  {"a", operands[0]},
+    nlohmann::ordered_json out = {{"a", operands[0]},
                                   {"b", operands[1]},
                                   {"equal", equal},
                                   {"valid_a", a.result.valid()},
@@ -377,7 +376,7 @@ int RunDiff(const std::vector<std::string>& operands, const DiffOptions& options
                                   {"fields", fields.listed},
                                   {"devices_not_compared", not_compared_count},
                                   {"not_compared", not_compared}};
-    std::cout << out.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";
+    std::cout << JsonDocument(out);
   } else {
     std::cout << text;
     if (fields.count > fields.listed.size()) {

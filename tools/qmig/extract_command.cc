@@ -250,7 +250,6 @@ int RunExtract(const std::vector<std::string>& operands, const ExtractOptions& o
     blocks.push_back(std::move(entry));
   }
   nlohmann::ordered_json index = {
-      {"schema_version", kJsonSchemaVersion},
       {"input", operands[0]},
       {"valid", result.valid()},
       {"errors", result.findings.error_count()},
@@ -264,7 +263,7 @@ int RunExtract(const std::vector<std::string>& operands, const ExtractOptions& o
     index["pages_in_other_blocks"] = extracted.pages_in_other_blocks;
   }
   std::vector<std::pair<std::string, std::string>> files = {{"config.json", Pretty(config)},
-                                                            {"extract.json", Pretty(index)}};
+                                                            {"extract.json", JsonDocument(index)}};
   for (const auto& [name, text] : files) {
     absl::StatusOr<std::unique_ptr<FileOut>> file =
         FileOut::Create(dir_fd->get(), name, absl::StrCat(dir, "/", name));

@@ -287,8 +287,7 @@ int RunListen(const std::vector<std::string>& operands, const ListenOptions& opt
                              {"errors", channel.findings.error_count()}});
   }
   if (options.output.json) {
-    nlohmann::json out = {{"schema_version", kJsonSchemaVersion},
-                          {"kind", "listen"},
+    nlohmann::json out = {{"kind", "listen"},
                           {"address", bound},
                           {"valid", valid},
                           {"errors", findings.error_count()},
@@ -310,7 +309,7 @@ int RunListen(const std::vector<std::string>& operands, const ListenOptions& opt
                             {"mappings", {before.mappings, after.mappings}},
                             {"leaked", leaked}}},
                           {"findings", FindingsToJson(findings)}};
-    std::cout << out.dump(2, ' ', true, nlohmann::json::error_handler_t::replace) << "\n";
+    std::cout << JsonDocument(out);
   } else {
     if (!options.output.quiet) {
       const StreamSummary& s = report.parse.summary;

@@ -48,7 +48,6 @@ int RunLoopbackCommand(const std::vector<std::string>& operands,
   bool valid = findings.error_count() == 0;
   if (options.output.json) {
     nlohmann::json out = {
-        {"schema_version", kJsonSchemaVersion},
         {"kind", "loopback"},
         {"fault", std::string(SourceFaultName(*fault))},
         {"valid", valid},
@@ -74,7 +73,7 @@ int RunLoopbackCommand(const std::vector<std::string>& operands,
         {"summary", SummaryToJson(result->report.parse.summary)},
         {"findings", FindingsToJson(findings)},
     };
-    std::cout << out.dump(2, ' ', true, nlohmann::json::error_handler_t::replace) << "\n";
+    std::cout << JsonDocument(out);
   } else {
     if (!options.output.quiet) {
       std::cout << absl::StrFormat(

@@ -58,8 +58,9 @@ void CheckFlags(CheckOptions* o, std::vector<Flag>* flags) {
   o->output.AddVerboseTo(flags);
   o->stream.AddTo(flags);
   flags->push_back(ValueFlag("kind", &o->kind, "KIND",
-                             "what the input is: auto, main, return-path, multifd or preempt (a "
-                             "postcopy preempt channel has no magic to detect it by)"));
+                             "what the input is: auto (from its first bytes; a postcopy preempt "
+                             "channel, which has no magic, by its first page record), main, "
+                             "return-path, multifd or preempt"));
   flags->push_back(ValueFlag("main", &o->main_path, "FILE",
                              "the main stream a return path or channel belongs to, for its RAM "
                              "block sizes"));

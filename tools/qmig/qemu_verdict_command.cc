@@ -121,8 +121,7 @@ int RunQemuVerdict(const std::vector<std::string>& operands, const QemuVerdictOp
     qemu_json["exit_code"] =
         qemu.exit_code.has_value() ? nlohmann::json(*qemu.exit_code) : nlohmann::json();
     qemu_json["signal"] = qemu.signal.has_value() ? nlohmann::json(*qemu.signal) : nlohmann::json();
-    nlohmann::json out = {{"schema_version", kJsonSchemaVersion},
-                          {"input", operands[0]},
+    nlohmann::json out = {{"input", operands[0]},
                           {"qmig",
                            {{"valid", result.valid()},
                             {"errors", result.findings.error_count()},
@@ -134,7 +133,7 @@ int RunQemuVerdict(const std::vector<std::string>& operands, const QemuVerdictOp
                           {"inferred", config->notes},
                           {"relation", comparison.relation},
                           {"explained", comparison.explained}};
-    std::cout << out.dump(2, ' ', true, nlohmann::json::error_handler_t::replace) << "\n";
+    std::cout << JsonDocument(out);
   } else {
     std::cout << "qemu:     " << PrintableText(qemu.command_line) << "\n";
     if (!config->capabilities.empty()) {

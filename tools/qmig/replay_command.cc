@@ -47,8 +47,8 @@ int RunReplay(const std::vector<std::string>& operands, const ReplayCommandOptio
   if (!guest.ok()) return UsageError("replay", guest.status().message());
   replay.destination.guest = *guest;
   if (options.max_resident_mib > (UINT64_MAX >> 20)) {
-    return UsageError("replay", absl::StrCat("--max-resident-mib ", options.max_resident_mib,
-                                             " is too large"));
+    return UsageError(
+        "replay", absl::StrCat("--max-resident-mib ", options.max_resident_mib, " is too large"));
   }
   // 0: the destination's default, from the machine's available memory.
   replay.destination.max_resident_bytes = options.max_resident_mib << 20;
@@ -71,7 +71,6 @@ int RunReplay(const std::vector<std::string>& operands, const ReplayCommandOptio
   bool valid = findings.error_count() == 0;
   if (options.output.json) {
     nlohmann::json out = {
-        {"schema_version", kJsonSchemaVersion},
         {"input", operands[0]},
         {"kind", "replay"},
         {"valid", valid},
@@ -86,7 +85,7 @@ int RunReplay(const std::vector<std::string>& operands, const ReplayCommandOptio
           {"page_requests", result->return_path.summary.page_requests}}},
         {"findings", FindingsToJson(findings)},
     };
-    std::cout << out.dump(2, ' ', true, nlohmann::json::error_handler_t::replace) << "\n";
+    std::cout << JsonDocument(out);
   } else {
     if (!options.output.quiet) {
       const StreamSummary& s = result->report.parse.summary;

@@ -15,6 +15,17 @@ namespace qmig {
 // Version of the --json schema; bumped on any incompatible change.
 inline constexpr int kJsonSchemaVersion = 1;
 
+// A command's --json document: {"schema_version": N} and then `members`,
+// indented, ASCII-only (invalid UTF-8 becomes U+FFFD; names from the stream
+// are escaped before they get here), ending in a newline. Every command's
+// JSON goes through it. `Json` is nlohmann::json or nlohmann::ordered_json.
+template <typename Json>
+std::string JsonDocument(const Json& members) {
+  Json out = {{"schema_version", kJsonSchemaVersion}};
+  for (const auto& member : members.items()) out[member.key()] = member.value();
+  return out.dump(2, ' ', /*ensure_ascii=*/true, Json::error_handler_t::replace) + "\n";
+}
+
 nlohmann::json FindingToJson(const Finding& finding);
 nlohmann::json FindingsToJson(const FindingList& findings);
 // Every code counted, stored or not: {"code": count}, codes with none left out.

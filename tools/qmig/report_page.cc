@@ -103,8 +103,7 @@ void ReportCollector::OnRecord(const Record& record) {
   Add(record);
   const nlohmann::ordered_json& d = record.details;
   if (record.kind == RecordKind::kCommand && pings_.size() < kMaxReportPings &&
-      d.value("command", "") == "PING" && d.contains("payload") &&
-      d["payload"].contains("value")) {
+      d.value("command", "") == "PING" && d.contains("payload") && d["payload"].contains("value")) {
     pings_.emplace_back(d["payload"]["value"].get<uint32_t>(), record.offset);
   }
   if (record.kind != RecordKind::kDevice) return;
@@ -140,8 +139,7 @@ void ReportCollector::OnRecord(const Record& record) {
 
 void ReportCollector::Add(const Record& record) {
   if (records_.size() >= kMaxReportRecords) {
-    const bool command =
-        record.kind == RecordKind::kCommand || record.kind == RecordKind::kPackage;
+    const bool command = record.kind == RecordKind::kCommand || record.kind == RecordKind::kPackage;
     if (!command || late_commands_ >= kMaxReportLateCommands) {
       ++records_dropped_;
       return;

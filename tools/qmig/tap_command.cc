@@ -233,15 +233,14 @@ int RunTap(const std::vector<std::string>& operands, const TapOptions& options) 
                              {"warnings", connection->findings.warning_count()},
                              {"findings", FindingsToJson(connection->findings)}});
     }
-    nlohmann::json out = {{"schema_version", kJsonSchemaVersion},
-                          {"kind", "tap"},
+    nlohmann::json out = {{"kind", "tap"},
                           {"listen", bound},
                           {"upstream", operands[1]},
                           {"valid", !tapped.empty() && all.error_count() == 0},
                           {"errors", all.error_count()},
                           {"warnings", all.warning_count()},
                           {"connections", connections}};
-    std::cout << out.dump(2, ' ', true, nlohmann::json::error_handler_t::replace) << "\n";
+    std::cout << JsonDocument(out);
   } else {
     for (const auto& connection : tapped) {
       if (!options.output.quiet) {
