@@ -59,8 +59,8 @@ absl::StatusOr<std::unique_ptr<GuestArena>> GuestArena::Create(
     void* base = mmap(nullptr, block->mapped, PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (base == MAP_FAILED) {
-      return absl::ErrnoToStatus(errno, absl::StrCat("mmap ", block->mapped, " bytes for '",
-                                                     spec.name, "'"));
+      return absl::ErrnoToStatus(
+          errno, absl::StrCat("mmap ", block->mapped, " bytes for '", spec.name, "'"));
     }
     block->base = static_cast<uint8_t*>(base);
     block->states.reset(new std::atomic<uint8_t>[block->pages()]);

@@ -22,10 +22,10 @@
 namespace qmig {
 
 enum class PageState : uint8_t {
-  kAbsent = 0,    // never received
-  kReceived = 1,  // holds data from the stream
-  kDiscarded = 2, // dropped by RAM_DISCARD, must arrive again
-  kRequested = 3, // a guest thread faulted on it; a page request went out
+  kAbsent = 0,     // never received
+  kReceived = 1,   // holds data from the stream
+  kDiscarded = 2,  // dropped by RAM_DISCARD, must arrive again
+  kRequested = 3,  // a guest thread faulted on it; a page request went out
 };
 
 struct ArenaBlockSpec {
@@ -117,8 +117,8 @@ class GuestArena {
 
  private:
   GuestArena() = default;
-  absl::StatusOr<Placement> Resolve(Block& block, uint64_t offset,
-                                    absl::Span<const uint8_t> page, int error);
+  absl::StatusOr<Placement> Resolve(Block& block, uint64_t offset, absl::Span<const uint8_t> page,
+                                    int error);
 
   std::vector<std::unique_ptr<Block>> blocks_;
   Userfaultfd uffd_;

@@ -1,25 +1,22 @@
 #include "emulator/destination.h"
 
 #include <linux/userfaultfd.h>
-#include <poll.h>
-#include <sys/eventfd.h>
 #include <sys/ioctl.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <condition_variable>
 #include <cstring>
-#include <deque>
-#include <functional>
 #include <map>
-#include <mutex>
 #include <set>
-#include <thread>
 
-#include "absl/container/flat_hash_map.h"
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "emulator/fault_thread.h"
+#include "emulator/loader_thread.h"
+#include "emulator/mutex.h"
+#include "emulator/recovery.h"
 #include "emulator/return_path_writer.h"
+#include "emulator/stoppable_source.h"
 #include "parser/page_codec.h"
 #include "parser/wire/constants.h"
 #include "parser/wire/endian.h"
@@ -34,47 +31,6 @@ namespace {
 // ended (they only read memory, so this is generous).
 constexpr absl::Duration kGuestDrainTimeout = absl::Seconds(30);
 
-constexpr absl::string_view kStoppedMessage = "stopped at the resident memory limit";
-
-// The stream as the parser reads it, ending in an error once `stop` is set:
-// how the destination stops reading early, whatever thread decides it.
-class StoppableSource final : public ByteSource {
- public:
-  StoppableSource(ByteSource& source, const std::atomic<bool>& stop)
-      : source_(source), stop_(stop) {}
-
-  absl::StatusOr<absl::Span<const uint8_t>> View(uint64_t offset, size_t want) override {
-    if (stop_.load()) return absl::CancelledError(kStoppedMessage);
-    // Its views are not published for the Reader's inline reads (Current()):
-    // every read asks here, so a stop takes effect at the next record.
-    return source_.View(offset, want);
-  }
-  absl::StatusOr<bool> BufferToEnd(uint64_t offset, uint64_t max_bytes) override {
-    return source_.BufferToEnd(offset, max_bytes);
-  }
-  absl::StatusOr<bool> BufferUntil(uint64_t offset, uint64_t max_bytes,
-                                   const std::function<bool(absl::Span<const uint8_t>)>& complete,
-                                   absl::Duration idle) override {
-    return source_.BufferUntil(offset, max_bytes, complete, idle);
-  }
-  absl::StatusOr<bool> WaitForData(uint64_t offset, absl::Duration timeout) override {
-    if (stop_.load()) return false;
-    return source_.WaitForData(offset, timeout);
-  }
-  absl::StatusOr<InputEnd> MakeEndKnown(uint64_t offset, const KeepLimits& limits) override {
-    return source_.MakeEndKnown(offset, limits);
-  }
-  absl::StatusOr<absl::Span<const uint8_t>> Tail(uint64_t from,
-                                                 std::vector<uint8_t>* storage) override {
-    return source_.Tail(from, storage);
-  }
-  std::optional<uint64_t> Size() const override { return source_.Size(); }
-  size_t PeakBufferBytes() const override { return source_.PeakBufferBytes(); }
-
- private:
-  ByteSource& source_;
-  const std::atomic<bool>& stop_;
-};
 }  // namespace
 
 class Destination::Impl : public StreamObserver {
@@ -99,12 +55,12 @@ class Destination::Impl : public StreamObserver {
       return_path_.Reset(fd);
       StoppableSource stoppable(*resumed, stop_);
       ParseResult next = ParseMigrationStream(stoppable, parse_options);
-      MergeRecovered(report.parse, std::move(next));
+      MergeRecovered(report.parse, std::move(next), ++stats_recoveries_);
     }
-    if (stop_.load()) ExplainStop(report.parse);
+    if (stop_.load()) ExplainStop(report.parse);  // emulator/stoppable_source.h
     Finish(report.parse);
     {
-      std::lock_guard<std::mutex> lock(mutex_);
+      MutexLock lock(&mutex_);
       for (const Finding& finding : findings_.findings()) report.parse.findings.Add(finding);
       report.parse.findings.AddUnstoredCountsOf(findings_);
       findings_ = FindingList(findings_.max_kept());
@@ -126,64 +82,11 @@ class Destination::Impl : public StreamObserver {
            parse.findings.HasCode(FindingCode::kIoError);
   }
 
-  // The broken connection's end is a note once a new one resumed it; the
-  // new connection's findings follow, named as such.
-  void MergeRecovered(ParseResult& merged, ParseResult next) {
-    const uint64_t recovery = ++stats_recoveries_;
-    FindingList findings(merged.findings.max_kept());
-    for (const Finding& finding : merged.findings.findings()) {
-      Finding copy = finding;
-      if (copy.code == FindingCode::kTruncated || copy.code == FindingCode::kIoError) {
-        copy.severity = Severity::kNote;
-        copy.message = absl::StrCat("the connection broke here (", copy.message,
-                                    "); the source resumed on a new connection");
-      }
-      findings.Add(std::move(copy));
-    }
-    for (const Finding& finding : next.findings.findings()) {
-      Finding copy = finding;
-      copy.path = absl::StrCat("recovery ", recovery, copy.path.empty() ? "" : " > ", copy.path);
-      findings.Add(std::move(copy));
-    }
-    findings.AddUnstoredCountsOf(merged.findings);
-    findings.AddUnstoredCountsOf(next.findings);
-    merged.findings = std::move(findings);
-    merged.summary.eof_seen = next.summary.eof_seen;
-    merged.summary.postcopy = std::max(merged.summary.postcopy, next.summary.postcopy);
-    merged.summary.bytes += next.summary.bytes;
-    for (const auto& [name, count] : next.summary.commands) merged.summary.commands[name] += count;
-    for (const auto& [name, count] : next.summary.sections) merged.summary.sections[name] += count;
-  }
-
-  // The parser's read that the stop cut short is no fault of the stream: a
-  // note where reading stopped. The emulator's finding says why.
-  void ExplainStop(ParseResult& parse) {
-    FindingList findings(parse.findings.max_kept());
-    bool stored = false;
-    uint64_t io_errors = 0;
-    for (const Finding& finding : parse.findings.findings()) {
-      Finding copy = finding;
-      io_errors += copy.code == FindingCode::kIoError;
-      if (copy.code == FindingCode::kIoError && copy.message == kStoppedMessage) {
-        stored = true;
-        copy.severity = Severity::kNote;
-        copy.message = "the destination stopped reading here at the resident memory limit";
-      }
-      findings.Add(std::move(copy));
-    }
-    findings.AddUnstoredCountsOf(parse.findings);
-    // A list full of errors may have left it unstored, counted as an error.
-    if (!stored && parse.findings.count(FindingCode::kIoError) > io_errors) {
-      findings.Recount(Severity::kError, Severity::kNote);
-    }
-    parse.findings = std::move(findings);
-  }
-
   // Charges a page about to hold bytes; past the limit, reports it once and
   // stops the destination (the page is not written). Any thread.
   bool ChargeResident(GuestArena::Block& block, uint64_t offset, uint64_t stream_offset) {
     if (arena_->ChargeResident(block, offset / GuestArena::kPage)) return true;
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     if (!stop_.exchange(true)) {
       AddFinding(FindingCode::kEmuResidentLimit, stream_offset,
                  absl::StrCat("this page would take resident guest memory past the limit of ",
@@ -212,7 +115,7 @@ class Destination::Impl : public StreamObserver {
     // channel (or preempt), so a plain copy is right here.
     std::memcpy(arena_->PagePointer(*block, offset), page.data(), GuestArena::kPage);
     arena_->SetState(*block, offset / GuestArena::kPage, PageState::kReceived);
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     ++stats_.precopy_pages;
     return true;
   }
@@ -247,11 +150,11 @@ class Destination::Impl : public StreamObserver {
   void OnPackageEnd(uint64_t) override { --package_depth_; }
 
   void OnSection(uint8_t type, uint32_t, absl::string_view, uint32_t, uint32_t, uint64_t) override {
-    if (type != static_cast<uint8_t>(SectionType::kFull) || !loader_running_) return;
+    if (type != static_cast<uint8_t>(SectionType::kFull) || !loader_.running()) return;
     // Device state inside the package: loaded by the main thread while the
     // listen path goes on reading the stream.
     absl::Duration delay = options_.device_load_delay;
-    Enqueue([delay] {
+    loader_.Enqueue([delay] {
       if (delay > absl::ZeroDuration()) absl::SleepFor(delay);
     });
   }
@@ -264,8 +167,8 @@ class Destination::Impl : public StreamObserver {
       case CommandKind::kPing: {
         if (payload.size() != 4 || !return_path_open_) break;
         uint32_t value = LoadBe32(payload.data());
-        if (loader_running_) {
-          Enqueue([this, value] { SendPong(value); });
+        if (loader_.running()) {
+          loader_.Enqueue([this, value] { SendPong(value); });
         } else {
           SendPong(value);
         }
@@ -284,8 +187,8 @@ class Destination::Impl : public StreamObserver {
         Resume();
         break;
       case CommandKind::kPostcopyRun:
-        if (loader_running_) {
-          Enqueue([this] { StartGuest(); });
+        if (loader_.running()) {
+          loader_.Enqueue([this] { StartGuest(); });
         } else {
           StartGuest();
         }
@@ -334,7 +237,7 @@ class Destination::Impl : public StreamObserver {
             ? arena_->PlaceZeroPage(*block, offset)
             : arena_->PlacePage(*block, offset, body.subspan(0, GuestArena::kPage));
     if (kind != RamRecordKind::kZero && kind != RamRecordKind::kPage) return;
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     ++stats_.postcopy_pages;
     if (kind == RamRecordKind::kZero) ++stats_.zero_pages;
     if (!placed.ok()) {
@@ -363,12 +266,12 @@ class Destination::Impl : public StreamObserver {
   using PageKey = std::pair<GuestArena::Block*, uint64_t>;
 
   void Report(FindingCode code, uint64_t offset, std::string message) {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     AddFinding(code, offset, std::move(message), {}, 0);
   }
 
   void AddFinding(FindingCode code, uint64_t offset, std::string message, absl::string_view block,
-                  uint64_t block_offset) {
+                  uint64_t block_offset) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
     Finding finding;
     finding.code = code;
     finding.severity = DescribeFinding(code).severity;
@@ -405,7 +308,7 @@ class Destination::Impl : public StreamObserver {
         break;
     }
     arena_->SetState(block, page, PageState::kReceived);
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     ++stats_.precopy_pages;
     if (kind == RamRecordKind::kZero) ++stats_.zero_pages;
     (void)stream_offset;
@@ -426,7 +329,7 @@ class Destination::Impl : public StreamObserver {
         continue;  // the parser reported it
       }
       absl::Status status = arena_->Discard(*block, start, length);
-      std::lock_guard<std::mutex> lock(mutex_);
+      MutexLock lock(&mutex_);
       if (!status.ok()) {
         AddFinding(FindingCode::kEmuPlacementFailed, offset, std::string(status.message()), name,
                    start);
@@ -444,16 +347,12 @@ class Destination::Impl : public StreamObserver {
       return;
     }
     {
-      std::lock_guard<std::mutex> lock(mutex_);
+      MutexLock lock(&mutex_);
       stats_.postcopy = true;
       stats_.userfaultfd = arena_->uffd_how();
     }
-    wake_ = UniqueFd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-    fault_thread_ = std::thread([this] { FaultLoop(); });
-    if (package_depth_ > 0) {
-      loader_running_ = true;
-      loader_thread_ = std::thread([this] { LoaderLoop(); });
-    }
+    fault_thread_.Start(arena_->uffd(), [this](uint64_t address) { HandleFault(address); });
+    if (package_depth_ > 0) loader_.Start();
   }
 
   // RECV_BITMAP(block): which pages of the block are here, as QEMU's
@@ -479,7 +378,7 @@ class Destination::Impl : public StreamObserver {
     return_path_.ResumeAck().IgnoreError();
     std::vector<PageKey> waiting;
     {
-      std::lock_guard<std::mutex> lock(mutex_);
+      MutexLock lock(&mutex_);
       for (const auto& [key, time] : request_times_) waiting.push_back(key);
     }
     for (const PageKey& key : waiting) {
@@ -497,62 +396,25 @@ class Destination::Impl : public StreamObserver {
 
   void SendPong(uint32_t value) {
     absl::Status status = return_path_.Pong(value);
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     if (status.ok()) ++stats_.pongs;
   }
 
-  // The device-loading thread ("QEMU's main thread" after LISTEN).
-  void Enqueue(std::function<void()> work) {
-    {
-      std::lock_guard<std::mutex> lock(loader_mutex_);
-      loader_queue_.push_back(std::move(work));
-    }
-    loader_ready_.notify_one();
-  }
-
-  void LoaderLoop() {
-    while (true) {
-      std::function<void()> work;
-      {
-        std::unique_lock<std::mutex> lock(loader_mutex_);
-        loader_ready_.wait(lock, [this] { return !loader_queue_.empty() || loader_stop_; });
-        if (loader_queue_.empty()) return;
-        work = std::move(loader_queue_.front());
-        loader_queue_.pop_front();
-      }
-      work();
-    }
-  }
-
-  // Reads faults, marks pages requested and asks the source for them.
-  void FaultLoop() {
-    while (!fault_stop_.load()) {
-      struct pollfd pfds[2] = {{arena_->uffd(), POLLIN, 0}, {wake_.get(), POLLIN, 0}};
-      int ready = poll(pfds, 2, -1);
-      if (ready <= 0 || (pfds[0].revents & POLLIN) == 0) continue;
-      struct uffd_msg messages[16];
-      ssize_t n = read(arena_->uffd(), messages, sizeof(messages));
-      if (n <= 0) continue;
-      for (ssize_t i = 0; i < n / static_cast<ssize_t>(sizeof(uffd_msg)); ++i) {
-        if (messages[i].event != UFFD_EVENT_PAGEFAULT) continue;
-        HandleFault(messages[i].arg.pagefault.address);
-      }
-    }
-  }
-
+  // On the fault thread: marks the page requested and asks the source for
+  // it, or, once the stream has ended, releases the guest with a zero page.
   void HandleFault(uint64_t address) {
     uint64_t page = 0;
     GuestArena::Block* block = arena_->BlockOf(address, &page);
     if (block == nullptr) return;
     {
-      std::lock_guard<std::mutex> lock(mutex_);
+      MutexLock lock(&mutex_);
       ++stats_.faults;
     }
     if (stream_ended_.load()) {
       // No page can come any more: the guest would hang here. Record it and
       // let the thread go on with a zero page.
       if (arena_->State(*block, page) != PageState::kReceived) {
-        std::lock_guard<std::mutex> lock(mutex_);
+        MutexLock lock(&mutex_);
         never_delivered_.insert({block, page});
       }
       arena_->PlaceZeroPage(*block, page * GuestArena::kPage).IgnoreError();
@@ -569,7 +431,7 @@ class Destination::Impl : public StreamObserver {
       return;
     }
     {
-      std::lock_guard<std::mutex> lock(mutex_);
+      MutexLock lock(&mutex_);
       if (stream_ended_.load()) {
         // The stream ended after the check above: nothing will bring the
         // page, and Finish() has already collected the open requests.
@@ -596,7 +458,7 @@ class Destination::Impl : public StreamObserver {
 
   // The stream has ended: account for every page, then stop every thread.
   void Finish(const ParseResult& parse) {
-    StopLoader();
+    loader_.Stop();
     if (options_.on_main_stream_end) options_.on_main_stream_end();
     if (arena_ != nullptr) AccountPages(parse);  // before released guests fill pages in
     if (arena_ != nullptr && arena_->registered()) {
@@ -606,14 +468,14 @@ class Destination::Impl : public StreamObserver {
       {
         // Under the lock, so that a request is either collected here or sees
         // the flag in HandleFault.
-        std::lock_guard<std::mutex> lock(mutex_);
+        MutexLock lock(&mutex_);
         stream_ended_.store(true);
         for (const auto& [key, time] : request_times_) waiting.push_back(key);
       }
       for (const PageKey& key : waiting) {
         if (arena_->State(*key.first, key.second) == PageState::kReceived) continue;
         {
-          std::lock_guard<std::mutex> lock(mutex_);
+          MutexLock lock(&mutex_);
           never_delivered_.insert(key);
         }
         arena_->PlaceZeroPage(*key.first, key.second * GuestArena::kPage).IgnoreError();
@@ -633,18 +495,18 @@ class Destination::Impl : public StreamObserver {
     if (arena_ != nullptr) arena_->Unregister();  // releases any thread still waiting
     StopThreads();
     if (guest_ != nullptr) {
-      std::lock_guard<std::mutex> lock(mutex_);
+      MutexLock lock(&mutex_);
       stats_.guest_touches = guest_->touches();
     }
     {
-      std::lock_guard<std::mutex> lock(mutex_);
+      MutexLock lock(&mutex_);
       if (arena_ != nullptr) stats_.eagain_retries = arena_->EAGAINRetries();
       stats_.recoveries = stats_recoveries_;
     }
     if (return_path_open_) {
       bool failed = parse.findings.error_count() > 0;
       {
-        std::lock_guard<std::mutex> lock(mutex_);
+        MutexLock lock(&mutex_);
         failed |= findings_.error_count() > 0;
       }
       return_path_.Shut(failed ? 1 : 0).IgnoreError();
@@ -652,7 +514,7 @@ class Destination::Impl : public StreamObserver {
   }
 
   void ReportNeverDelivered(uint64_t offset) {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     size_t listed = 0;
     for (const PageKey& key : never_delivered_) {
       if (listed++ == kMaxNeverDeliveredListed) {
@@ -686,7 +548,7 @@ class Destination::Impl : public StreamObserver {
           if (never++ == 0) first_never = page;
         }
       }
-      std::lock_guard<std::mutex> lock(mutex_);
+      MutexLock lock(&mutex_);
       if (lost > 0) {
         AddFinding(FindingCode::kEmuPageLost, parse.summary.bytes,
                    absl::StrCat(lost, " discarded page", lost == 1 ? " was" : "s were",
@@ -703,27 +565,10 @@ class Destination::Impl : public StreamObserver {
     }
   }
 
-  void StopLoader() {
-    if (!loader_thread_.joinable()) return;
-    {
-      std::lock_guard<std::mutex> lock(loader_mutex_);
-      loader_stop_ = true;
-    }
-    loader_ready_.notify_one();
-    loader_thread_.join();
-    loader_running_ = false;
-  }
-
   void StopThreads() {
-    StopLoader();
+    loader_.Stop();
     if (guest_ != nullptr) guest_->Join();
-    fault_stop_.store(true);
-    uint64_t one = 1;
-    if (wake_.valid() && write(wake_.get(), &one, sizeof(one)) < 0) {
-      // Cannot happen for an eventfd below its maximum; the loop would still
-      // stop at its next fault.
-    }
-    if (fault_thread_.joinable()) fault_thread_.join();
+    fault_thread_.Stop();
   }
 
   void Teardown() {
@@ -741,24 +586,18 @@ class Destination::Impl : public StreamObserver {
   int package_depth_ = 0;
   bool return_path_open_ = false;
 
-  std::thread fault_thread_;
-  std::atomic<bool> fault_stop_{false};
-  UniqueFd wake_;  // an eventfd that ends the fault thread's poll
-
-  std::thread loader_thread_;
-  bool loader_running_ = false;  // touched by the parsing thread only
-  std::mutex loader_mutex_;
-  std::condition_variable loader_ready_;
-  std::deque<std::function<void()>> loader_queue_;  // guarded by loader_mutex_
-  bool loader_stop_ = false;                        // guarded by loader_mutex_
+  FaultThread fault_thread_;
+  LoaderThread loader_;  // started at LISTEN inside a package
 
   std::unique_ptr<GuestThreads> guest_;
 
-  std::mutex mutex_;
-  DestinationStats stats_;                                    // guarded by mutex_
-  FindingList findings_{options_.parse.limits.max_findings};  // guarded by mutex_
-  std::map<PageKey, absl::Time> request_times_;               // guarded by mutex_
-  std::set<PageKey> never_delivered_;                         // guarded by mutex_
+  // The parsing, loading, fault, preempt and multifd threads all count and
+  // report through these.
+  Mutex mutex_;
+  DestinationStats stats_ ABSL_GUARDED_BY(mutex_);
+  FindingList findings_ ABSL_GUARDED_BY(mutex_){options_.parse.limits.max_findings};
+  std::map<PageKey, absl::Time> request_times_ ABSL_GUARDED_BY(mutex_);
+  std::set<PageKey> never_delivered_ ABSL_GUARDED_BY(mutex_);
   std::atomic<bool> stream_ended_{false};
   std::atomic<bool> stop_{false};  // the resident limit was reached
 };
@@ -777,38 +616,6 @@ void Destination::PlacePreemptPage(absl::string_view block, uint64_t offset, Ram
 bool Destination::PlaceChannelPage(absl::string_view block, uint64_t offset,
                                    absl::Span<const uint8_t> page, absl::Duration wait) {
   return impl_->PlaceChannelPage(block, offset, page, wait);
-}
-
-uint64_t CompareWithSource(GuestArena& arena, const std::vector<SourceBlock>& source,
-                           uint64_t stream_end, FindingList& findings, uint32_t max_reports) {
-  uint64_t differing = 0;
-  uint32_t reported = 0;
-  for (const SourceBlock& expected : source) {
-    GuestArena::Block* block = arena.Find(expected.name);
-    if (block == nullptr) {
-      Finding finding{FindingCode::kEmuMemoryMismatch, Severity::kError, stream_end};
-      finding.path = EscapeName(expected.name);
-      finding.message = "the source has this block; the destination never got it";
-      findings.Add(std::move(finding));
-      ++differing;
-      continue;
-    }
-    uint64_t pages = std::min<uint64_t>(
-        block->pages(), (expected.bytes.size() + GuestArena::kPage - 1) / GuestArena::kPage);
-    for (uint64_t page = 0; page < pages; ++page) {
-      uint64_t offset = page * GuestArena::kPage;
-      size_t length = std::min<size_t>(GuestArena::kPage, expected.bytes.size() - offset);
-      if (std::memcmp(block->base + offset, expected.bytes.data() + offset, length) == 0) continue;
-      ++differing;
-      if (reported++ < max_reports) {
-        Finding finding{FindingCode::kEmuMemoryMismatch, Severity::kError, stream_end};
-        finding.path = absl::StrFormat("%s@0x%x", EscapeName(block->name), offset);
-        finding.message = "destination page differs from the source's";
-        findings.Add(std::move(finding));
-      }
-    }
-  }
-  return differing;
 }
 
 }  // namespace qmig

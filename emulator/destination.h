@@ -110,18 +110,6 @@ class Destination {
   std::unique_ptr<Impl> impl_;
 };
 
-// Compares the arena with a source image once the stream has ended at
-// `stream_end`, the offset the findings carry; reports each differing page
-// (at most `max_reports` findings, in block and page order) into `findings`.
-// Returns the count of differing pages, listed or not.
-struct SourceBlock {
-  std::string name;
-  absl::Span<const uint8_t> bytes;
-};
-uint64_t CompareWithSource(GuestArena& arena, const std::vector<SourceBlock>& source,
-                           uint64_t stream_end, FindingList& findings,
-                           uint32_t max_reports = kMaxSourceMismatchFindings);
-
 }  // namespace qmig
 
 #endif  // QMIG_EMULATOR_DESTINATION_H_

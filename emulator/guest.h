@@ -21,10 +21,10 @@ struct GuestPattern {
   enum class Kind { kNone, kSequential, kRandom, kHotSet, kTrace };
   Kind kind = Kind::kNone;
   uint32_t threads = 2;
-  uint64_t touches = 1024;   // per thread
-  uint64_t hot_pages = 64;   // kHotSet: the set's size
+  uint64_t touches = 1024;  // per thread
+  uint64_t hot_pages = 64;  // kHotSet: the set's size
   uint64_t seed = 1;
-  std::string block;         // empty: the largest block
+  std::string block;                                    // empty: the largest block
   std::vector<std::pair<std::string, uint64_t>> trace;  // kTrace: (block, offset)
 };
 

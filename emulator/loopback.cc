@@ -5,6 +5,7 @@
 
 #include <thread>
 
+#include "emulator/memory_compare.h"
 #include "parser/vmstate/description.h"
 
 namespace qmig {

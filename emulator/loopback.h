@@ -20,7 +20,7 @@ struct LoopbackOptions {
 };
 
 struct LoopbackResult {
-  DestinationReport report;       // findings of parser, emulator and the memory comparison
+  DestinationReport report;  // findings of parser, emulator and the memory comparison
   SyntheticSourceReport source;
   uint64_t differing_pages = 0;
 };

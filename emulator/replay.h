@@ -29,8 +29,8 @@ struct ReplayOptions {
 };
 
 struct ReplayResult {
-  DestinationReport report;       // findings of the parser and the emulator
-  ReturnPathResult return_path;   // the destination's own return path, parsed back
+  DestinationReport report;      // findings of the parser and the emulator
+  ReturnPathResult return_path;  // the destination's own return path, parsed back
   uint64_t bytes_sent = 0;
 };
 

@@ -5,11 +5,11 @@
 #define QMIG_EMULATOR_RETURN_PATH_WRITER_H_
 
 #include <cstdint>
+#include <mutex>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
-#include <mutex>
 #include "absl/types/span.h"
 
 namespace qmig {
@@ -39,9 +39,9 @@ class ReturnPathWriter {
 
   int fd_;
   mutable std::mutex mutex_;  // Debian's Abseil is not TSan-instrumented: std::mutex is
-  std::string last_block_;  // guarded by mutex_
-  uint64_t messages_ = 0;  // guarded by mutex_
-  bool broken_ = false;  // guarded by mutex_
+  std::string last_block_;    // guarded by mutex_
+  uint64_t messages_ = 0;     // guarded by mutex_
+  bool broken_ = false;       // guarded by mutex_
 };
 
 // Writes all of `bytes` to `fd`, retrying short writes and EINTR; gives up

@@ -17,8 +17,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "emulator/return_path_writer.h"
-#include "parser/parse_context.h"
 #include "parser/encode/stream_writer.h"
+#include "parser/parse_context.h"
 #include "parser/wire/constants.h"
 #include "parser/wire/endian.h"
 

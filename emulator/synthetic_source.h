@@ -71,8 +71,8 @@ struct SyntheticSourceReport {
   uint64_t requests_received = 0;
   uint64_t requested_pages_sent = 0;  // sent because they were asked for
   std::vector<uint32_t> pongs;
-  int64_t shut_status = -1;           // -1: no SHUT arrived
-  std::string error;                  // why the source stopped early, if it did
+  int64_t shut_status = -1;  // -1: no SHUT arrived
+  std::string error;         // why the source stopped early, if it did
 };
 
 class SyntheticSource {

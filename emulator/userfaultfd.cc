@@ -98,13 +98,15 @@ absl::StatusOr<Userfaultfd> OpenUserfaultfd() {
   if (errno_full == ENOSYS) {
     why = "the kernel has no userfaultfd (CONFIG_USERFAULTFD is off)";
   } else if (SeccompFilterActive() && (errno_user == EPERM || errno_user == ENOSYS)) {
-    why = "a seccomp filter blocks the userfaultfd syscall (Docker's default profile does); run "
-          "with a profile that allows it, or --security-opt seccomp=unconfined";
+    why =
+        "a seccomp filter blocks the userfaultfd syscall (Docker's default profile does); run "
+        "with a profile that allows it, or --security-opt seccomp=unconfined";
   } else if (errno_user == EINVAL) {
-    why = absl::StrCat("this kernel predates UFFD_USER_MODE_ONLY (5.11) and "
-                       "vm.unprivileged_userfaultfd is ",
-                       sysctl.empty() ? "unknown" : sysctl,
-                       "; run as root, grant CAP_SYS_PTRACE, or set vm.unprivileged_userfaultfd=1");
+    why = absl::StrCat(
+        "this kernel predates UFFD_USER_MODE_ONLY (5.11) and "
+        "vm.unprivileged_userfaultfd is ",
+        sysctl.empty() ? "unknown" : sysctl,
+        "; run as root, grant CAP_SYS_PTRACE, or set vm.unprivileged_userfaultfd=1");
   } else {
     why = absl::StrCat("not permitted (vm.unprivileged_userfaultfd=", sysctl.empty() ? "?" : sysctl,
                        "); run as root, grant CAP_SYS_PTRACE, set vm.unprivileged_userfaultfd=1, "
