@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checks import check, finish  # noqa: E402
 from qemu_testing import QMIG, ROOT  # noqa: E402
 
 DATA = os.path.join(ROOT, "tests", "data", "vmstate")
@@ -37,13 +37,7 @@ STREAM_111 = os.path.join(ROOT, "corpus", "qemu-11.1", "pc-i440fx-11.1.mig")
 STREAM_111_OLD_MACHINE = os.path.join(ROOT, "corpus", "qemu-11.1", "pc-i440fx-7.2.mig")
 STREAM_LTIM = os.path.join(DATA, "qemu-11.1-pc-i440fx-7.2-ltim.mig")
 
-failures = []
 
-
-def check(condition, message):
-    print(("ok   " if condition else "FAIL ") + message)
-    if not condition:
-        failures.append(message)
 
 
 def compat(*args):
@@ -310,8 +304,7 @@ def main():
             test_dump_against_dump(d)
             test_text_and_errors(d, tmp)
             test_hostile_names(tmp)
-    print("%d failed checks" % len(failures))
-    return 1 if failures else 0
+    return finish()
 
 
 if __name__ == "__main__":

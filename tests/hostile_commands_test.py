@@ -17,17 +17,11 @@ import sys
 import tempfile
 import zlib
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checks import check, finish  # noqa: E402
 from qemu_testing import QMIG  # noqa: E402
 
-failures = []
 PAGE = 4096
 
-
-def check(condition, message):
-    print(("ok   " if condition else "FAIL ") + message)
-    if not condition:
-        failures.append(message)
 
 
 def be32(v):
@@ -215,8 +209,7 @@ def main():
         test_names_are_escaped(tmp)
         test_extract_agrees_with_check(tmp)
         test_extract_refuses_links(tmp)
-    print("%d failed checks" % len(failures))
-    return 1 if failures else 0
+    return finish()
 
 
 if __name__ == "__main__":

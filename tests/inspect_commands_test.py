@@ -19,18 +19,12 @@ import subprocess
 import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checks import check, finish  # noqa: E402
 from qemu_testing import CORPUS, QMIG, ROOT  # noqa: E402
 
 GOLDEN = os.path.join(ROOT, "tests", "golden", "analyze-migration")
 PAGE = 4096
-failures = []
 
-
-def check(condition, message):
-    print(("ok   " if condition else "FAIL ") + message)
-    if not condition:
-        failures.append(message)
 
 
 def qmig(*args, stdin_path=None, expect=(0,)):
@@ -316,8 +310,7 @@ def main():
         test_pipe_equals_file(tmp)
         test_dump_json_records(tmp)
         test_progress(tmp)
-    print("%d failed checks" % len(failures))
-    return 1 if failures else 0
+    return finish()
 
 
 if __name__ == "__main__":

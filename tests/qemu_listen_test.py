@@ -23,10 +23,9 @@ import sys
 import tempfile
 import time
 
-from qemu_testing import QEMU_VERSION, QMIG, ROOT, require_qemu
+from qemu_testing import QEMU_VERSION, QMIG, ROOT, require_qemu, tool_module
 
-sys.path.insert(0, os.path.join(ROOT, "tools", "corpus"))
-import make_corpus as mc  # noqa: E402
+mc = tool_module("tools/corpus/make_corpus.py")
 
 RAM = 16 << 20
 

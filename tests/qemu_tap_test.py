@@ -12,10 +12,9 @@ import sys
 import tempfile
 import time
 
-from qemu_testing import QEMU_VERSION, QMIG, ROOT, qmig_check, require_qemu
+from qemu_testing import QEMU_VERSION, QMIG, ROOT, qmig_check, require_qemu, tool_module
 
-sys.path.insert(0, os.path.join(ROOT, "tools", "corpus"))
-import make_corpus as mc  # noqa: E402
+mc = tool_module("tools/corpus/make_corpus.py")
 
 
 POSTCOPY_FILL = mc.w_memset(0x800000, 4 << 20, 0x5a)

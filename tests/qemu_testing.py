@@ -7,6 +7,7 @@ A test runs against one QEMU version: `--qemu=7.2|10.0|11.1` on its command
 line (Bazel passes it through `args`), else $QMIG_TEST_QEMU, else 7.2. 7.2 is
 the system QEMU; 10.0 and 11.1 are the chroots of tools/qemu-versions, which
 tools/setup creates."""
+import importlib.util
 import json
 import os
 import shutil
@@ -36,6 +37,21 @@ QEMU_VERSION = _version_from_argv() or os.environ.get("QMIG_TEST_QEMU") or "7.2"
 if QEMU_VERSION not in KNOWN_VERSIONS:
     raise SystemExit("unknown QEMU version %r (known: %s)" % (QEMU_VERSION,
                                                              ", ".join(KNOWN_VERSIONS)))
+
+
+def tool_module(relative_path):
+    """A module of the project's Python tools (tools/corpus/make_corpus.py,
+    fuzz/qemu_stream.py), loaded from its file under ROOT: the one place a
+    test reaches into another directory."""
+    path = os.path.join(ROOT, relative_path)
+    name = os.path.splitext(os.path.basename(path))[0]
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def corpus_dir(version=None):

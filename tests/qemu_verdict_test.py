@@ -22,19 +22,12 @@ import subprocess
 import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qemu_testing import CORPUS, QEMU_VERSION, QMIG, ROOT, require_qemu  # noqa: E402
+from checks import check, finish  # noqa: E402
+from qemu_testing import CORPUS, QEMU_VERSION, QMIG, ROOT, require_qemu, tool_module  # noqa: E402
 
-sys.path.insert(0, os.path.join(ROOT, "fuzz"))
-import qemu_stream  # noqa: E402
-
-failures = []
+qemu_stream = tool_module("fuzz/qemu_stream.py")
 
 
-def check(condition, message):
-    print(("ok   " if condition else "FAIL ") + message)
-    if not condition:
-        failures.append(message)
 
 
 def verdict(stream, meta=None, timeout=30):
@@ -201,8 +194,7 @@ def main():
     if QEMU_VERSION != "7.2":
         # The variants below are cut from 7.2 streams, with 7.2's recorded
         # behaviour (the oracle and regression tests cover the others).
-        print("%d failed checks" % len(failures))
-        return 1 if failures else 0
+        return finish()
     with tempfile.TemporaryDirectory() as tmp:
         regression = json.load(open(os.path.join(ROOT, "corpus", "regressions", "qemu",
                                                   "package-one-byte-short.json")))
@@ -235,8 +227,7 @@ def main():
               "a postcopy page placed twice: both reject (QEMU %s, %s)" %
               (report and report["qemu"]["status"], report and report["relation"]))
         check_advise_without_ram(tmp)
-    print("%d failed checks" % len(failures))
-    return 1 if failures else 0
+    return finish()
 
 
 if __name__ == "__main__":

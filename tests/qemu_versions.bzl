@@ -18,6 +18,7 @@ def qemu_version_tests(name, data = [], with_corpus = False):
             args = ["--qemu=" + version],
             data = [
                 name + ".py",
+                "checks.py",
                 "qemu_testing.py",
                 "//tools:qemu-versions",
                 "//tools/qmig",
