@@ -24,7 +24,8 @@ struct Command {
   const char* operands;  // "FILE|-"
   const char* summary;   // the first line in `qmig --help`
   const char* details;   // more for `qmig help NAME`; may be empty
-  std::function<int(const std::string& name, const std::vector<std::string>& args)> run;
+  // Bound after the table is written (each runner needs its own entry).
+  std::function<int(const std::string& name, const std::vector<std::string>& args)> run = nullptr;
 };
 
 void PrintCommandHelp(const Command& command, const std::vector<Flag>& flags) {
