@@ -292,7 +292,9 @@ TEST(DestinationTest, TenThousandReplaysLeakNoDescriptorAndNoMapping) {
   int mappings = CountMappings();
   for (int i = 0; i < 10000; ++i) {
     ReplayResult result = Replay(i % 2 ? postcopy.bytes() : precopy.bytes());
-    if (i % 1000 == 0) ASSERT_EQ(result.report.parse.summary.eof_seen, true);
+    if (i % 1000 == 0) {
+      ASSERT_EQ(result.report.parse.summary.eof_seen, true);
+    }
   }
   EXPECT_EQ(CountOpenFds(), fds);
   EXPECT_LE(CountMappings(), mappings + 8);  // allocator arenas may settle, never grow per run

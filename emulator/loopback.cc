@@ -47,7 +47,8 @@ absl::StatusOr<LoopbackResult> RunLoopback(GuestImage& image, const LoopbackOpti
   // a broken stream, nor by an injected stop) is a finding too.
   if (!result.source.error.empty() && options.source.fault != SourceFault::kStopMidStream &&
       result.report.parse.findings.error_count() == 0) {
-    Finding finding{FindingCode::kEmuSourceFailed, Severity::kError};
+    Finding finding;
+    finding.code = FindingCode::kEmuSourceFailed;
     finding.message = result.source.error;
     result.report.parse.findings.Add(std::move(finding));
   }

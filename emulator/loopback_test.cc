@@ -97,7 +97,9 @@ TEST(LoopbackTest, EachInjectedFaultIsReportedWithItsCode) {
           << Errors(result.report.parse.findings);
     }
     // Whatever went wrong, the destination said so on its return path.
-    if (result.source.shut_status >= 0) EXPECT_EQ(result.source.shut_status, 1);
+    if (result.source.shut_status >= 0) {
+      EXPECT_EQ(result.source.shut_status, 1);
+    }
     // Memory is compared once the stream has ended: there, not at 0.
     for (const Finding& finding : result.report.parse.findings.findings()) {
       if (finding.code != FindingCode::kEmuMemoryMismatch) continue;

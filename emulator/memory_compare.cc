@@ -15,7 +15,9 @@ uint64_t CompareWithSource(GuestArena& arena, const std::vector<SourceBlock>& so
   for (const SourceBlock& expected : source) {
     GuestArena::Block* block = arena.Find(expected.name);
     if (block == nullptr) {
-      Finding finding{FindingCode::kEmuMemoryMismatch, Severity::kError, stream_end};
+      Finding finding;
+      finding.code = FindingCode::kEmuMemoryMismatch;
+      finding.offset = stream_end;
       finding.path = EscapeName(expected.name);
       finding.message = "the source has this block; the destination never got it";
       findings.Add(std::move(finding));
@@ -30,7 +32,9 @@ uint64_t CompareWithSource(GuestArena& arena, const std::vector<SourceBlock>& so
       if (std::memcmp(block->base + offset, expected.bytes.data() + offset, length) == 0) continue;
       ++differing;
       if (reported++ < max_reports) {
-        Finding finding{FindingCode::kEmuMemoryMismatch, Severity::kError, stream_end};
+        Finding finding;
+        finding.code = FindingCode::kEmuMemoryMismatch;
+        finding.offset = stream_end;
         finding.path = absl::StrFormat("%s@0x%x", EscapeName(block->name), offset);
         finding.message = "destination page differs from the source's";
         findings.Add(std::move(finding));

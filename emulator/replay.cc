@@ -82,7 +82,8 @@ absl::StatusOr<ReplayResult> ReplayStream(ByteSource& stream, const ReplayOption
     std::sort(pings.begin(), pings.end());
     std::sort(pongs.begin(), pongs.end());
     if (pings != pongs) {
-      Finding finding{FindingCode::kEmuPongMismatch, Severity::kError};
+      Finding finding;
+      finding.code = FindingCode::kEmuPongMismatch;
       finding.message = absl::StrCat("the destination answered ", pongs.size(), " of ",
                                      pings.size(), " PINGs differently");
       findings.Add(std::move(finding));
@@ -95,14 +96,16 @@ absl::StatusOr<ReplayResult> ReplayStream(ByteSource& stream, const ReplayOption
     std::sort(ours.begin(), ours.end());
     std::sort(theirs.begin(), theirs.end());
     if (ours != theirs) {
-      Finding finding{FindingCode::kEmuPongMismatch, Severity::kError};
+      Finding finding;
+      finding.code = FindingCode::kEmuPongMismatch;
       finding.message = absl::StrCat("PONGs differ from the recorded return path (", ours.size(),
                                      " here, ", theirs.size(), " recorded)");
       findings.Add(std::move(finding));
     }
     if (recorded.summary.shut_status.has_value() &&
         recorded.summary.shut_status != result.return_path.summary.shut_status) {
-      Finding finding{FindingCode::kEmuPongMismatch, Severity::kError};
+      Finding finding;
+      finding.code = FindingCode::kEmuPongMismatch;
       finding.message = absl::StrCat("SHUT status differs from the recording: ",
                                      result.return_path.summary.shut_status.value_or(UINT32_MAX),
                                      " here, ", *recorded.summary.shut_status, " recorded");

@@ -42,7 +42,7 @@ struct RamBlockState {
   // Target pages placed once postcopy listens, 64 to a word (page index / 64
   // -> bits): sparse, so memory follows the pages that arrive, not the
   // length MEM_SIZE claims.
-  absl::flat_hash_map<uint64_t, uint64_t> postcopy_placed;
+  absl::flat_hash_map<uint64_t, uint64_t> postcopy_placed = {};
 };
 
 class StreamParser {

@@ -33,7 +33,7 @@ ParseResult ParseBytesThroughPipe(absl::Span<const uint8_t> bytes, const ParseOp
   int fds[2];
   if (::pipe(fds) != 0) {
     ParseResult failed{StreamSummary{}, FindingList()};
-    failed.findings.Add({FindingCode::kIoError, Severity::kError, 0, {}, "", "pipe() failed"});
+    failed.findings.Add({FindingCode::kIoError, Severity::kError, 0, {}, "", "pipe() failed", {}});
     return failed;
   }
   std::thread writer([fd = fds[1], bytes, pause_after] {
@@ -58,7 +58,8 @@ ParseResult ParseBytesThroughPipe(absl::Span<const uint8_t> bytes, const ParseOp
 }
 
 std::string FormatFinding(const Finding& finding) {
-  std::string text = absl::StrFormat("%s @0x%x", DescribeFinding(finding.code).name, finding.offset);
+  std::string text =
+      absl::StrFormat("%s @0x%x", DescribeFinding(finding.code).name, finding.offset);
   if (finding.package_offset.has_value()) {
     absl::StrAppendFormat(&text, " (+0x%x in package)", *finding.package_offset);
   }

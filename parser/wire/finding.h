@@ -138,8 +138,8 @@ const FindingInfo& DescribeFinding(FindingCode code);
 absl::Span<const FindingInfo> AllFindingInfos();
 
 struct Finding {
-  FindingCode code;
-  Severity severity;
+  FindingCode code = FindingCode{};
+  Severity severity = Severity::kError;
   uint64_t offset = 0;
   std::optional<uint64_t> package_offset;
   std::string path;

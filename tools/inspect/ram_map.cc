@@ -63,7 +63,8 @@ RamMap::Block* RamMap::Find(absl::string_view name) {
   if (it != index_.end()) return &blocks_[it->second];
   if (blocks_.size() >= kMaxRamBlocks) return nullptr;
   index_.emplace(std::string(name), blocks_.size());
-  blocks_.push_back(Block{std::string(name)});
+  blocks_.emplace_back();
+  blocks_.back().name = std::string(name);
   return &blocks_.back();
 }
 
