@@ -48,6 +48,9 @@ class Destination::Impl : public StreamObserver {
       StoppableSource stoppable(source, stop_);
       report.parse = ParseMigrationStream(stoppable, parse_options);
     }
+    // What the package queued (device state, RUN) runs before the guest's
+    // state decides whether a recovery can follow.
+    loader_.Stop();
     while (Recoverable(report.parse) && options_.await_recovery) {
       int fd = -1;
       ByteSource* resumed = options_.await_recovery(&fd);
