@@ -204,8 +204,34 @@ def test_extract_refuses_links(tmp):
               (planted, out.returncode))
 
 
+def test_kind_is_told_from_the_first_bytes(tmp):
+    """A postcopy preempt channel has no magic: its first page record, with a
+    named block, tells it apart. Four zero bytes and garbage do not, and stay
+    a main stream with a bad magic; a name with a control byte is no name."""
+    cases = [
+        ("preempt", page(b"pc.ram", 0x1000, 7) + page(b"pc.ram", 0x2000, 9), "preempt", True),
+        ("from stdin", page(b"pc.ram", 0, 1), "preempt", True),
+        ("garbage", bytes(4) + b"garbage" * 10, "main", False),
+        ("control byte", page(b"pc\x1bram", 0, 1), "main", False),
+    ]
+    for label, data, kind, valid in cases:
+        if label == "from stdin":
+            out = run("check", "--json", "-", stdin=data)
+        else:
+            path = os.path.join(tmp, label.replace(" ", "-") + ".bin")
+            open(path, "wb").write(data)
+            out = run("check", "--json", path)
+        report = json.loads(out.stdout) if out.returncode in (0, 1) else None
+        check(report is not None and report["kind"] == kind and report["valid"] == valid,
+              "%s: read as %s, %s (%s)" % (label, kind, "valid" if valid else "invalid",
+                                           report and (report["kind"], report["valid"])))
+    bad = [f for f in report["findings"] if f["code"] == "header.bad_magic"] if report else []
+    check(bad and bad[0]["offset"] == 0, "a main stream with a bad magic says so at offset 0")
+
+
 def main():
     with tempfile.TemporaryDirectory() as tmp:
+        test_kind_is_told_from_the_first_bytes(tmp)
         test_names_are_escaped(tmp)
         test_extract_agrees_with_check(tmp)
         test_extract_refuses_links(tmp)

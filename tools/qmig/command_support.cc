@@ -62,7 +62,9 @@ bool LooksLikePreemptChannel(absl::Span<const uint8_t> head) {
 
 // What an input holds, from its first bytes.
 std::string DetectKind(ByteSource& source) {
-  absl::StatusOr<absl::Span<const uint8_t>> head = source.View(0, 9 + 255);
+  // Four bytes tell every kind with a magic, so a live pipe is not kept
+  // waiting for more; only what none of them claims reads on.
+  absl::StatusOr<absl::Span<const uint8_t>> head = source.View(0, 4);
   if (!head.ok() || head->size() < 4) return "main";
   uint32_t word = LoadBe32(head->data());
   if (word == kFileMagic || (*head)[0] == static_cast<uint8_t>(SectionType::kCommand))
@@ -70,7 +72,9 @@ std::string DetectKind(ByteSource& source) {
   if (word == kMultifdMagic) return "multifd";
   uint16_t type = static_cast<uint16_t>(word >> 16);
   if (type >= 1 && type < kReturnPathTypeCount) return "return-path";
-  if (LooksLikePreemptChannel(*head)) return "preempt";
+  // A record header and the longest block name.
+  head = source.View(0, 9 + 255);
+  if (head.ok() && LooksLikePreemptChannel(*head)) return "preempt";
   return "main";
 }
 
