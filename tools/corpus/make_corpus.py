@@ -10,8 +10,8 @@ chroots of tools/qemu-versions.
 
 Standard library only.  Usage:
 
-  tools/corpus/make_corpus.py [--qemu=7.2|10.0|11.1|PATH] [--out DIR]
-        [--only NAME ...] [--list]
+  tools/corpus/make_corpus.py [--qemu=7.2|10.0|11.1|PATH [--qemu-label TEXT]]
+        [--out DIR] [--only NAME ...] [--list]
   tools/corpus/make_corpus.py [--qemu=...] --verdict FILE --machine M
         [--caps a,b] [--param k=v ...] [--meta NAME.meta.json]
         [--timeout N] [-- extra qemu args]
@@ -63,6 +63,9 @@ def main():
     ap.add_argument("--qemu", default="7.2", metavar="7.2|10.0|11.1|PATH",
                     help="the QEMU that makes and loads the streams (default 7.2, the "
                     "system's; 10.0 and 11.1 come from tools/qemu-versions)")
+    ap.add_argument("--qemu-label", metavar="TEXT",
+                    help="with --qemu=PATH: what the metas say of that QEMU instead of its "
+                    "path (e.g. 'upstream v8.2.2 built from source')")
     ap.add_argument("--out", help="output directory (default corpus/qemu-VERSION)")
     ap.add_argument("--only", nargs="+", metavar="NAME")
     ap.add_argument("--list", action="store_true")
@@ -79,7 +82,7 @@ def main():
     ap.add_argument("--timeout", type=float, default=30.0)
     ap.add_argument("extra", nargs="*", help="extra QEMU args (after --) for --verdict")
     a = ap.parse_args()
-    _qemu.use_qemu(a.qemu)
+    _qemu.use_qemu(a.qemu, a.qemu_label)
     if a.verdict:
         params = {}
         for kv in a.param:

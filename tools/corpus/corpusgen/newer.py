@@ -41,14 +41,14 @@ def _rewrite_meta(ctx, fname, **extra):
 
 def _verdict_with(version, *args, **kw):
     """A verdict by another QEMU version than this run's."""
-    saved = (qemu.QEMU, qemu.QEMU_KEY, qemu.QEMU_FROM)
+    saved = (qemu.QEMU, qemu.QEMU_KEY, qemu.QEMU_FROM, qemu.QEMU_LABELLED)
     try:
         qemu.use_qemu(version)
         v = verdict(*args, **kw)
         v["qemu_version"] = qemu.qemu_version()
         return v
     finally:
-        qemu.QEMU, qemu.QEMU_KEY, qemu.QEMU_FROM = saved
+        qemu.QEMU, qemu.QEMU_KEY, qemu.QEMU_FROM, qemu.QEMU_LABELLED = saved
 
 
 def make_precopy(ctx, spec):
@@ -550,6 +550,18 @@ def mut_second_switchover(d):
     return new, [_change(at, b"", SWITCHOVER_START, "a second SWITCHOVER_START inserted")]
 
 
+def mut_cmd11_inserted(d):
+    """SWITCHOVER_START (command 11, length 0) inserted before the RAM END
+    section, where 10.0 sends it: a command the stream's QEMU does not have."""
+    for rec in qs.walk_stream(bytes(d)):
+        if rec.kind == "END" and rec.info.get("idstr") == "ram":
+            at = rec.start
+            new = d[:at] + SWITCHOVER_START + d[at:]
+            return new, [_change(at, b"", SWITCHOVER_START,
+                                 "command 11 (length 0) inserted before the RAM END section")]
+    raise RuntimeError("no RAM END section")
+
+
 def mut_zero_fill(d):
     """The fill byte (the record's last byte) of the first ZERO record of
     pc.ram: 0 -> 1."""
@@ -587,7 +599,7 @@ def _multifd_packets(d):
     while i + 320 <= len(d):
         magic, ver, flags, alloc, normal, nxt = struct.unpack_from(">IIIIII", d, i)
         out.append((i, {"flags": flags, "pages_alloc": alloc, "normal_pages": normal}))
-        i += 320 + 128 * 8 + normal * PAGE
+        i += 320 + 128 * 8 + normal * PAGE  # the offset table has 128 slots whatever alloc says
     return out
 
 

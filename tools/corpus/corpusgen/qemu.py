@@ -26,6 +26,7 @@ KNOWN_VERSIONS = ("7.2", "10.0", "11.1")
 QEMU = os.environ.get("QEMU", "qemu-system-x86_64")
 QEMU_KEY = "7.2"          # "7.2", "10.0", "11.1", or a path's version ("X.Y")
 QEMU_FROM = None          # how a non-system QEMU was found, for the metas
+QEMU_LABELLED = False     # QEMU_FROM is a label given with the path, not the path
 PAGE = 4096
 VM_TIMEOUT = 180          # hard limit for any single QEMU process (seconds)
 TMP_TOKEN = "$TMP"        # stands for the per-run temp dir in recorded args
@@ -55,9 +56,12 @@ def _kill_all():
 atexit.register(_kill_all)
 
 
-def use_qemu(which):
-    """Selects the QEMU of this run: "7.2", "10.0", "11.1" or a path."""
-    global QEMU, QEMU_KEY, QEMU_FROM
+def use_qemu(which, label=None):
+    """Selects the QEMU of this run: "7.2", "10.0", "11.1" or a path. For a
+    path, `label` says in the metas where that QEMU came from instead of the
+    path, which means nothing on another machine."""
+    global QEMU, QEMU_KEY, QEMU_FROM, QEMU_LABELLED
+    QEMU_LABELLED = False
     if which in (None, "", "7.2"):
         QEMU, QEMU_KEY, QEMU_FROM = os.environ.get("QEMU", "qemu-system-x86_64"), "7.2", None
         return QEMU
@@ -73,7 +77,8 @@ def use_qemu(which):
     if not os.access(which, os.X_OK):
         raise SystemExit("--qemu: %s is neither 7.2, 10.0, 11.1 nor an executable" % which)
     QEMU = os.path.abspath(which)
-    QEMU_FROM = QEMU
+    QEMU_FROM = label or QEMU
+    QEMU_LABELLED = bool(label)
     m = re.search(r"version (\d+)\.(\d+)", qemu_version())
     QEMU_KEY = "%s.%s" % m.groups() if m else "unknown"
     return QEMU
@@ -100,7 +105,9 @@ def chrooted():
 def recorded_binary():
     """The QEMU binary as recorded in the metas' command lines: the
     qemu-system-x86_64 a tools/qemu-versions wrapper runs in its chroot."""
-    return "qemu-system-x86_64" if (QEMU_FROM or "").startswith("tools/") else QEMU
+    if QEMU_LABELLED or (QEMU_FROM or "").startswith("tools/"):
+        return "qemu-system-x86_64"
+    return QEMU
 
 
 # ---------------------------------------------------------------------------

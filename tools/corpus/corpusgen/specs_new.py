@@ -1,6 +1,6 @@
-"""The streams of corpus/qemu-10.0 and corpus/qemu-11.1 (and of any QEMU
-given by path): the same list for every version, on its latest machine types
-unless a stream says otherwise."""
+"""The streams of corpus/qemu-8.2, 9.2, 10.0 and 11.1 (and of any QEMU given
+by path): the same list for every version, on its latest machine types unless
+a stream says otherwise, less what a version does not have yet."""
 
 import os
 
@@ -46,8 +46,24 @@ MAPPED_RAM_WRITES = [
 ]
 
 
+def _at_least(version, major, minor):
+    parts = version.split(".")
+    try:
+        return (int(parts[0]), int(parts[1])) >= (major, minor)
+    except (IndexError, ValueError):
+        return True  # an unknown version is taken as a new one
+
+
 def specs_new(version):
     pc, q35 = "pc-i440fx-%s" % version, "pc-q35-%s" % version
+    # What came when (from QEMU's changelogs): SWITCHOVER_START with 10.0 (and
+    # only on its machine types), mapped-ram and zero-page-detection with 9.0;
+    # compress went in 9.1.
+    switchover = _at_least(version, 10, 0)
+    mapped_ram = _at_least(version, 9, 0)
+    zero_page_detection = _at_least(version, 9, 0)
+    compress = not _at_least(version, 9, 1)
+    with_switchover = [req_item(SWITCHOVER)] if switchover else []
     s = []
 
     def add(**kw):
@@ -62,12 +78,13 @@ def specs_new(version):
     # -- precopy to a file ----------------------------------------------------
     add(name=pc, machine=pc,
         description="Precopy of a never-started %s guest (tiny BIOS) with written patterns: "
-                    "CONFIGURATION, section footers, SWITCHOVER_START before the RAM END "
-                    "section, VMDESCRIPTION JSON trailer." % pc,
-        require=[req_item("CONFIGURATION"), req_item(r"\+footer"), req_item(SWITCHOVER)])
+                    "CONFIGURATION, section footers, %sVMDESCRIPTION JSON trailer." % (
+                        pc, "SWITCHOVER_START before the RAM END section, " if switchover
+                        else ""),
+        require=[req_item("CONFIGURATION"), req_item(r"\+footer")] + with_switchover)
     add(name=q35, machine=q35,
         description="Same as %s on the q35 machine." % pc,
-        require=[req_item("CONFIGURATION"), req_item(r"\+footer"), req_item(SWITCHOVER)])
+        require=[req_item("CONFIGURATION"), req_item(r"\+footer")] + with_switchover)
     add(name="pc-i440fx-7.2", machine="pc-i440fx-7.2", cross=["7.2"],
         description="The old machine type pc-i440fx-7.2 made by QEMU %s (tiny BIOS): its "
                     "compat properties suppress SWITCHOVER_START; cross_verdicts has QEMU "
@@ -95,6 +112,13 @@ def specs_new(version):
                     "bitmap 4 times, and once more in pre-switchover (source-only capability "
                     "pause-before-switchover), so later iterations and the completion pass "
                     "carry XBZRLE (0x40) records.")
+    if compress:
+        add(name="compress", machine=pc, caps=["compress"],
+            params={"compress-threads": 1, "compress-level": 1},
+            dest_params={"decompress-threads": 1}, deterministic=False,
+            require=[req_ram("COMPRESS_PAGE")],
+            description="compress capability (1 thread, level 1; removed in 9.1): non-zero "
+                        "pages as COMPRESS_PAGE (0x100) zlib records.")
     add(name="dirty-bitmaps", machine=pc,
         extra=TINY_BIOS_ARGS + ["-blockdev", "driver=null-co,node-name=disk0,size=4194304"],
         caps=["dirty-bitmaps"], params={"max-bandwidth": 256 * 1024},
@@ -143,23 +167,34 @@ def specs_new(version):
     # -- live migrations through the recording proxy ----------------------------
     live = dict(make=n.make_live, extra=TINY_BIOS_ARGS)
     mf_writes = std_writes() + [w_pattern(0x800000 + i * PAGE, "multifd", i) for i in range(16)]
-    s.append(dict(live, name="multifd", machine=pc, kind="multifd-main",
-                  caps=["multifd"],
-                  params={"multifd-channels": 2, "zero-page-detection": "multifd"},
-                  dest_params={"multifd-channels": 2}, writes=mf_writes,
-                  channels=["ch0", "ch1"],
-                  description="Live 2-channel multifd migration with zero-page-detection="
-                              "multifd (the default): the channels carry the zero pages as "
-                              "zero_pages offsets, the main channel none; every channel is a "
-                              "file (multifd.chN.bin)."))
-    s.append(dict(live, name="multifd-zpd-legacy", machine=pc, kind="multifd-main",
-                  caps=["multifd"],
-                  params={"multifd-channels": 2, "zero-page-detection": "legacy"},
-                  dest_params={"multifd-channels": 2}, writes=mf_writes,
-                  channels=["ch0", "ch1"], require=[req_ram("ZERO", 100)],
-                  description="Live 2-channel multifd migration with zero-page-detection="
-                              "legacy: zero pages as ZERO records on the main channel, only "
-                              "non-zero pages in the channels."))
+    if zero_page_detection:
+        s.append(dict(live, name="multifd", machine=pc, kind="multifd-main",
+                      caps=["multifd"],
+                      params={"multifd-channels": 2, "zero-page-detection": "multifd"},
+                      dest_params={"multifd-channels": 2}, writes=mf_writes,
+                      channels=["ch0", "ch1"],
+                      description="Live 2-channel multifd migration with zero-page-detection="
+                                  "multifd (the default): the channels carry the zero pages as "
+                                  "zero_pages offsets, the main channel none; every channel is "
+                                  "a file (multifd.chN.bin)."))
+        s.append(dict(live, name="multifd-zpd-legacy", machine=pc, kind="multifd-main",
+                      caps=["multifd"],
+                      params={"multifd-channels": 2, "zero-page-detection": "legacy"},
+                      dest_params={"multifd-channels": 2}, writes=mf_writes,
+                      channels=["ch0", "ch1"], require=[req_ram("ZERO", 100)],
+                      description="Live 2-channel multifd migration with zero-page-detection="
+                                  "legacy: zero pages as ZERO records on the main channel, "
+                                  "only non-zero pages in the channels."))
+    else:
+        s.append(dict(live, name="multifd", machine=pc, kind="multifd-main",
+                      caps=["multifd"], params={"multifd-channels": 2},
+                      dest_params={"multifd-channels": 2}, writes=mf_writes,
+                      channels=["ch0", "ch1"],
+                      description="Live 2-channel multifd migration before "
+                                  "zero-page-detection (9.0): the main channel sends zero "
+                                  "pages as ZERO records and MULTIFD_FLUSH at each sync, the "
+                                  "channels the other pages; every channel is a file "
+                                  "(multifd.chN.bin)."))
     # QEMU 10.0 and 11.1 count a migration's bytes for its rate limit only when
     # they flush them (up to 64 pages or 32 KiB at a time), so max-bandwidth
     # hardly slows a small precopy: it converges within a few hundred ms,
@@ -198,22 +233,23 @@ def specs_new(version):
                               "it, a newer destination may send none when no device asks for "
                               "the ack)."))
 
-    # -- mapped-ram files -------------------------------------------------------
-    s.append(dict(name="mapped-ram", make=n.make_mapped_ram, machine=MAPPED_RAM_MACHINE,
-                  extra=MAPPED_RAM_ARGS, caps=["mapped-ram"], writes=MAPPED_RAM_WRITES,
-                  description="migrate file: with the mapped-ram capability (microvm without "
-                              "ACPI, 512 KiB RAM, tiny BIOS: two RAMBlocks, about 2 MiB of "
-                              "file): configuration/capabilities lists mapped-ram; "
-                              "each MEM_SIZE entry is followed by a mapped-ram header, and the "
-                              "bitmap and pages sit at 1 MiB-aligned file offsets (the file "
-                              "is mostly holes)."))
-    s.append(dict(name="mapped-ram-multifd", make=n.make_mapped_ram,
-                  machine=MAPPED_RAM_MACHINE, extra=MAPPED_RAM_ARGS,
-                  caps=["mapped-ram", "multifd"], params={"multifd-channels": 2},
-                  writes=MAPPED_RAM_WRITES, deterministic=False,
-                  description="mapped-ram with multifd (2 channels): the same layout, pages "
-                              "written by the multifd threads into the one file (no channel "
-                              "files, no packets)."))
+    # -- mapped-ram files (9.0 and later) -------------------------------------
+    if mapped_ram:
+        s.append(dict(name="mapped-ram", make=n.make_mapped_ram, machine=MAPPED_RAM_MACHINE,
+                      extra=MAPPED_RAM_ARGS, caps=["mapped-ram"], writes=MAPPED_RAM_WRITES,
+                      description="migrate file: with the mapped-ram capability (microvm without "
+                                  "ACPI, 512 KiB RAM, tiny BIOS: two RAMBlocks, about 2 MiB of "
+                                  "file): configuration/capabilities lists mapped-ram; "
+                                  "each MEM_SIZE entry is followed by a mapped-ram header, and the "
+                                  "bitmap and pages sit at 1 MiB-aligned file offsets (the file "
+                                  "is mostly holes)."))
+        s.append(dict(name="mapped-ram-multifd", make=n.make_mapped_ram,
+                      machine=MAPPED_RAM_MACHINE, extra=MAPPED_RAM_ARGS,
+                      caps=["mapped-ram", "multifd"], params={"multifd-channels": 2},
+                      writes=MAPPED_RAM_WRITES, deterministic=False,
+                      description="mapped-ram with multifd (2 channels): the same layout, pages "
+                                  "written by the multifd threads into the one file (no channel "
+                                  "files, no packets)."))
 
     # -- broken variants --------------------------------------------------------
     broken("broken-packaged-short", "postcopy.mig", n.mut_packaged(-1),
@@ -227,13 +263,18 @@ def specs_new(version):
     broken("broken-packaged-long", "postcopy.mig", n.mut_packaged(+1),
            "postcopy.mig with the PACKAGED length one byte long: the package swallows the "
            "first byte after it.")
-    broken("broken-switchover-len1", pc + ".mig", n.mut_switchover_len1,
-           "%s.mig with SWITCHOVER_START (command 11) of length 1, with one payload "
-           "byte 0x00." % pc)
-    broken("broken-switchover-twice", pc + ".mig", n.mut_second_switchover,
-           "%s.mig with a second SWITCHOVER_START right after the first." % pc)
-    broken("broken-cmd12", pc + ".mig", n.mut_cmd12,
-           "%s.mig with SWITCHOVER_START's command number 11 changed to 12 (length 0)." % pc)
+    if switchover:
+        broken("broken-switchover-len1", pc + ".mig", n.mut_switchover_len1,
+               "%s.mig with SWITCHOVER_START (command 11) of length 1, with one payload "
+               "byte 0x00." % pc)
+        broken("broken-switchover-twice", pc + ".mig", n.mut_second_switchover,
+               "%s.mig with a second SWITCHOVER_START right after the first." % pc)
+        broken("broken-cmd12", pc + ".mig", n.mut_cmd12,
+               "%s.mig with SWITCHOVER_START's command number 11 changed to 12 (length 0)." % pc)
+    else:
+        broken("broken-cmd11", pc + ".mig", n.mut_cmd11_inserted,
+               "%s.mig with command 11 (SWITCHOVER_START from 10.0 on, length 0) inserted "
+               "before the RAM END section: a command QEMU %s does not have." % (pc, version))
     broken("broken-zero-fill", pc + ".mig", n.mut_zero_fill,
            "%s.mig with the fill byte of pc.ram's first ZERO record set to 1." % pc)
     broken("broken-multifd-magic", "multifd.ch*.bin", n.mut_multifd_magic,
@@ -244,14 +285,15 @@ def specs_new(version):
            "The smaller channel file of multifd.mig with normal_pages above pages_alloc in "
            "its first packet with pages; loaded with multifd.mig and the other channel, all "
            "kept open.")
-    broken("broken-mapped-ram-v2", "mapped-ram.mig", n.mut_mapped_ram_version_cut,
-           "mapped-ram.mig with version 2 in its first block's mapped-ram header, cut (to "
-           "stay small) right after that block's bitmap as broken-mapped-ram-cut.mig is; "
-           "compared_variants has QEMU's verdict on the whole file with only the version "
-           "changed.",
-           compare={"version-2-whole-file": ("mapped-ram.mig with only the version changed, "
-                                             "full length", n.mut_mapped_ram_version)})
-    broken("broken-mapped-ram-cut", "mapped-ram.mig", n.mut_mapped_ram_cut,
-           "mapped-ram.mig cut short right after its first block's bitmap: the pages of "
-           "the block (and everything after) are missing.")
+    if mapped_ram:
+        broken("broken-mapped-ram-v2", "mapped-ram.mig", n.mut_mapped_ram_version_cut,
+               "mapped-ram.mig with version 2 in its first block's mapped-ram header, cut (to "
+               "stay small) right after that block's bitmap as broken-mapped-ram-cut.mig is; "
+               "compared_variants has QEMU's verdict on the whole file with only the version "
+               "changed.",
+               compare={"version-2-whole-file": ("mapped-ram.mig with only the version changed, "
+                                                 "full length", n.mut_mapped_ram_version)})
+        broken("broken-mapped-ram-cut", "mapped-ram.mig", n.mut_mapped_ram_cut,
+               "mapped-ram.mig cut short right after its first block's bitmap: the pages of "
+               "the block (and everything after) are missing.")
     return s
