@@ -1,4 +1,4 @@
-// Every real stream of the corpora of QEMU 7.2, 10.0 and 11.1 against what
+// Every real stream of the corpora of QEMU 7.2, 8.2, 9.2, 10.0 and 11.1 against what
 // the QEMU that made it said of it (its .meta.json) and against an
 // independent walk of it by the corpus generator, read both from a file and
 // from a pipe; and the QEMU each main stream names as its maker.
@@ -19,6 +19,7 @@
 #include "parser/stream_parser.h"
 #include "parser/wire/byte_source.h"
 #include "parser/wire/natural_order.h"
+#include "parser/wire/profile.h"
 #include "tests/test_files.h"
 #include "tools/qmig/report.h"
 
@@ -36,6 +37,8 @@ struct Corpus {
   const char* profile;
 };
 constexpr Corpus kCorpora[] = {{"corpus/qemu-7.2", "qemu-7.2"},
+                               {"corpus/qemu-8.2", "qemu-8.2"},
+                               {"corpus/qemu-9.2", "qemu-9.2"},
                                {"corpus/qemu-10.0", "qemu-10.0"},
                                {"corpus/qemu-11.1", "qemu-11.1"}};
 
@@ -52,8 +55,10 @@ const std::map<std::string, Expected>& ExpectedInvalid() {
       // cut it mid-section, so on its own it is a truncated stream (QEMU's
       // verdict is that of the whole recovered migration).
       {"corpus/qemu-7.2/postcopy-recover.mig", {FindingCode::kTruncated, false}},
-      // PACKAGED one byte long: QEMU 10.0 and 11.1 load it, and discard the
+      // PACKAGED one byte long: QEMU 8.2 to 11.1 load it, and discard the
       // byte after RUN that the package swallowed.
+      {"corpus/qemu-8.2/broken-packaged-long.mig", {FindingCode::kPackageBytesAfterRun, true}},
+      {"corpus/qemu-9.2/broken-packaged-long.mig", {FindingCode::kPackageBytesAfterRun, true}},
       {"corpus/qemu-10.0/broken-packaged-long.mig", {FindingCode::kPackageBytesAfterRun, true}},
       {"corpus/qemu-11.1/broken-packaged-long.mig", {FindingCode::kPackageBytesAfterRun, true}},
   };
@@ -184,6 +189,8 @@ TEST(CorpusTest, CorpusIsPresent) {
   std::map<std::string, int> per_dir;
   for (const CorpusEntry& entry : LoadCorpus()) ++per_dir[entry.dir];
   EXPECT_GE(per_dir["corpus/qemu-7.2"], 15);
+  EXPECT_GE(per_dir["corpus/qemu-8.2"], 25);
+  EXPECT_GE(per_dir["corpus/qemu-9.2"], 30);
   EXPECT_GE(per_dir["corpus/qemu-10.0"], 30);
   EXPECT_GE(per_dir["corpus/qemu-11.1"], 30);
 }
@@ -247,6 +254,29 @@ TEST(CorpusTest, MainStreamsNameTheQemuThatMadeThem) {
     ++checked;
   }
   EXPECT_GE(checked, 60);
+}
+
+// --profile=qemu-X.Y on the streams of QEMU X.Y: fixing the profile to the
+// release that made a stream changes nothing that detection decided.
+TEST(CorpusTest, MainStreamsReadTheSameUnderTheirReleasesProfile) {
+  int checked = 0;
+  for (const CorpusEntry& entry : LoadCorpus()) {
+    if (Kind(entry.meta) != "main") continue;
+    SCOPED_TRACE(entry.dir + "/" + entry.file);
+    const Profile* profile = FindProfileByName(entry.profile);
+    ASSERT_NE(profile, nullptr);
+    std::vector<uint8_t> data = ReadFileBytes(entry.path());
+    MemorySource detected_source(data);
+    ParseResult detected = ParseMigrationStream(detected_source, {});
+    ParseOptions options;
+    options.profile = profile->id;
+    MemorySource fixed_source(data);
+    ParseResult fixed = ParseMigrationStream(fixed_source, options);
+    EXPECT_EQ(fixed.summary.profile, entry.profile);
+    EXPECT_EQ(FindingsToJson(fixed.findings), FindingsToJson(detected.findings));
+    ++checked;
+  }
+  EXPECT_GE(checked, 80);
 }
 
 // The corpus generator walks each stream with its own small decoder; the
