@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Regenerates the seed corpora in fuzz/corpus/<target>_fuzzer/ from the real corpora.
 
-Seeds are small cuts of real QEMU 7.2, 10.0 and 11.1 streams (SWITCHOVER_START,
-the 10.0+ multifd packets, mapped-ram's header), shaped like each fuzz target's
+Seeds are small cuts of real QEMU 7.2, 8.2, 10.0 and 11.1 streams (8.2's
+compress records, block section and multifd packets without zero pages;
+SWITCHOVER_START, the 10.0+ multifd packets, mapped-ram's header), shaped like each fuzz target's
 input (see the contract comment on top of each fuzz/<target>.cc): a mutator
 starting from real records reaches deep states far sooner than one starting
 from nothing, and small seeds keep executions fast. Every seed stays a few KiB;
@@ -42,8 +43,9 @@ SCHEMA_STREAM = "pc-i440fx-7.2.mig"
 # Pages of a multifd packet's offset table (512 KiB of 4 KiB pages).
 MULTIFD_PAGES_PER_PACKET = 128
 # The corpora seeds are drawn from; names from all but the first get the
-# corpus's name as a prefix.
-CORPORA = ("qemu-7.2", "qemu-10.0", "qemu-11.1")
+# corpus's name as a prefix. 9.2's streams are left out: 8.2 and 10.0 between
+# them carry every record 9.2 sends.
+CORPORA = ("qemu-7.2", "qemu-8.2", "qemu-10.0", "qemu-11.1")
 # Largest VMDESCRIPTION JSON put into one seed.
 MAX_SEED_JSON = 6 * 1024
 

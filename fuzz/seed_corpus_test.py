@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The seed corpora are what fuzz/make_seeds.py makes from the real corpora
 today, and they carry the records of every QEMU release the project reads:
-a stream of each release, mapped-ram pages read from their file offsets,
+a stream of each release, 8.2's COMPRESS_PAGE records, mapped-ram pages read from their file offsets,
 SWITCHOVER_START, a 10.0+ multifd sync packet (1344 bytes) and a multifd
 packet with a page. Checked with `qmig check --json` on the seeds."""
 import filecmp
@@ -48,12 +48,15 @@ def main():
                 target, "" if not stale else " (differ: %s)" % stale[:5]))
 
     valid = [(name, s) for name, ok, s in summaries("stream_fuzzer") if ok]
-    for release in ("7.2", "10.0", "11.1"):
+    for release in ("7.2", "8.2", "10.0", "11.1"):
         names = [n for n, s in valid if s.get("profile") == "qemu-" + release]
         check(names, "stream seeds of QEMU %s: %d" % (release, len(names)))
     mapped = [n for n, s in valid if "mapped-ram" in (s.get("capabilities") or []) and
               sum(b["normal_pages"] for b in s["ram_blocks"]) > 0]
     check(mapped, "mapped-ram seeds with pages: %s" % mapped)
+    compressed = [n for n, s in valid if s.get("profile") == "qemu-8.2" and
+                  sum(b["compressed_pages"] for b in s["ram_blocks"]) > 0]
+    check(compressed, "QEMU 8.2 seeds with COMPRESS_PAGE records: %s" % compressed)
     switchover = [n for n, s in valid if s.get("commands", {}).get("SWITCHOVER_START")]
     check(switchover, "seeds with SWITCHOVER_START: %d" % len(switchover))
 
