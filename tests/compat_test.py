@@ -7,7 +7,8 @@ With the -dump-vmstate outputs of tests/data/vmstate/ (QEMU 7.2, 10.0 and
 * a 7.2 stream (corpus/qemu-7.2/pc-i440fx-7.2.mig) into 10.0 and 11.1: loads;
 * an 11.1 stream of machine pc-i440fx-11.1 into 7.2: does not, the machine;
 * an 11.1 stream of machine pc-i440fx-7.2 into 7.2: loads (QEMU 7.2 loaded
-  it when the corpus was made: its meta's cross_verdicts);
+  it when the corpus was made: its meta's cross_verdicts), and so do those
+  of 8.2, 9.2 and 10.0;
 * an 11.1 stream whose i8259 sends "i8259/ltim" into 7.2: does not, naming
   that subsection; into 10.0 and 11.1 it loads;
 * the source's dump against the destination's gives the same answer for
@@ -17,7 +18,8 @@ With the -dump-vmstate outputs of tests/data/vmstate/ (QEMU 7.2, 10.0 and
 
 With --live (qemu_compat_test), the same pairs against the real QEMUs:
 `qmig compat --qemu=VERSION` asks each destination for its -dump-vmstate,
-and `qmig qemu-verdict --qemu=VERSION` loads each stream into it; compat's
+and `qmig qemu-verdict --qemu=VERSION` loads each stream into it (8.2's and
+9.2's streams into 10.0 and 11.1 too, and 8.2's into 7.2); compat's
 verdict must be QEMU's.
 """
 import gzip
@@ -36,6 +38,8 @@ STREAM_72 = os.path.join(ROOT, "corpus", "qemu-7.2", "pc-i440fx-7.2.mig")
 STREAM_111 = os.path.join(ROOT, "corpus", "qemu-11.1", "pc-i440fx-11.1.mig")
 STREAM_111_OLD_MACHINE = os.path.join(ROOT, "corpus", "qemu-11.1", "pc-i440fx-7.2.mig")
 STREAM_LTIM = os.path.join(DATA, "qemu-11.1-pc-i440fx-7.2-ltim.mig")
+STREAM_82 = os.path.join(ROOT, "corpus", "qemu-8.2", "pc-i440fx-8.2.mig")
+STREAM_92 = os.path.join(ROOT, "corpus", "qemu-9.2", "pc-i440fx-9.2.mig")
 
 
 
@@ -125,6 +129,16 @@ def test_newer_stream_into_72(d):
           "QEMU 7.2 loaded corpus/qemu-11.1/pc-i440fx-7.2.mig (its meta)")
     code, report = compat(STREAM_111_OLD_MACHINE, d["7.2"])
     expect_loads("11.1 stream (pc-i440fx-7.2) into 7.2", code, report)
+
+    # The same old machine type made by 8.2, 9.2 and 10.0: each loaded into
+    # QEMU 7.2 when its corpus was made, and compat says it will.
+    for version in ("8.2", "9.2", "10.0"):
+        stream = os.path.join(ROOT, "corpus", "qemu-" + version, "pc-i440fx-7.2.mig")
+        meta = json.load(open(stream[:-len(".mig")] + ".meta.json"))
+        check(meta["cross_verdicts"]["7.2"]["status"] == "completed",
+              "QEMU 7.2 loaded corpus/qemu-%s/pc-i440fx-7.2.mig (its meta)" % version)
+        code, report = compat(stream, d["7.2"])
+        expect_loads("%s stream (pc-i440fx-7.2) into 7.2" % version, code, report)
 
     code, report = compat(STREAM_LTIM, d["7.2"])
     label = "11.1 stream with i8259/ltim into 7.2"
@@ -269,7 +283,10 @@ def real_outcome(version, stream, tmp):
 def test_live(tmp):
     pairs = [(STREAM_72, "10.0", 0), (STREAM_72, "11.1", 0), (STREAM_111, "7.2", 1),
              (STREAM_111_OLD_MACHINE, "7.2", 0), (STREAM_LTIM, "7.2", 1),
-             (STREAM_LTIM, "10.0", 0), (STREAM_LTIM, "11.1", 0)]
+             (STREAM_LTIM, "10.0", 0), (STREAM_LTIM, "11.1", 0),
+             # Streams of upstream's 8.2 and 9.2 on their own machine types.
+             (STREAM_82, "10.0", 0), (STREAM_82, "11.1", 0), (STREAM_82, "7.2", 1),
+             (STREAM_92, "10.0", 0), (STREAM_92, "11.1", 0)]
     for stream, version, expected in pairs:
         label = "%s into QEMU %s" % (os.path.relpath(stream, ROOT), version)
         code, report = compat(stream, "--qemu=" + version)
