@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 
-from qemu_testing import QEMU_VERSION, QMIG, ROOT, require_qemu, tool_module
+from qemu_testing import QEMU_SELECTOR, QEMU_VERSION, QMIG, ROOT, require_qemu, tool_module
 
 mc = tool_module("tools/corpus/make_corpus.py")
 
@@ -257,7 +257,7 @@ def postcopy_recovery(work):
 def main():
     if not require_qemu():
         return 1
-    mc._qemu.use_qemu(QEMU_VERSION)  # the source: 7.2, or 10.0 and 11.1 from their chroots
+    mc._qemu.use_qemu(QEMU_SELECTOR)  # the source: 7.2, 10.0 or 11.1, or a given binary
     work = tempfile.mkdtemp(prefix="qmig-listen-", dir="/tmp")
     failures = 0
     try:

@@ -12,7 +12,8 @@ import sys
 import tempfile
 import time
 
-from qemu_testing import QEMU_VERSION, QMIG, ROOT, qmig_check, require_qemu, tool_module
+from qemu_testing import (QEMU_SELECTOR, QEMU_VERSION, QMIG, ROOT, qmig_check, require_qemu,
+                          tool_module)
 
 mc = tool_module("tools/corpus/make_corpus.py")
 
@@ -86,7 +87,7 @@ CASES = [
 def main():
     if not require_qemu():
         return 1
-    mc._qemu.use_qemu(QEMU_VERSION)  # source and destination: 7.2, or 10.0 or 11.1 (chroots)
+    mc._qemu.use_qemu(QEMU_SELECTOR)  # source and destination: 7.2, 10.0, 11.1 or a binary
     work = tempfile.mkdtemp(prefix="qmig-tap-", dir="/tmp")
     failures = 0
     try:

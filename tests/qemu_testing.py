@@ -6,7 +6,10 @@ tools/corpus/make_corpus.py --verdict).
 A test runs against one QEMU version: `--qemu=7.2|10.0|11.1` on its command
 line (Bazel passes it through `args`), else $QMIG_TEST_QEMU, else 7.2. 7.2 is
 the system QEMU; 10.0 and 11.1 are the chroots of tools/qemu-versions, which
-tools/setup creates."""
+tools/setup creates. With $QMIG_TEST_QEMU_BINARY the run uses that
+qemu-system-x86_64 instead, as the version it names with --qemu (which may
+then also be 8.2 or 9.2, whose corpora were made by builds of upstream's
+source that the project's scripts cannot install)."""
 import importlib.util
 import json
 import os
@@ -18,10 +21,15 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 _RUNFILES = os.environ.get("TEST_SRCDIR", "")
 ROOT = (os.path.join(_RUNFILES, os.environ.get("TEST_WORKSPACE", "qmig")) if _RUNFILES
         else os.path.dirname(_HERE))
-QMIG = os.environ.get("QMIG") or os.path.join(ROOT, "tools", "qmig", "qmig")
+# Under Bazel the binary is in the runfiles; run by hand, the one bazel built.
+QMIG = os.environ.get("QMIG") or (os.path.join(ROOT, "tools", "qmig", "qmig") if _RUNFILES else
+                                  os.path.join(ROOT, "bazel-bin", "tools", "qmig", "qmig"))
 MAKE_CORPUS = os.path.join(ROOT, "tools", "corpus", "make_corpus.py")
 QEMU_VERSIONS_TOOL = os.path.join(ROOT, "tools", "qemu-versions")
 KNOWN_VERSIONS = ("7.2", "10.0", "11.1")
+# Versions with a corpus, but whose QEMU only $QMIG_TEST_QEMU_BINARY provides.
+BUILT_VERSIONS = ("8.2", "9.2")
+QEMU_BINARY = os.environ.get("QMIG_TEST_QEMU_BINARY") or None
 
 
 def _version_from_argv():
@@ -34,9 +42,11 @@ def _version_from_argv():
 
 
 QEMU_VERSION = _version_from_argv() or os.environ.get("QMIG_TEST_QEMU") or "7.2"
-if QEMU_VERSION not in KNOWN_VERSIONS:
-    raise SystemExit("unknown QEMU version %r (known: %s)" % (QEMU_VERSION,
-                                                             ", ".join(KNOWN_VERSIONS)))
+if QEMU_VERSION not in KNOWN_VERSIONS + (BUILT_VERSIONS if QEMU_BINARY else ()):
+    raise SystemExit("unknown QEMU version %r (known: %s; %s with $QMIG_TEST_QEMU_BINARY)"
+                     % (QEMU_VERSION, ", ".join(KNOWN_VERSIONS), ", ".join(BUILT_VERSIONS)))
+# What --qemu of qmig and of make_corpus.py take for this run's QEMU.
+QEMU_SELECTOR = QEMU_BINARY or QEMU_VERSION
 
 
 def tool_module(relative_path):
@@ -65,6 +75,17 @@ CORPUS = corpus_dir()
 def require_qemu(version=None):
     """Fails loudly (returns False) when this run's QEMU is missing."""
     version = version or QEMU_VERSION
+    if QEMU_BINARY and version == QEMU_VERSION:
+        if not os.access(QEMU_BINARY, os.X_OK):
+            print("FAIL: $QMIG_TEST_QEMU_BINARY %s is not executable" % QEMU_BINARY,
+                  file=sys.stderr)
+            return False
+        out = subprocess.run([QEMU_BINARY, "--version"], capture_output=True, text=True)
+        if "version %s." % version not in out.stdout:
+            print("FAIL: $QMIG_TEST_QEMU_BINARY is not QEMU %s: %s" % (version, out.stdout),
+                  file=sys.stderr)
+            return False
+        return True
     if version == "7.2":
         if shutil.which("qemu-system-x86_64") is None:
             print("FAIL: qemu-system-x86_64 is not installed; run tools/setup", file=sys.stderr)
@@ -81,6 +102,8 @@ def require_qemu(version=None):
 def qemu_command(version=None):
     """argv prefix that runs this run's qemu-system-x86_64."""
     version = version or QEMU_VERSION
+    if QEMU_BINARY and version == QEMU_VERSION:
+        return [QEMU_BINARY]
     if version == "7.2":
         return ["qemu-system-x86_64"]
     out = subprocess.run([QEMU_VERSIONS_TOOL, "binary", version], capture_output=True, text=True,
@@ -91,7 +114,8 @@ def qemu_command(version=None):
 def qemu_verdict(path, meta, timeout=30, version=None):
     """What a real QEMU destination of this run's version, configured as
     `meta`, says of `path`."""
-    out = subprocess.run([sys.executable, MAKE_CORPUS, "--qemu", version or QEMU_VERSION,
+    selector = QEMU_SELECTOR if version in (None, QEMU_VERSION) else version
+    out = subprocess.run([sys.executable, MAKE_CORPUS, "--qemu", selector,
                           "--verdict", path, "--meta", meta, "--timeout", str(timeout)],
                          capture_output=True, text=True, timeout=timeout + 90)
     try:
