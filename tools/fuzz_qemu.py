@@ -4,6 +4,7 @@ mutants of real streams of that version.
 
     tools/fuzz_qemu.py [--qemu=7.2|10.0|11.1] [--seconds N] [--out DIR] [--base NAME ...]
                        [--timeout_s N]
+    tools/fuzz_qemu.py --qemu=8.2|9.2|... --qemu-binary=PATH ...
 
 Each round takes a stream of the version's corpus (by default pc-i440fx-7.2,
 pc-q35-VERSION, xbzrle and postcopy), makes a batch of mutants with the structure-aware
@@ -46,8 +47,13 @@ def main():
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=120)
     ap.add_argument("--out")
-    ap.add_argument("--qemu", default="7.2", choices=("7.2", "10.0", "11.1"),
-                    help="the QEMU to load mutants into, and whose corpus they come from")
+    ap.add_argument("--qemu", default="7.2",
+                    help="the QEMU to load mutants into, and whose corpus they come from: "
+                         "7.2, 10.0 or 11.1, or with --qemu-binary any version with a corpus "
+                         "(8.2, 9.2)")
+    ap.add_argument("--qemu-binary", metavar="PATH",
+                    help="a qemu-system-x86_64 of version --qemu to use instead of the "
+                         "installed one (e.g. a build of upstream's 8.2)")
     ap.add_argument("--base", nargs="+",
                     help="streams of that corpus to mutate (default: pc-i440fx-7.2, "
                          "pc-q35-VERSION, xbzrle, postcopy)")
@@ -55,13 +61,21 @@ def main():
     ap.add_argument("--timeout_s", type=int, default=10)
     ap.add_argument("--seed", type=int, default=int(time.time()) % 100000)
     args = ap.parse_args()
-    if args.qemu == "7.2":
+    corpus = os.path.join(ROOT, "corpus", "qemu-" + args.qemu)
+    if not os.path.isdir(corpus):
+        sys.exit("no corpus of QEMU %s (%s)" % (args.qemu, corpus))
+    if args.qemu_binary:
+        if not os.access(args.qemu_binary, os.X_OK):
+            sys.exit("--qemu-binary %s is not executable" % args.qemu_binary)
+    elif args.qemu not in ("7.2", "10.0", "11.1"):
+        sys.exit("QEMU %s is not installed by tools/setup; give --qemu-binary" % args.qemu)
+    elif args.qemu == "7.2":
         if shutil.which("qemu-system-x86_64") is None:
             sys.exit("qemu-system-x86_64 is not installed; run tools/setup")
     elif subprocess.run([os.path.join(ROOT, "tools", "qemu-versions"), "path", args.qemu],
                         capture_output=True).returncode != 0:
         sys.exit("QEMU %s is not installed; run tools/setup" % args.qemu)
-    corpus = os.path.join(ROOT, "corpus", "qemu-" + args.qemu)
+    qemu = os.path.abspath(args.qemu_binary) if args.qemu_binary else args.qemu
     args.base = args.base or ["pc-i440fx-7.2", "pc-q35-" + args.qemu, "xbzrle", "postcopy"]
     mutate, qmig = build()
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
@@ -88,7 +102,7 @@ def main():
                         break
                     mutant = os.path.join(batch, name)
                     run = subprocess.run(
-                        [qmig, "qemu-verdict", "--json", "--meta=" + meta, "--qemu=" + args.qemu,
+                        [qmig, "qemu-verdict", "--json", "--meta=" + meta, "--qemu=" + qemu,
                          "--timeout_s=%d" % args.timeout_s, mutant],
                         capture_output=True, text=True, timeout=args.timeout_s + 90)
                     counts["mutants"] += 1
