@@ -38,6 +38,15 @@ StreamWriter PostcopyPrefix(ProfileId profile = ProfileId::kQemu72) {
 // cleanly.
 void Finish(StreamWriter& w) { w.SectionEnd(kRamId).RamEos().Footer(kRamId).Eof(); }
 
+// What follows RAM_DISCARD in a real stream: the package that starts
+// postcopy, then the end of RAM and EOF.
+void ListenRunAndFinish(StreamWriter& w) {
+  StreamWriter package;
+  package.Listen().Run();
+  w.Packaged(package);
+  Finish(w);
+}
+
 std::vector<uint8_t> Zeros(size_t n) { return std::vector<uint8_t>(n, 0); }
 
 TEST(CommandsTest, PrefixAloneIsValid) {
@@ -354,10 +363,27 @@ TEST(CommandsTest, ListenRunInAPackageIsValid) {
 TEST(CommandsTest, DiscardValid) {
   StreamWriter w = PostcopyPrefix();
   w.RamDiscard("pc.ram", {{0x1000, 0x2000}, {0x8000, 0x8000}});
-  Finish(w);
+  ListenRunAndFinish(w);
   ParseResult r = ParseBytes(w.bytes());
   EXPECT_TRUE(NoErrors(r));
+  EXPECT_EQ(r.summary.postcopy, PostcopyState::kEnd);
+}
+
+// RAM_DISCARD announces postcopy; a stream that then ends without LISTEN
+// leaves QEMU 7.2 to 10.0 waiting for a listen thread that never starts.
+TEST(CommandsTest, EofAfterDiscardWithoutListenIsRejected) {
+  StreamWriter w = PostcopyPrefix();
+  w.RamDiscard("pc.ram", {{0x1000, 0x1000}});
+  w.SectionEnd(kRamId).RamEos().Footer(kRamId);
+  const uint64_t eof = w.size();
+  w.Eof();
+  ParseResult r = ParseBytes(w.bytes());
   EXPECT_EQ(r.summary.postcopy, PostcopyState::kDiscard);
+  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kCommandState, eof).QemuAccepts()));
+  EXPECT_TRUE(ErrorCodesAre(r, {FindingCode::kCommandState}));
+  for (const Finding& finding : r.findings.findings()) {
+    EXPECT_EQ(finding.qemu_accepts, QemuReleases::Only(QemuRelease::k11_1)) << finding.message;
+  }
 }
 
 TEST(CommandsTest, DiscardWithNoRangeIsRejected) {
@@ -397,7 +423,7 @@ TEST(CommandsTest, DiscardVersionOne) {
   StreamWriter w = PostcopyPrefix();
   uint64_t at = w.size();
   w.RamDiscard("pc.ram", {{0, 0x1000}}, /*version=*/1);
-  Finish(w);
+  ListenRunAndFinish(w);
   ParseResult r = ParseBytes(w.bytes());
   EXPECT_TRUE(HasFinding(r, Want(FindingCode::kCommandPayload, at + 5).Path("POSTCOPY_RAM_DISCARD@")));
   EXPECT_TRUE(ErrorCodesAre(r, {FindingCode::kCommandPayload}));
@@ -407,7 +433,7 @@ TEST(CommandsTest, DiscardWithoutNulTerminator) {
   StreamWriter w = PostcopyPrefix();
   uint64_t at = w.size();
   w.RamDiscard("pc.ram", {{0, 0x1000}}, 0, /*terminator=*/'x');
-  Finish(w);
+  ListenRunAndFinish(w);
   ParseResult r = ParseBytes(w.bytes());
   // cmd header 5, version 1, length 1, name 6: the terminator byte.
   EXPECT_TRUE(HasFinding(r, Want(FindingCode::kCommandPayload, at + 5 + 1 + 1 + 6)));
@@ -435,7 +461,7 @@ TEST_P(DiscardRangeTest, IsRejected) {
   StreamWriter w = PostcopyPrefix();
   uint64_t at = w.size();
   w.RamDiscard("pc.ram", {{0, 0x1000}, {GetParam().start, GetParam().length}});
-  Finish(w);
+  ListenRunAndFinish(w);
   ParseResult r = ParseBytes(w.bytes());
   // The second range: header 5 + 3 + name 6 + first range 16.
   const uint64_t range_offset = at + 5 + 3 + 6 + 16;
@@ -458,7 +484,7 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(CommandsTest, DiscardRangeEndingAtBlockEndIsValid) {
   StreamWriter w = PostcopyPrefix();
   w.RamDiscard("pc.ram", {{kBlockLength - 0x1000, 0x1000}});
-  Finish(w);
+  ListenRunAndFinish(w);
   EXPECT_TRUE(NoErrors(ParseBytes(w.bytes())));
 }
 
@@ -466,7 +492,7 @@ TEST(CommandsTest, DiscardForUnknownBlock) {
   StreamWriter w = PostcopyPrefix();
   uint64_t at = w.size();
   w.RamDiscard("nope", {{0, 0x1000}});
-  Finish(w);
+  ListenRunAndFinish(w);
   ParseResult r = ParseBytes(w.bytes());
   EXPECT_TRUE(HasFinding(r, Want(FindingCode::kDiscardBlock, at + 6).Path("POSTCOPY_RAM_DISCARD@")));
   EXPECT_TRUE(ErrorCodesAre(r, {FindingCode::kDiscardBlock}));

@@ -8,6 +8,7 @@
 #include "parser/stream_parser_internal.h"
 #include "parser/wire/checked_math.h"
 #include "parser/wire/escape.h"
+#include "parser/wire/release.h"
 
 namespace qmig {
 
@@ -550,6 +551,15 @@ void StreamParser::CheckEndOfStream(uint64_t offset) {
   if (postcopy_ == PostcopyState::kListening) {
     context_.Report(FindingCode::kCommandState, offset,
                     "EOF while the destination listens: RUN never arrived");
+  }
+  if (postcopy_ == PostcopyState::kDiscard) {
+    // RAM_DISCARD tells the destination that postcopy is starting; only
+    // 11.1 finishes a load that ends before LISTEN, earlier releases leave
+    // it to a listen thread that never starts.
+    context_.Report(FindingCode::kCommandState, offset,
+                    "EOF after POSTCOPY_RAM_DISCARD: LISTEN never arrived, and the destination "
+                    "waits for a postcopy phase that never starts (QEMU 7.2 to 10.0 hang)",
+                    {}, QemuReleases::Only(QemuRelease::k11_1));
   }
   if (postcopy_ == PostcopyState::kRunning) postcopy_ = PostcopyState::kEnd;
 }

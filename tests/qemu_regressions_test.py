@@ -2,8 +2,10 @@
 """Streams that break real QEMU, kept as regressions (corpus/regressions/qemu/).
 
 Each file names a real corpus stream with be32 patches to it, records to
-insert into it ("inserts": hex bytes at an offset; offsets of patches and
-inserts both count in the original stream) and optionally how many of its
+insert into it ("inserts": hex bytes at an offset), records to delete from it
+("deletes": a length at an offset, with the hex bytes it starts with; offsets
+of patches, inserts and deletes all count in the original stream) and
+optionally how many of its
 bytes to keep ("truncate"), or a whole mutant kept beside it ("stream");
 what each QEMU release does with the result ("qemu": {"7.2": ..., "11.1": ...},
 each with the destination's .meta.json, recorded by running it), and what
@@ -43,8 +45,14 @@ def rebuild(regression):
         if struct.unpack(">I", data[at:at + 4])[0] != patch["was"]:
             raise AssertionError("patch site moved at %d" % at)
         data[at:at + 4] = struct.pack(">I", patch["be32"])
-    for insert in sorted(regression.get("inserts", []), key=lambda i: -i["offset"]):
-        data[insert["offset"]:insert["offset"]] = bytes.fromhex(insert["hex"])
+    for delete in regression.get("deletes", []):
+        at, starts = delete["offset"], bytes.fromhex(delete["starts_with"])
+        if data[at:at + len(starts)] != starts:
+            raise AssertionError("deleted record moved at %d" % at)
+    edits = ([(i["offset"], 0, bytes.fromhex(i["hex"])) for i in regression.get("inserts", [])] +
+             [(d["offset"], d["length"], b"") for d in regression.get("deletes", [])])
+    for at, length, new in sorted(edits, key=lambda e: -e[0]):  # from the end: offsets hold
+        data[at:at + length] = new
     return data
 
 
