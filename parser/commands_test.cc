@@ -7,11 +7,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "parser/encode/stream_writer.h"
 #include "parser/parse_context.h"
 #include "parser/stream_parser.h"
 #include "parser/testing/expect.h"
 #include "parser/testing/parse_util.h"
-#include "parser/encode/stream_writer.h"
 #include "parser/wire/limits.h"
 
 namespace qmig {
@@ -30,7 +30,10 @@ std::string CommandPath(CommandKind kind, uint64_t offset) {
 StreamWriter PostcopyPrefix(ProfileId profile = ProfileId::kQemu72) {
   StreamWriter w(profile);
   w.Header().Configuration({"pc"}).OpenReturnPath().Ping(1).Advise();
-  w.SectionStart(kRamId, "ram", 0, 4).RamMemSize({{"pc.ram", kBlockLength}}).RamEos().Footer(kRamId);
+  w.SectionStart(kRamId, "ram", 0, 4)
+      .RamMemSize({{"pc.ram", kBlockLength}})
+      .RamEos()
+      .Footer(kRamId);
   return w;
 }
 
@@ -124,8 +127,8 @@ TEST_P(FixedLengthTest, EveryFixedLengthCommandRejectsAnotherLength) {
       w.Command(spec.number, static_cast<uint16_t>(length), Zeros(length));
       Finish(w);
       ParseResult r = ParseBytes(w.bytes(), FixedProfile(GetParam()));
-      EXPECT_TRUE(HasFinding(
-          r, Want(FindingCode::kCommandLength, at).Path(CommandPath(spec.kind, at))));
+      EXPECT_TRUE(
+          HasFinding(r, Want(FindingCode::kCommandLength, at).Path(CommandPath(spec.kind, at))));
       EXPECT_TRUE(ErrorCodesAre(r, {FindingCode::kCommandLength}));
       ++checked;
     }
@@ -166,7 +169,8 @@ TEST(CommandsTest, PingWithoutReturnPath) {
   uint64_t at = w.size();
   w.Ping(7).Eof();
   ParseResult r = ParseBytes(w.bytes());
-  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kPingNoReturnPath, at).Path(CommandPath(CommandKind::kPing, at))));
+  EXPECT_TRUE(HasFinding(
+      r, Want(FindingCode::kPingNoReturnPath, at).Path(CommandPath(CommandKind::kPing, at))));
   EXPECT_TRUE(ErrorCodesAre(r, {FindingCode::kPingNoReturnPath}));
   EXPECT_EQ(r.summary.pings, std::vector<uint32_t>{7});
 }
@@ -280,7 +284,8 @@ TEST(CommandsTest, AdviseWithWrongTargetPageSize) {
   w.Advise(true, 4096, 8192).Eof();
   ParseResult r = ParseBytes(w.bytes());
   // The target page size is the second be64 of the payload.
-  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kCommandPayload, at + 5 + 8).Path("POSTCOPY_ADVISE@")));
+  EXPECT_TRUE(
+      HasFinding(r, Want(FindingCode::kCommandPayload, at + 5 + 8).Path("POSTCOPY_ADVISE@")));
   EXPECT_TRUE(ErrorCodesAre(r, {FindingCode::kCommandPayload}));
 }
 
@@ -312,8 +317,8 @@ TEST(CommandsTest, ListenOutsideAPackage) {
   w.Listen().Run();
   Finish(w);
   ParseResult r = ParseBytes(w.bytes());
-  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kCommandState, at)
-                                .Path(CommandPath(CommandKind::kPostcopyListen, at))));
+  EXPECT_TRUE(HasFinding(
+      r, Want(FindingCode::kCommandState, at).Path(CommandPath(CommandKind::kPostcopyListen, at))));
   EXPECT_TRUE(ErrorCodesAre(r, {FindingCode::kCommandState}));
 }
 
@@ -328,8 +333,8 @@ TEST(CommandsTest, ListenWithoutAdvise) {
   const uint64_t blob = at + 9;
   EXPECT_TRUE(HasFinding(r, Want(FindingCode::kCommandState, blob)
                                 .InPackage(0)
-                                .Path(absl::StrCat("PACKAGED@", HexOffset(at), " > POSTCOPY_LISTEN@",
-                                                   HexOffset(blob)))));
+                                .Path(absl::StrCat("PACKAGED@", HexOffset(at),
+                                                   " > POSTCOPY_LISTEN@", HexOffset(blob)))));
 }
 
 TEST(CommandsTest, RunWithoutListen) {
@@ -340,9 +345,10 @@ TEST(CommandsTest, RunWithoutListen) {
   w.Packaged(package);
   Finish(w);
   ParseResult r = ParseBytes(w.bytes());
-  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kCommandState, at + 9)
-                                .InPackage(0)
-                                .Path(absl::StrCat("PACKAGED@", HexOffset(at), " > POSTCOPY_RUN@"))));
+  EXPECT_TRUE(
+      HasFinding(r, Want(FindingCode::kCommandState, at + 9)
+                        .InPackage(0)
+                        .Path(absl::StrCat("PACKAGED@", HexOffset(at), " > POSTCOPY_RUN@"))));
   EXPECT_TRUE(ErrorCodesAre(r, {FindingCode::kCommandState}));
 }
 
@@ -416,7 +422,8 @@ TEST(CommandsTest, DiscardLengthShorterThanItsName) {
   w.Command(CommandKind::kPostcopyRamDiscard, 4, payload);
   Finish(w);
   ParseResult r = ParseBytes(w.bytes());
-  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kCommandLength, at + 7).Path("POSTCOPY_RAM_DISCARD@")));
+  EXPECT_TRUE(
+      HasFinding(r, Want(FindingCode::kCommandLength, at + 7).Path("POSTCOPY_RAM_DISCARD@")));
 }
 
 TEST(CommandsTest, DiscardVersionOne) {
@@ -425,7 +432,8 @@ TEST(CommandsTest, DiscardVersionOne) {
   w.RamDiscard("pc.ram", {{0, 0x1000}}, /*version=*/1);
   ListenRunAndFinish(w);
   ParseResult r = ParseBytes(w.bytes());
-  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kCommandPayload, at + 5).Path("POSTCOPY_RAM_DISCARD@")));
+  EXPECT_TRUE(
+      HasFinding(r, Want(FindingCode::kCommandPayload, at + 5).Path("POSTCOPY_RAM_DISCARD@")));
   EXPECT_TRUE(ErrorCodesAre(r, {FindingCode::kCommandPayload}));
 }
 
@@ -465,21 +473,23 @@ TEST_P(DiscardRangeTest, IsRejected) {
   ParseResult r = ParseBytes(w.bytes());
   // The second range: header 5 + 3 + name 6 + first range 16.
   const uint64_t range_offset = at + 5 + 3 + 6 + 16;
-  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kDiscardRange, range_offset)
-                                .Path(absl::StrCat(CommandPath(CommandKind::kPostcopyRamDiscard, at),
-                                                   " > range[1]"))));
+  EXPECT_TRUE(HasFinding(
+      r,
+      Want(FindingCode::kDiscardRange, range_offset)
+          .Path(absl::StrCat(CommandPath(CommandKind::kPostcopyRamDiscard, at), " > range[1]"))));
   EXPECT_TRUE(ErrorCodesAre(r, {FindingCode::kDiscardRange}));
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Ranges, DiscardRangeTest,
-    ::testing::Values(RangeCase{"MisalignedStart", 0x800, 0x1000},
-                      RangeCase{"MisalignedLength", 0x1000, 0x800},
-                      RangeCase{"Empty", 0x1000, 0},
-                      RangeCase{"PastBlockEnd", kBlockLength - 0x1000, 0x2000},
-                      RangeCase{"StartAtBlockEnd", kBlockLength, 0x1000},
-                      RangeCase{"Overflow", 0xfffffffffffff000ull, 0x2000}),
-    [](const ::testing::TestParamInfo<RangeCase>& info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(Ranges, DiscardRangeTest,
+                         ::testing::Values(RangeCase{"MisalignedStart", 0x800, 0x1000},
+                                           RangeCase{"MisalignedLength", 0x1000, 0x800},
+                                           RangeCase{"Empty", 0x1000, 0},
+                                           RangeCase{"PastBlockEnd", kBlockLength - 0x1000, 0x2000},
+                                           RangeCase{"StartAtBlockEnd", kBlockLength, 0x1000},
+                                           RangeCase{"Overflow", 0xfffffffffffff000ull, 0x2000}),
+                         [](const ::testing::TestParamInfo<RangeCase>& info) {
+                           return info.param.name;
+                         });
 
 TEST(CommandsTest, DiscardRangeEndingAtBlockEndIsValid) {
   StreamWriter w = PostcopyPrefix();
@@ -494,14 +504,18 @@ TEST(CommandsTest, DiscardForUnknownBlock) {
   w.RamDiscard("nope", {{0, 0x1000}});
   ListenRunAndFinish(w);
   ParseResult r = ParseBytes(w.bytes());
-  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kDiscardBlock, at + 6).Path("POSTCOPY_RAM_DISCARD@")));
+  EXPECT_TRUE(
+      HasFinding(r, Want(FindingCode::kDiscardBlock, at + 6).Path("POSTCOPY_RAM_DISCARD@")));
   EXPECT_TRUE(ErrorCodesAre(r, {FindingCode::kDiscardBlock}));
 }
 
 TEST(CommandsTest, DiscardBeforeAdvise) {
   StreamWriter w;
   w.Header().Configuration({"pc"});
-  w.SectionStart(kRamId, "ram", 0, 4).RamMemSize({{"pc.ram", kBlockLength}}).RamEos().Footer(kRamId);
+  w.SectionStart(kRamId, "ram", 0, 4)
+      .RamMemSize({{"pc.ram", kBlockLength}})
+      .RamEos()
+      .Footer(kRamId);
   uint64_t at = w.size();
   w.RamDiscard("pc.ram", {{0, 0x1000}});
   Finish(w);
@@ -559,7 +573,8 @@ TEST(CommandsTest, ResumeOutsideRecoveryQemuOnlyWarns) {
   w.Resume();
   Finish(w);
   ParseResult r = ParseBytes(w.bytes());
-  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kCommandState, at).QemuAccepts().Path("POSTCOPY_RESUME@")));
+  EXPECT_TRUE(
+      HasFinding(r, Want(FindingCode::kCommandState, at).QemuAccepts().Path("POSTCOPY_RESUME@")));
 }
 
 TEST(CommandsTest, RecoveryConnectionStartsWithRecvBitmapThenResume) {
@@ -589,7 +604,10 @@ TEST(CommandsTest, SwitchoverStartSelectsQemu100) {
 TEST(CommandsTest, V5DraftNumbersAreDetected) {
   StreamWriter w(ProfileId::kV5Draft);
   w.Header().Configuration({"pc"}).OpenReturnPath().Ping(1).Advise();
-  w.SectionStart(kRamId, "ram", 0, 4).RamMemSize({{"pc.ram", kBlockLength}}).RamEos().Footer(kRamId);
+  w.SectionStart(kRamId, "ram", 0, 4)
+      .RamMemSize({{"pc.ram", kBlockLength}})
+      .RamEos()
+      .Footer(kRamId);
   w.RamDiscard("pc.ram", {{0x1000, 0x1000}});
   StreamWriter package(ProfileId::kV5Draft);
   package.Listen().Run();
@@ -632,16 +650,18 @@ TEST_P(ForbiddenInPackageTest, IsReported) {
 
 INSTANTIATE_TEST_SUITE_P(
     Commands, ForbiddenInPackageTest,
-    ::testing::Values(
-        ForbiddenCase{"Advise", [](StreamWriter& p) { p.Advise(); }},
-        ForbiddenCase{"RamDiscard", [](StreamWriter& p) { p.RamDiscard("pc.ram", {{0, 0x1000}}); }},
-        ForbiddenCase{"Packaged",
-                      [](StreamWriter& p) {
-                        StreamWriter nested;
-                        nested.Eof();
-                        p.Packaged(nested);
-                      }},
-        ForbiddenCase{"RecvBitmap", [](StreamWriter& p) { p.RecvBitmap("pc.ram"); }}),
+    ::testing::Values(ForbiddenCase{"Advise", [](StreamWriter& p) { p.Advise(); }},
+                      ForbiddenCase{"RamDiscard",
+                                    [](StreamWriter& p) {
+                                      p.RamDiscard("pc.ram", {{0, 0x1000}});
+                                    }},
+                      ForbiddenCase{"Packaged",
+                                    [](StreamWriter& p) {
+                                      StreamWriter nested;
+                                      nested.Eof();
+                                      p.Packaged(nested);
+                                    }},
+                      ForbiddenCase{"RecvBitmap", [](StreamWriter& p) { p.RecvBitmap("pc.ram"); }}),
     [](const ::testing::TestParamInfo<ForbiddenCase>& info) { return info.param.name; });
 
 TEST(PackagedTest, ListenThenEofInsteadOfRun) {
@@ -781,10 +801,10 @@ TEST(PackagedTest, NestingDepthLimit) {
     // The first package that would be depth_limit + 1 deep: the one at the
     // start of the outer (depth 1) or middle (depth 2) blob.
     const uint64_t too_deep = depth_limit == 1 ? at + 9 : at + 9 + 9;
-    EXPECT_TRUE(HasFinding(r, Want(FindingCode::kPackageTooDeep, too_deep)
-                                  .InPackage(depth_limit == 1 ? 0 : 0)
-                                  .Path(absl::StrCat("PACKAGED@", HexOffset(at), " > PACKAGED@",
-                                                     HexOffset(at + 9)))));
+    EXPECT_TRUE(HasFinding(
+        r, Want(FindingCode::kPackageTooDeep, too_deep)
+               .InPackage(depth_limit == 1 ? 0 : 0)
+               .Path(absl::StrCat("PACKAGED@", HexOffset(at), " > PACKAGED@", HexOffset(at + 9)))));
   }
 }
 
@@ -797,7 +817,8 @@ TEST(PackagedTest, DeviceStateAfterRun) {
   w.SectionFull(9, "late", 0, 1).U8(0).Footer(9);
   Finish(w);
   ParseResult r = ParseBytes(w.bytes());
-  EXPECT_TRUE(HasFinding(r, Want(FindingCode::kCommandState, at).QemuAccepts().Path("FULL 'late' #0")));
+  EXPECT_TRUE(
+      HasFinding(r, Want(FindingCode::kCommandState, at).QemuAccepts().Path("FULL 'late' #0")));
 }
 
 // === Regressions ===========================================================================
@@ -823,7 +844,6 @@ TEST(PackagedTest, NestedPackageOverrunningItsOuterPackage) {
                                 .InPackage(nested)
                                 .Path(absl::StrCat("PACKAGED@", HexOffset(at), " > PACKAGED@"))));
 }
-
 
 }  // namespace
 }  // namespace qmig

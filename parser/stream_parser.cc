@@ -14,12 +14,18 @@ namespace qmig {
 
 absl::string_view PostcopyStateName(PostcopyState state) {
   switch (state) {
-    case PostcopyState::kNone: return "none";
-    case PostcopyState::kAdvise: return "advise";
-    case PostcopyState::kDiscard: return "discard";
-    case PostcopyState::kListening: return "listening";
-    case PostcopyState::kRunning: return "running";
-    case PostcopyState::kEnd: return "end";
+    case PostcopyState::kNone:
+      return "none";
+    case PostcopyState::kAdvise:
+      return "advise";
+    case PostcopyState::kDiscard:
+      return "discard";
+    case PostcopyState::kListening:
+      return "listening";
+    case PostcopyState::kRunning:
+      return "running";
+    case PostcopyState::kEnd:
+      return "end";
   }
   return "none";
 }
@@ -30,12 +36,12 @@ namespace {
 // Every MigrationCapability name QEMU has had; the configuration section only
 // ever lists the validatable ones, but an unknown name is a hard error.
 constexpr absl::string_view kCapabilityNames[] = {
-    "xbzrle",           "rdma-pin-all",       "auto-converge",      "zero-blocks",
-    "compress",         "events",             "postcopy-ram",       "x-colo",
-    "release-ram",      "block",              "return-path",        "pause-before-switchover",
-    "multifd",          "dirty-bitmaps",      "postcopy-blocktime", "late-block-activate",
-    "x-ignore-shared",  "validate-uuid",      "background-snapshot", "zero-copy-send",
-    "postcopy-preempt", "switchover-ack",     "dirty-limit",        "mapped-ram",
+    "xbzrle",           "rdma-pin-all",   "auto-converge",       "zero-blocks",
+    "compress",         "events",         "postcopy-ram",        "x-colo",
+    "release-ram",      "block",          "return-path",         "pause-before-switchover",
+    "multifd",          "dirty-bitmaps",  "postcopy-blocktime",  "late-block-activate",
+    "x-ignore-shared",  "validate-uuid",  "background-snapshot", "zero-copy-send",
+    "postcopy-preempt", "switchover-ack", "dirty-limit",         "mapped-ram",
 };
 
 bool IsPrintableName(absl::Span<const uint8_t> bytes) {
@@ -175,9 +181,9 @@ absl::Status StreamParser::ParseConfiguration(Reader& reader) {
   if (length > kMaxMachineNameLength) {
     // QEMU 7.2 allocates the length it reads: 0xffffffff aborts it in
     // g_malloc (corpus/regressions/qemu/config-name-length-max.json).
-    return context_.Fail(FindingCode::kConfigBadName, offset,
-                         absl::StrCat("machine name length ", length, " (allowed 1..",
-                                      kMaxMachineNameLength, ")"));
+    return context_.Fail(
+        FindingCode::kConfigBadName, offset,
+        absl::StrCat("machine name length ", length, " (allowed 1..", kMaxMachineNameLength, ")"));
   }
   if (length == 0) {
     // QEMU compares only the first `length` bytes with its own machine name.
@@ -239,9 +245,9 @@ absl::Status StreamParser::ParseConfigurationSubsection(Reader& reader, const st
   if (name == kConfigCapabilities) {
     QMIG_ASSIGN_OR_RETURN(uint32_t count, reader.Be32());
     if (count > kMaxConfigCapabilities) {
-      return context_.Fail(FindingCode::kConfigBadCapability, offset,
-                           absl::StrCat(count, " capabilities, over the limit of ",
-                                        kMaxConfigCapabilities));
+      return context_.Fail(
+          FindingCode::kConfigBadCapability, offset,
+          absl::StrCat(count, " capabilities, over the limit of ", kMaxConfigCapabilities));
     }
     for (uint32_t i = 0; i < count; ++i) {
       uint64_t cap_offset = reader.offset();
@@ -361,9 +367,12 @@ absl::Status StreamParser::ParseStartOrFull(Reader& reader, uint8_t type, uint64
   if (idstr == kBlockSectionName) {
     profile_.ObserveAtMost(QemuRelease::k8_2, "a block migration section (removed in 9.1)");
   }
-  if (idstr == kRamSectionName) state.kind = SectionKind::kRam;
-  else if (idstr == kDirtyBitmapSectionName) state.kind = SectionKind::kDirtyBitmap;
-  else if (idstr == kBlockSectionName) state.kind = SectionKind::kBlock;
+  if (idstr == kRamSectionName)
+    state.kind = SectionKind::kRam;
+  else if (idstr == kDirtyBitmapSectionName)
+    state.kind = SectionKind::kDirtyBitmap;
+  else if (idstr == kBlockSectionName)
+    state.kind = SectionKind::kBlock;
   auto existing = sections_.find(section_id);
   if (existing != sections_.end() || full_section_ids_.contains(section_id)) {
     // QEMU keeps a list of loaded sections and takes the latest one with
@@ -471,14 +480,14 @@ absl::Status StreamParser::ParsePartOrEnd(Reader& reader, uint8_t type, uint64_t
   return absl::OkStatus();
 }
 
-absl::Status StreamParser::ParseSectionPayload(Reader& reader, SectionState& section,
-                                               uint8_t type, uint64_t section_offset) {
+absl::Status StreamParser::ParseSectionPayload(Reader& reader, SectionState& section, uint8_t type,
+                                               uint64_t section_offset) {
   switch (section.kind) {
     case SectionKind::kRam:
       if (section.version != kRamSectionVersion) {
-        return context_.Fail(FindingCode::kRamVersion, section_offset,
-                             absl::StrCat("RAM section version ", section.version,
-                                          " (QEMU accepts only 4)"));
+        return context_.Fail(
+            FindingCode::kRamVersion, section_offset,
+            absl::StrCat("RAM section version ", section.version, " (QEMU accepts only 4)"));
       }
       ram_section_seen_ = true;
       return ParseRamPayload(reader);
@@ -533,9 +542,9 @@ absl::Status StreamParser::CheckFooter(Reader& reader, uint32_t section_id) {
   }
   QMIG_ASSIGN_OR_RETURN(uint32_t footer_id, reader.Be32());
   if (footer_id != section_id) {
-    return context_.Fail(FindingCode::kFooterMismatch, offset,
-                         absl::StrCat("footer names section id ", footer_id, ", the section is ",
-                                      section_id));
+    return context_.Fail(
+        FindingCode::kFooterMismatch, offset,
+        absl::StrCat("footer names section id ", footer_id, ", the section is ", section_id));
   }
   return absl::OkStatus();
 }
@@ -599,10 +608,11 @@ absl::Status StreamParser::ParseAfterEof(Reader& reader) {
   summary_.vmdesc_present = true;
   summary_.vmdesc_bytes = length;
   if (length > options_.limits.max_vmdesc_bytes) {
-    return context_.Fail(FindingCode::kVmdescTooLarge, offset,
-                         absl::StrCat("VMDESCRIPTION declares ", length, " bytes, over the limit of ",
-                                      options_.limits.max_vmdesc_bytes),
-                         {}, /*qemu_accepts=*/true);
+    return context_.Fail(
+        FindingCode::kVmdescTooLarge, offset,
+        absl::StrCat("VMDESCRIPTION declares ", length, " bytes, over the limit of ",
+                     options_.limits.max_vmdesc_bytes),
+        {}, /*qemu_accepts=*/true);
   }
   // Read what arrives, in chunks; a short trailer is its own finding. When
   // the probe already parsed this trailer and no observer wants its text,
@@ -615,10 +625,10 @@ absl::Status StreamParser::ParseAfterEof(Reader& reader) {
     QMIG_ASSIGN_OR_RETURN(absl::Span<const uint8_t> chunk,
                           reader.PeekUpTo(std::min<uint64_t>(length - read, kMaxContiguousView)));
     if (chunk.empty()) {
-      return context_.Fail(FindingCode::kVmdescTruncated, reader.offset(),
-                           absl::StrCat("VMDESCRIPTION declares ", length, " bytes but the input ends after ",
-                                        read),
-                           {}, /*qemu_accepts=*/true);
+      return context_.Fail(
+          FindingCode::kVmdescTruncated, reader.offset(),
+          absl::StrCat("VMDESCRIPTION declares ", length, " bytes but the input ends after ", read),
+          {}, /*qemu_accepts=*/true);
     }
     if (keep_text) {
       // Grown by doubling from what has arrived, not reserved from the
@@ -641,8 +651,8 @@ absl::Status StreamParser::ParseAfterEof(Reader& reader) {
     if (result.ok()) description = &parsed.emplace(std::move(*result));
   }
   if (!json_status.ok()) {
-    context_.Report(FindingCode::kVmdescBadJson, offset + 5, std::string(json_status.message()),
-                    {}, /*qemu_accepts=*/true);
+    context_.Report(FindingCode::kVmdescBadJson, offset + 5, std::string(json_status.message()), {},
+                    /*qemu_accepts=*/true);
   }
   if (description != nullptr) {
     // The destination never reads the description: what it holds can only
