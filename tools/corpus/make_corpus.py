@@ -82,6 +82,8 @@ def main():
     ap.add_argument("--timeout", type=float, default=30.0)
     ap.add_argument("extra", nargs="*", help="extra QEMU args (after --) for --verdict")
     a = ap.parse_args()
+    if a.qemu_label and a.qemu in _qemu.KNOWN_VERSIONS:
+        ap.error("--qemu-label names a QEMU given by path; --qemu=%s is known by version" % a.qemu)
     _qemu.use_qemu(a.qemu, a.qemu_label)
     if a.verdict:
         params = {}

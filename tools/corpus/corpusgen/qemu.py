@@ -90,9 +90,14 @@ def qemu_version():
     return out.splitlines()[0].strip() if out else "unknown"
 
 
-def qemu_at_least(major, minor=0):
-    m = re.fullmatch(r"(\d+)\.(\d+)", QEMU_KEY)
+def version_at_least(version, major, minor=0):
+    """Whether "X.Y" is at least major.minor; False for anything else."""
+    m = re.fullmatch(r"(\d+)\.(\d+)", version)
     return bool(m) and (int(m.group(1)), int(m.group(2))) >= (major, minor)
+
+
+def qemu_at_least(major, minor=0):
+    return version_at_least(QEMU_KEY, major, minor)
 
 
 def chrooted():

@@ -6,7 +6,7 @@ import os
 
 from . import newer as n
 from .guest import model_of, std_writes, w_memset, w_pattern, w_writeq
-from .qemu import LOOP_KERNEL_ARGS, PAGE, TINY_BIOS_ARGS, TMP_TOKEN
+from .qemu import LOOP_KERNEL_ARGS, PAGE, TINY_BIOS_ARGS, TMP_TOKEN, version_at_least
 from .recipes import req_config, req_item, req_ram
 from .specs import DIMM_BASE, UUID
 
@@ -46,23 +46,15 @@ MAPPED_RAM_WRITES = [
 ]
 
 
-def _at_least(version, major, minor):
-    parts = version.split(".")
-    try:
-        return (int(parts[0]), int(parts[1])) >= (major, minor)
-    except (IndexError, ValueError):
-        return True  # an unknown version is taken as a new one
-
-
 def specs_new(version):
     pc, q35 = "pc-i440fx-%s" % version, "pc-q35-%s" % version
     # What came when (from QEMU's changelogs): SWITCHOVER_START with 10.0 (and
     # only on its machine types), mapped-ram and zero-page-detection with 9.0;
     # compress went in 9.1.
-    switchover = _at_least(version, 10, 0)
-    mapped_ram = _at_least(version, 9, 0)
-    zero_page_detection = _at_least(version, 9, 0)
-    compress = not _at_least(version, 9, 1)
+    switchover = version_at_least(version, 10, 0)
+    mapped_ram = version_at_least(version, 9, 0)
+    zero_page_detection = version_at_least(version, 9, 0)
+    compress = not version_at_least(version, 9, 1)
     with_switchover = [req_item(SWITCHOVER)] if switchover else []
     s = []
 
@@ -86,9 +78,10 @@ def specs_new(version):
         description="Same as %s on the q35 machine." % pc,
         require=[req_item("CONFIGURATION"), req_item(r"\+footer")] + with_switchover)
     add(name="pc-i440fx-7.2", machine="pc-i440fx-7.2", cross=["7.2"],
-        description="The old machine type pc-i440fx-7.2 made by QEMU %s (tiny BIOS): its "
-                    "compat properties suppress SWITCHOVER_START; cross_verdicts has QEMU "
-                    "7.2's verdict on the same file." % version,
+        description="The old machine type pc-i440fx-7.2 made by QEMU %s (tiny BIOS)%s; "
+                    "cross_verdicts has QEMU 7.2's verdict on the same file." % (
+                        version, ": its compat properties suppress SWITCHOVER_START"
+                        if switchover else ""),
         require=[req_item("CONFIGURATION")])
     add(name="booted", machine=pc, make=n.make_booted, extra=LOOP_KERNEL_ARGS,
         description="A running guest (TCG, no -S): SeaBIOS boots a multiboot -kernel that "
@@ -190,6 +183,7 @@ def specs_new(version):
                       caps=["multifd"], params={"multifd-channels": 2},
                       dest_params={"multifd-channels": 2}, writes=mf_writes,
                       channels=["ch0", "ch1"],
+                      require=[req_ram("ZERO", 100), req_ram("MULTIFD_FLUSH")],
                       description="Live 2-channel multifd migration before "
                                   "zero-page-detection (9.0): the main channel sends zero "
                                   "pages as ZERO records and MULTIFD_FLUSH at each sync, the "
@@ -229,9 +223,9 @@ def specs_new(version):
                   caps=["return-path", "switchover-ack"], rp=True,
                   require=[req_item("OPEN_RETURN_PATH")],
                   description="Live precopy with return-path and switchover-ack: main stream "
-                              "(.mig) and return path (.rp; QEMU 10.0 sends SWITCHOVER_ACK on "
-                              "it, a newer destination may send none when no device asks for "
-                              "the ack)."))
+                              "(.mig) and return path (.rp; QEMU 8.2 to 10.0 send "
+                              "SWITCHOVER_ACK on it, 11.1 none when no device asks for the "
+                              "ack)."))
 
     # -- mapped-ram files (9.0 and later) -------------------------------------
     if mapped_ram:
@@ -255,7 +249,8 @@ def specs_new(version):
     broken("broken-packaged-short", "postcopy.mig", n.mut_packaged(-1),
            "postcopy.mig with the PACKAGED length one byte short: the package ends inside "
            "its RUN command.",
-           notes="QEMU's reaction is racy. In trial runs while this corpus was made, 10.0 "
+           notes=None if version not in ("10.0", "11.1") else
+           "QEMU's reaction is racy. In trial runs while this corpus was made, 10.0 "
                  "printed 'load of migration failed: Input/output error' and then exited 1, "
                  "stopped answering QMP, or aborted (assertions in yank_unregister_instance "
                  "and in qemu_peek_byte); 11.1 failed with 'loadvm failed during postcopy: "
