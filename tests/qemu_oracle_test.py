@@ -84,7 +84,7 @@ def page_outside_block(d):
 
 
 def unknown_command(d):
-    # 12: one past SWITCHOVER_START (11, from 8.2), unknown to every release.
+    # 12: one past SWITCHOVER_START (11, from 10.0), unknown to every release.
     d[FIRST_RECORD:FIRST_RECORD] = b"\x08\x00\x0c\x00\x00"
     return d
 

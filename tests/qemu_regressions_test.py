@@ -51,7 +51,9 @@ def rebuild(regression):
             raise AssertionError("deleted record moved at %d" % at)
     edits = ([(i["offset"], 0, bytes.fromhex(i["hex"])) for i in regression.get("inserts", [])] +
              [(d["offset"], d["length"], b"") for d in regression.get("deletes", [])])
-    for at, length, new in sorted(edits, key=lambda e: -e[0]):  # from the end: offsets hold
+    # From the end, so that every offset still counts in the original stream;
+    # at one offset the delete goes first, so that it removes original bytes.
+    for at, length, new in sorted(edits, key=lambda e: (-e[0], -e[1])):
         data[at:at + length] = new
     return data
 

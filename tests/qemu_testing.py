@@ -29,7 +29,17 @@ QEMU_VERSIONS_TOOL = os.path.join(ROOT, "tools", "qemu-versions")
 KNOWN_VERSIONS = ("7.2", "10.0", "11.1")
 # Versions with a corpus, but whose QEMU only $QMIG_TEST_QEMU_BINARY provides.
 BUILT_VERSIONS = ("8.2", "9.2")
-QEMU_BINARY = os.environ.get("QMIG_TEST_QEMU_BINARY") or None
+
+def _given_binary():
+    """$QMIG_TEST_QEMU_BINARY as an absolute path (a bare name is looked up
+    on PATH), or None."""
+    given = os.environ.get("QMIG_TEST_QEMU_BINARY")
+    if not given:
+        return None
+    return os.path.abspath(shutil.which(given) or given)
+
+
+QEMU_BINARY = _given_binary()
 
 
 def _version_from_argv():
@@ -76,14 +86,15 @@ def require_qemu(version=None):
     """Fails loudly (returns False) when this run's QEMU is missing."""
     version = version or QEMU_VERSION
     if QEMU_BINARY and version == QEMU_VERSION:
-        if not os.access(QEMU_BINARY, os.X_OK):
-            print("FAIL: $QMIG_TEST_QEMU_BINARY %s is not executable" % QEMU_BINARY,
+        if not (os.path.isfile(QEMU_BINARY) and os.access(QEMU_BINARY, os.X_OK)):
+            print("FAIL: $QMIG_TEST_QEMU_BINARY %s is not an executable file" % QEMU_BINARY,
                   file=sys.stderr)
             return False
-        out = subprocess.run([QEMU_BINARY, "--version"], capture_output=True, text=True)
+        out = subprocess.run([QEMU_BINARY, "--version"], capture_output=True, text=True,
+                             timeout=60)
         if "version %s." % version not in out.stdout:
-            print("FAIL: $QMIG_TEST_QEMU_BINARY is not QEMU %s: %s" % (version, out.stdout),
-                  file=sys.stderr)
+            print("FAIL: $QMIG_TEST_QEMU_BINARY is not QEMU %s: %s"
+                  % (version, (out.stdout.splitlines() or ["no version"])[0]), file=sys.stderr)
             return False
         return True
     if version == "7.2":

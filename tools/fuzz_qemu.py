@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Drives a real QEMU destination (7.2, or 10.0 or 11.1 with --qemu) with structural
-mutants of real streams of that version.
+"""Drives a real QEMU destination (7.2, or 10.0 or 11.1 with --qemu, or a build given
+with --qemu-binary) with structural mutants of real streams of that version.
 
     tools/fuzz_qemu.py [--qemu=7.2|10.0|11.1] [--seconds N] [--out DIR] [--base NAME ...]
                        [--timeout_s N]
@@ -65,8 +65,13 @@ def main():
     if not os.path.isdir(corpus):
         sys.exit("no corpus of QEMU %s (%s)" % (args.qemu, corpus))
     if args.qemu_binary:
-        if not os.access(args.qemu_binary, os.X_OK):
-            sys.exit("--qemu-binary %s is not executable" % args.qemu_binary)
+        if not (os.path.isfile(args.qemu_binary) and os.access(args.qemu_binary, os.X_OK)):
+            sys.exit("--qemu-binary %s is not an executable file" % args.qemu_binary)
+        version = subprocess.run([args.qemu_binary, "--version"], capture_output=True,
+                                 text=True, timeout=60).stdout
+        if "version %s." % args.qemu not in version:
+            sys.exit("--qemu-binary is not QEMU %s: %s" % (
+                args.qemu, (version.splitlines() or ["no version"])[0]))
     elif args.qemu not in ("7.2", "10.0", "11.1"):
         sys.exit("QEMU %s is not installed by tools/setup; give --qemu-binary" % args.qemu)
     elif args.qemu == "7.2":
