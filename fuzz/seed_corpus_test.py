@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The seed corpora are what fuzz/make_seeds.py makes from the real corpora
 today, and they carry the records of every QEMU release the project reads:
-a stream of each release, 8.2's COMPRESS_PAGE records, mapped-ram pages read from their file offsets,
+a stream of 7.2, 8.2, 10.0 and 11.1 (9.2 sends nothing 8.2 and 10.0 do
+not), 8.2's COMPRESS_PAGE records, mapped-ram pages read from their file offsets,
 SWITCHOVER_START, a 10.0+ multifd sync packet (1344 bytes) and a multifd
 packet with a page. Checked with `qmig check --json` on the seeds."""
 import filecmp
