@@ -352,6 +352,40 @@ TEST(CommandsTest, RunWithoutListen) {
   EXPECT_TRUE(ErrorCodesAre(r, {FindingCode::kCommandState}));
 }
 
+// After LISTEN the listen thread reads the stream after the package while
+// the package is still loading: RAM inside the package would share the main
+// channel's RAM state with it (found by fuzz_qemu against 11.1, where a RAM
+// part moved into the package left the listen thread a CONTINUE record with
+// no block yet: "Ack, bad migration stream!").
+TEST(CommandsTest, RamInAPackageAfterListenIsRejected) {
+  StreamWriter w = PostcopyPrefix();
+  StreamWriter package;
+  package.Listen();
+  const uint64_t ram_in_package = package.size();
+  package.SectionPart(kRamId).RamZero({"pc.ram"}, 0).RamEos().Footer(kRamId);
+  package.Run();
+  const uint64_t blob = w.size() + 9;  // command header, then the package length
+  w.Packaged(package);
+  Finish(w);
+  ParseResult r = ParseBytes(w.bytes());
+  EXPECT_TRUE(HasFinding(
+      r,
+      Want(FindingCode::kPackageRamAfterListen, blob + ram_in_package).InPackage(ram_in_package)));
+  EXPECT_TRUE(ErrorCodesAre(r, {FindingCode::kPackageRamAfterListen}));
+}
+
+// Before LISTEN, the package is loaded alone: RAM there races nothing.
+TEST(CommandsTest, RamInAPackageBeforeListenIsNotARace) {
+  StreamWriter w = PostcopyPrefix();
+  StreamWriter package;
+  package.SectionPart(kRamId).RamZero({"pc.ram"}, 0).RamEos().Footer(kRamId);
+  package.Listen().Run();
+  w.Packaged(package);
+  Finish(w);
+  ParseResult r = ParseBytes(w.bytes());
+  EXPECT_FALSE(r.findings.HasCode(FindingCode::kPackageRamAfterListen));
+}
+
 TEST(CommandsTest, ListenRunInAPackageIsValid) {
   StreamWriter w = PostcopyPrefix();
   StreamWriter package;

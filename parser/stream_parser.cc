@@ -490,6 +490,16 @@ absl::Status StreamParser::ParseSectionPayload(Reader& reader, SectionState& sec
             absl::StrCat("RAM section version ", section.version, " (QEMU accepts only 4)"));
       }
       ram_section_seen_ = true;
+      if (context_.package_depth() > 0 && package_has_listen_) {
+        // LISTEN has started the listen thread, which reads the stream after
+        // the package while this package is still being loaded: both load
+        // RAM through the one state of the main channel (the block a CONTINUE
+        // record refers to, the temporary page), in an order nobody controls.
+        context_.Report(FindingCode::kPackageRamAfterListen, section_offset,
+                        "RAM section in a package after LISTEN: the destination loads it while "
+                        "its listen thread already loads the RAM after the package, through the "
+                        "same channel state (a source sends only device state in the package)");
+      }
       return ParseRamPayload(reader);
     case SectionKind::kDirtyBitmap:
       ++summary_.iterable_sections[section.idstr];

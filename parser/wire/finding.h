@@ -61,6 +61,7 @@ absl::string_view SeverityName(Severity severity);
   X(kPackageBytesAfterRun, "package.bytes_after_run", kError, "bytes after RUN inside a package") \
   X(kPackageTooDeep, "package.too_deep", kError, "packages nested deeper than the limit")        \
   X(kPackageNoEnd, "package.unterminated", kError, "package ends without EOF or RUN")            \
+  X(kPackageRamAfterListen, "package.ram_after_listen", kError, "RAM records in a package after LISTEN race the listen thread") \
   X(kRamBadFlags, "ram.bad_flags", kError, "unknown combination of RAM flags")                    \
   X(kRamBadContinue, "ram.bad_continue", kError, "CONTINUE without a previous block")            \
   X(kRamUnknownBlock, "ram.unknown_block", kError, "page for a block not in MEM_SIZE")           \
