@@ -11,7 +11,9 @@ pc-q35-VERSION, xbzrle and postcopy), makes a batch of mutants with the structur
 mutator (fuzz:mutate_stream: records inserted, deleted, moved, wrapped into
 packages, lengths resized, ...), and loads each into QEMU with
 `qmig qemu-verdict --meta` (the stream's recorded destination
-configuration). Kept under --out (default
+configuration). A base without a VMDESCRIPTION trailer (postcopy) is checked with
+--schema taken from the corpus's precopy stream of the same machine, so that its device
+sections are decoded rather than only delimited. Kept under --out (default
 ${XDG_CACHE_HOME:-~/.cache}/qmig-fuzz/qemu/TIME), with QEMU's verdict next to
 qmig's:
   * QEMU misbehaving: crashed, crashed at exit, hung at exit, or timed out;
@@ -40,6 +42,23 @@ def build():
                              capture_output=True, text=True).stdout.strip()
     return (os.path.join(bin_dir, "fuzz", "mutate_stream"),
             os.path.join(bin_dir, "tools", "qmig", "qmig"))
+
+
+def schema_for(qmig, corpus, base, meta, work):
+    """A --schema for a base stream whose own trailer is missing: the
+    description of the corpus's precopy stream of the same machine, or None
+    (the base has a trailer, or no such stream has one)."""
+    def schema(stream, out):
+        with open(out, "wb") as f:
+            return subprocess.run([qmig, "schema", stream], stdout=f,
+                                  stderr=subprocess.DEVNULL).returncode == 0
+    out = os.path.join(work, base + ".schema.json")
+    if schema(os.path.join(corpus, base + ".mig"), out):
+        return None
+    with open(meta) as f:
+        machine = json.load(f).get("machine", "")
+    precopy = os.path.join(corpus, machine + ".mig")
+    return out if machine and os.path.exists(precopy) and schema(precopy, out) else None
 
 
 def main():
@@ -91,6 +110,12 @@ def main():
     deadline = time.time() + args.seconds
     seed = args.seed
     with tempfile.TemporaryDirectory() as work:
+        schemas = {base: schema_for(qmig, corpus, base, os.path.join(corpus, base + ".meta.json"),
+                                    work) for base in args.base}
+        for base, schema in sorted(schemas.items()):
+            if schema:
+                print("%s: device sections checked with the description of its machine's "
+                      "precopy stream" % base)
         while time.time() < deadline:
             for base in args.base:
                 if time.time() >= deadline:
@@ -108,7 +133,8 @@ def main():
                     mutant = os.path.join(batch, name)
                     run = subprocess.run(
                         [qmig, "qemu-verdict", "--json", "--meta=" + meta, "--qemu=" + qemu,
-                         "--timeout_s=%d" % args.timeout_s, mutant],
+                         "--timeout_s=%d" % args.timeout_s, mutant] +
+                        (["--schema=" + schemas[base]] if schemas[base] else []),
                         capture_output=True, text=True, timeout=args.timeout_s + 90)
                     counts["mutants"] += 1
                     if run.returncode == 2:
