@@ -367,12 +367,13 @@ absl::Status StreamParser::ParseStartOrFull(Reader& reader, uint8_t type, uint64
   if (idstr == kBlockSectionName) {
     profile_.ObserveAtMost(QemuRelease::k8_2, "a block migration section (removed in 9.1)");
   }
-  if (idstr == kRamSectionName)
+  if (idstr == kRamSectionName) {
     state.kind = SectionKind::kRam;
-  else if (idstr == kDirtyBitmapSectionName)
+  } else if (idstr == kDirtyBitmapSectionName) {
     state.kind = SectionKind::kDirtyBitmap;
-  else if (idstr == kBlockSectionName)
+  } else if (idstr == kBlockSectionName) {
     state.kind = SectionKind::kBlock;
+  }
   auto existing = sections_.find(section_id);
   if (existing != sections_.end() || full_section_ids_.contains(section_id)) {
     // QEMU keeps a list of loaded sections and takes the latest one with
