@@ -120,7 +120,18 @@ int RunListen(const std::vector<std::string>& operands, const ListenOptions& opt
   std::vector<std::thread> channels;
   std::vector<UniqueFd> channel_sockets;
   std::vector<Channel> channel_results;
-  Destination* incoming_ptr = nullptr;
+  // Set once the destination exists, which can be after a channel's first
+  // page arrives: the acceptor runs from before the destination is made.
+  std::atomic<Destination*> incoming_ptr{nullptr};
+  auto incoming_for_channel = [&]() -> Destination* {
+    const absl::Time deadline = absl::Now() + absl::Seconds(options.stall_timeout_s);
+    Destination* incoming = incoming_ptr.load();
+    while (incoming == nullptr && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(1));
+      incoming = incoming_ptr.load();
+    }
+    return incoming;
+  };
   // Connections that resume a broken postcopy (they open with a command,
   // RECV_BITMAP), handed from the acceptor to the listen path.
   std::vector<int> recovery_fds;
@@ -164,6 +175,7 @@ int RunListen(const std::vector<std::string>& operands, const ListenOptions& opt
           channel_done.notify_all();
           return;
         }
+        Destination* incoming = incoming_for_channel();
         FdSource channel_source(fd);
         // A preempt channel may stay quiet until the guest faults, so it is
         // identified by its first bytes whenever they come; it ends with EOS,
@@ -176,7 +188,7 @@ int RunListen(const std::vector<std::string>& operands, const ListenOptions& opt
           MultifdOptions options;
           options.on_page = [&](absl::string_view block, uint64_t offset,
                                 absl::Span<const uint8_t> page) {
-            incoming_ptr->PlaceChannelPage(block, offset, page);
+            if (incoming != nullptr) incoming->PlaceChannelPage(block, offset, page);
           };
           MultifdResult parsed = ParseMultifdChannel(channel_source, options);
           result.name = absl::StrCat("multifd channel ", parsed.summary.channel_id);
@@ -187,7 +199,9 @@ int RunListen(const std::vector<std::string>& operands, const ListenOptions& opt
           options.live = true;
           options.on_page = [&](absl::string_view block, uint64_t offset, RamRecordKind kind,
                                 absl::Span<const uint8_t> page, uint64_t channel_offset) {
-            incoming_ptr->PlacePreemptPage(block, offset, kind, page, channel_offset);
+            if (incoming != nullptr) {
+              incoming->PlacePreemptPage(block, offset, kind, page, channel_offset);
+            }
           };
           PreemptChannelResult parsed = ParsePreemptChannel(channel_source, options);
           result.name = "preempt channel";
@@ -239,7 +253,7 @@ int RunListen(const std::vector<std::string>& operands, const ListenOptions& opt
   DestinationReport report;
   {  // the destination's arena, threads and descriptors live in this scope
     Destination incoming(destination);
-    incoming_ptr = &incoming;
+    incoming_ptr.store(&incoming);
     FdSource source(connection->get());
     report = incoming.Run(source);
     shutdown(connection->get(), SHUT_RDWR);
